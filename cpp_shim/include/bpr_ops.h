@@ -1,0 +1,97 @@
+/*
+ * The C ABI between the TensorFlow shim (C++) and the bpr_ops encoder (Rust).
+ *
+ * This header is the one definition of the boundary: the shim includes it and
+ * bindgen generates the Rust types from it. Nothing here mentions TensorFlow.
+ *
+ * Ownership: every pointer passed in is borrowed for the duration of the call
+ * only; Rust never frees, keeps or writes through an input pointer. `out` is
+ * written in place and nowhere else. Error messages are copied into the
+ * caller's `msg` buffer (always NUL-terminated when `msg_cap > 0`, truncated
+ * to fit). No call unwinds: every Rust panic becomes BPR_INTERNAL.
+ */
+#ifndef BPR_OPS_H_
+#define BPR_OPS_H_
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Status codes. Stable: values are never reused or renumbered. */
+typedef int32_t bpr_status;
+#define BPR_OK 0
+#define BPR_INVALID_ARGUMENT 1
+#define BPR_INTERNAL 2
+
+/* Element types of a tensor view. These are bpr_ops' own numbers, neither
+ * TensorFlow's DT_* nor Thrift's DataType. Stable. */
+typedef int32_t bpr_dtype;
+#define BPR_DTYPE_FLOAT 1
+#define BPR_DTYPE_DOUBLE 2
+#define BPR_DTYPE_HALF 3
+#define BPR_DTYPE_BFLOAT16 4
+#define BPR_DTYPE_INT32 5
+#define BPR_DTYPE_INT64 6
+#define BPR_DTYPE_UINT8 7
+#define BPR_DTYPE_BOOL 8
+#define BPR_DTYPE_STRING 9
+
+/* A borrowed byte string. */
+typedef struct bpr_bytes {
+  const uint8_t* data; /* may be NULL when len == 0 */
+  size_t len;
+} bpr_bytes;
+
+/* Returns element `index` of the string tensor whose `data` is `strings`.
+ * Must not fail, throw or keep the pointer; the bytes stay valid for the call. */
+typedef bpr_bytes (*bpr_string_at_fn)(const void* strings, size_t index);
+
+/* A borrowed, read-only view of one dense row-major tensor. */
+typedef struct bpr_tensor {
+  bpr_dtype dtype;
+  size_t rank;
+  const int64_t* dims;    /* `rank` entries; may be NULL when rank == 0 */
+  size_t num_elements;    /* product of dims, as the host counted it */
+  /* Numeric and bool: `num_elements` contiguous elements in native (little-endian)
+   * layout, bool as one byte. String: an opaque handle passed to `string_at`.
+   * May be NULL when num_elements == 0. */
+  const void* data;
+  bpr_string_at_fn string_at; /* required for BPR_DTYPE_STRING, else ignored */
+} bpr_tensor;
+
+/*
+ * BatchPredictionResponseWriter: keys int64[K], values [B, K] (or [B] when K == 1).
+ * `_size` validates and computes the exact output size; `_write` validates again
+ * and fills `out`, which must hold exactly that many bytes.
+ */
+bpr_status bpr_continuous_size(const bpr_tensor* keys, const bpr_tensor* values,
+                               uint64_t* out_size, char* msg, size_t msg_cap);
+bpr_status bpr_continuous_write(const bpr_tensor* keys, const bpr_tensor* values,
+                                uint8_t* out, uint64_t out_size, char* msg,
+                                size_t msg_cap);
+
+/*
+ * BatchPredictionTensorResponseWriter: keys int64[K], values: K tensors [B, ...].
+ * Same two-step contract as above.
+ */
+bpr_status bpr_tensor_size(const bpr_tensor* keys, const bpr_tensor* values,
+                           size_t num_values, uint64_t* out_size, char* msg,
+                           size_t msg_cap);
+bpr_status bpr_tensor_write(const bpr_tensor* keys, const bpr_tensor* values,
+                            size_t num_values, uint8_t* out, uint64_t out_size,
+                            char* msg, size_t msg_cap);
+
+/* The TensorFlow version (tf.__version__) this library was built against, as a
+ * static NUL-terminated string. The same text follows the marker
+ * "BPR_OPS_BUILT_FOR_TENSORFLOW=" in the library file, so a loader can read it
+ * without loading the library into a TensorFlow it may not match. */
+const char* bpr_tensorflow_version(void);
+
+#ifdef __cplusplus
+} /* extern "C" */
+#endif
+
+#endif /* BPR_OPS_H_ */

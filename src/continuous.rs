@@ -1,0 +1,151 @@
+//! `BatchPredictionResponseWriter`: one `continuousFeatures` map per example.
+//!
+//! Record bytes: `0D 0002 0A 04 <K:i32>`, K times `<key:i64><value:double>`, `00`.
+
+use crate::error::{Error, Result, Shape};
+use crate::input::{check_keys, Data, Tensor};
+use crate::widen;
+use crate::wire::{self, field, ttype, Sink};
+
+/// Bytes of one map entry: i64 key + double value.
+const ENTRY: usize = 16;
+
+/// The validated layout of one call.
+struct Layout<'a> {
+    keys: &'a [i64],
+    batch: usize,
+    record_len: usize,
+    total: usize,
+}
+
+fn layout<'a>(keys: &Tensor<'a>, values: &Tensor<'_>) -> Result<Layout<'a>> {
+    let keys = check_keys(keys)?;
+    let k = keys.len();
+    match values.data() {
+        Data::F32(_) | Data::F64(_) | Data::F16(_) | Data::BF16(_) => {}
+        other => {
+            return Err(Error::invalid(format!(
+                "values must be float, double, half or bfloat16, got {}",
+                other.dtype()
+            )))
+        }
+    }
+    let dims = values.dims();
+    let batch = match *dims {
+        [b, cols] => {
+            if cols as usize != k {
+                return Err(Error::invalid(format!(
+                    "values has shape {} ({cols} columns) but keys has {k} entries; \
+                     values must have shape [batch, {k}], one column per key",
+                    Shape(dims)
+                )));
+            }
+            b as usize
+        }
+        [b] if k == 1 => b as usize,
+        [_] => {
+            return Err(Error::invalid(format!(
+                "values has rank-1 shape {} but keys has {k} entries; a rank-1 values \
+                 (one score per example) needs exactly one key, otherwise values must have \
+                 shape [batch, {k}]",
+                Shape(dims)
+            )))
+        }
+        _ => {
+            return Err(Error::invalid(format!(
+                "values must have shape [batch, {k}] (rank 2){}, got shape {} (rank {})",
+                if k == 1 { " or [batch]" } else { "" },
+                Shape(dims),
+                dims.len()
+            )))
+        }
+    };
+    if batch > wire::MAX_COUNT {
+        return Err(Error::invalid(format!(
+            "values has shape {}: a batch of {batch} records is over the Thrift list limit of {}",
+            Shape(dims),
+            wire::MAX_COUNT
+        )));
+    }
+    let too_large = || {
+        Error::invalid(format!(
+            "values has shape {}: the response would not fit in memory",
+            Shape(dims)
+        ))
+    };
+    let record_len = k
+        .checked_mul(ENTRY)
+        .and_then(|n| n.checked_add(wire::RECORD_OVERHEAD))
+        .ok_or_else(too_large)?;
+    let total = batch
+        .checked_mul(record_len)
+        .and_then(|n| n.checked_add(wire::RESPONSE_OVERHEAD))
+        .ok_or_else(too_large)?;
+    Ok(Layout {
+        keys,
+        batch,
+        record_len,
+        total,
+    })
+}
+
+/// The exact number of bytes [`write_continuous`] writes for these inputs.
+pub fn continuous_size(keys: &Tensor<'_>, values: &Tensor<'_>) -> Result<usize> {
+    layout(keys, values).map(|l| l.total)
+}
+
+/// Writes the response into `out`, which must be exactly [`continuous_size`] bytes.
+pub fn write_continuous(keys: &Tensor<'_>, values: &Tensor<'_>, out: &mut [u8]) -> Result<()> {
+    let l = layout(keys, values)?;
+    if out.len() != l.total {
+        return Err(Error::internal(format!(
+            "output buffer is {} bytes, the response needs {}",
+            out.len(),
+            l.total
+        )));
+    }
+    match values.data() {
+        Data::F32(v) => write_records(&l, v, out, widen::f32_to_f64),
+        Data::F64(v) => write_records(&l, v, out, |x| x),
+        Data::F16(v) => write_records(&l, v, out, widen::f16_to_f64),
+        Data::BF16(v) => write_records(&l, v, out, widen::bf16_to_f64),
+        _ => unreachable!("layout() accepts floating-point values only"),
+    }
+    Ok(())
+}
+
+/// Encodes into a new buffer: for Rust callers and tests.
+pub fn encode_continuous(keys: &Tensor<'_>, values: &Tensor<'_>) -> Result<Vec<u8>> {
+    let mut out = vec![0; continuous_size(keys, values)?];
+    write_continuous(keys, values, &mut out)?;
+    Ok(out)
+}
+
+fn write_records<T: Copy>(l: &Layout<'_>, values: &[T], out: &mut [u8], widen: impl Fn(T) -> f64) {
+    let k = l.keys.len();
+    let mut sink = Sink::new(out);
+    sink.response_begin(l.batch);
+    // The record header is the same for every record: build it once.
+    let mut header = [0u8; wire::FIELD_HEADER + wire::MAP_HEADER];
+    {
+        let mut h = Sink::new(&mut header);
+        h.field(ttype::MAP, field::RECORD_CONTINUOUS_FEATURES);
+        h.map_header(ttype::I64, ttype::DOUBLE, k);
+    }
+    // Keys are made big-endian once per call, not once per record.
+    let keys_be: Vec<[u8; 8]> = l.keys.iter().map(|key| key.to_be_bytes()).collect();
+    for i in 0..l.batch {
+        let row = &values[i * k..(i + 1) * k];
+        let record = sink.take(l.record_len);
+        let (head, rest) = record.split_at_mut(header.len());
+        head.copy_from_slice(&header);
+        let (entries, stop) = rest.split_at_mut(k * ENTRY);
+        for ((entry, key), &v) in entries.chunks_exact_mut(ENTRY).zip(&keys_be).zip(row) {
+            entry[..8].copy_from_slice(key);
+            entry[8..].copy_from_slice(&widen(v).to_bits().to_be_bytes());
+        }
+        stop[0] = ttype::STOP;
+    }
+    sink.stop();
+    debug_assert_eq!(sink.position(), l.total);
+}

@@ -1,0 +1,293 @@
+//! `BatchPredictionTensorResponseWriter`: one `tensors` map per example.
+//!
+//! Record i maps `keys[j]` to a `GeneralTensor` holding row i of `values[j]`:
+//! a `rawTypedTensor` (little-endian content) for numbers and bools, a
+//! `stringTensor` for strings. Every row of a column shares its framing, so
+//! the bytes before and after the row data are built once per column.
+
+use crate::error::{Error, Result, Shape};
+use crate::input::{check_keys, DType, Data, StringSource, Tensor};
+use crate::widen;
+use crate::wire::{self, data_type, field, ttype, Sink, FIELD_HEADER, LIST_HEADER, STOP};
+
+/// `0C 0001` + dataType field + content field header and length.
+const RAW_PREFIX: usize = FIELD_HEADER + (FIELD_HEADER + 4) + (FIELD_HEADER + 4);
+/// `0C 0002` + strings field header and list header.
+const STRING_PREFIX: usize = FIELD_HEADER + FIELD_HEADER + LIST_HEADER;
+
+enum Rows<'a> {
+    /// Fixed-size rows: `content` bytes each.
+    Raw { content: usize },
+    /// Variable-size rows of `per_row` strings each.
+    Str {
+        strings: &'a dyn StringSource,
+        per_row: usize,
+    },
+}
+
+/// One key and its tensor, with the framing every row of it shares.
+struct Column<'a> {
+    key_be: [u8; 8],
+    data: Data<'a>,
+    elements_per_row: usize,
+    rows: Rows<'a>,
+    prefix: Vec<u8>,
+    /// The shape list, the payload struct's STOP and the union's STOP.
+    suffix: Vec<u8>,
+}
+
+struct Layout<'a> {
+    batch: usize,
+    columns: Vec<Column<'a>>,
+    total: usize,
+}
+
+fn described(j: usize, key: i64, t: &Tensor<'_>) -> String {
+    format!(
+        "values[{j}] (key {key}, {}, shape {})",
+        t.dtype(),
+        Shape(t.dims())
+    )
+}
+
+fn layout<'a>(keys: &Tensor<'a>, values: &[Tensor<'a>]) -> Result<Layout<'a>> {
+    let ids = check_keys(keys)?;
+    if ids.is_empty() {
+        return Err(Error::invalid(format!(
+            "keys is empty (shape {}): at least one key, with one values tensor per key, is required",
+            Shape(keys.dims())
+        )));
+    }
+    if values.len() != ids.len() {
+        return Err(Error::invalid(format!(
+            "keys has {} entries but {} values tensors were given; one values tensor per key is expected",
+            ids.len(),
+            values.len()
+        )));
+    }
+    let mut batch = None;
+    for (j, (t, &key)) in values.iter().zip(ids).enumerate() {
+        let Some(&b) = t.dims().first() else {
+            return Err(Error::invalid(format!(
+                "{} is a scalar; every values tensor needs rank >= 1 with the batch in dim 0",
+                described(j, key, t)
+            )));
+        };
+        match batch {
+            None => batch = Some((b, j)),
+            Some((b0, j0)) if b0 != b => {
+                return Err(Error::invalid(format!(
+                    "{} has batch size {b} but {} has batch size {b0}; all values tensors must share dim 0",
+                    described(j, key, t),
+                    described(j0, ids[j0], &values[j0])
+                )))
+            }
+            Some(_) => {}
+        }
+    }
+    let (b, _) = batch.expect("at least one values tensor");
+    let batch = b as usize;
+    if batch > wire::MAX_COUNT {
+        return Err(Error::invalid(format!(
+            "{}: a batch of {batch} records is over the Thrift list limit of {}",
+            described(0, ids[0], &values[0]),
+            wire::MAX_COUNT
+        )));
+    }
+
+    let too_large = || Error::invalid("the response would not fit in memory");
+    let per_record = |n: usize| n.checked_mul(batch).ok_or_else(too_large);
+    let mut total = per_record(wire::RECORD_OVERHEAD)?
+        .checked_add(wire::RESPONSE_OVERHEAD)
+        .ok_or_else(too_large)?;
+    let mut columns = Vec::with_capacity(values.len());
+    for (j, (t, &key)) in values.iter().zip(ids).enumerate() {
+        let row_dims = &t.dims()[1..];
+        // Tensor::new checked the product of all dims; the row's fits too.
+        let elements_per_row = row_dims.iter().map(|&d| d as usize).product::<usize>();
+        let (prefix, rows) = match t.data() {
+            Data::Str(strings) => {
+                if elements_per_row > wire::MAX_COUNT {
+                    return Err(Error::invalid(format!(
+                        "{}: a row holds {elements_per_row} strings, over the Thrift list limit of {}",
+                        described(j, key, t),
+                        wire::MAX_COUNT
+                    )));
+                }
+                let mut prefix = vec![0; STRING_PREFIX];
+                let mut w = Sink::new(&mut prefix);
+                w.field(ttype::STRUCT, field::GENERAL_STRING_TENSOR);
+                w.field(ttype::LIST, field::STRING_STRINGS);
+                w.list_header(ttype::STRING, elements_per_row);
+                let rows = Rows::Str {
+                    strings,
+                    per_row: elements_per_row,
+                };
+                (prefix, rows)
+            }
+            data => {
+                let (code, width) = raw_type(data.dtype());
+                let content = elements_per_row
+                    .checked_mul(width)
+                    .filter(|&n| n <= wire::MAX_COUNT)
+                    .ok_or_else(|| {
+                        Error::invalid(format!(
+                            "{}: a row holds {elements_per_row} elements of {width} bytes, over the \
+                             Thrift binary limit of {} bytes",
+                            described(j, key, t),
+                            wire::MAX_COUNT
+                        ))
+                    })?;
+                let mut prefix = vec![0; RAW_PREFIX];
+                let mut w = Sink::new(&mut prefix);
+                w.field(ttype::STRUCT, field::GENERAL_RAW_TYPED_TENSOR);
+                w.field(ttype::I32, field::RAW_DATA_TYPE);
+                w.i32(code);
+                w.field(ttype::STRING, field::RAW_CONTENT);
+                w.count(content);
+                (prefix, Rows::Raw { content })
+            }
+        };
+        let mut suffix = vec![0; FIELD_HEADER + LIST_HEADER + 8 * row_dims.len() + 2 * STOP];
+        let mut w = Sink::new(&mut suffix);
+        let shape_field = match rows {
+            Rows::Raw { .. } => field::RAW_SHAPE,
+            Rows::Str { .. } => field::STRING_SHAPE,
+        };
+        w.field(ttype::LIST, shape_field);
+        w.i64_list(row_dims);
+        w.stop(); // the payload struct
+        w.stop(); // the GeneralTensor union
+
+        // Fixed part of every entry: key, framing, and for raw rows the content.
+        let fixed = 8 + prefix.len() + suffix.len();
+        let entry = match rows {
+            Rows::Raw { content } => fixed + content,
+            Rows::Str { per_row, .. } => fixed + 4 * per_row,
+        };
+        total = total
+            .checked_add(per_record(entry)?)
+            .ok_or_else(too_large)?;
+        if let Rows::Str { strings, .. } = rows {
+            for index in 0..strings.len() {
+                let len = strings.get(index).len();
+                if len > wire::MAX_COUNT {
+                    let row = index / elements_per_row;
+                    return Err(Error::invalid(format!(
+                        "{}: string {} of row {row} is {len} bytes, over the Thrift string limit of {} bytes",
+                        described(j, key, t),
+                        index - row * elements_per_row,
+                        wire::MAX_COUNT
+                    )));
+                }
+                total = total.checked_add(len).ok_or_else(too_large)?;
+            }
+        }
+        columns.push(Column {
+            key_be: key.to_be_bytes(),
+            data: t.data(),
+            elements_per_row,
+            rows,
+            prefix,
+            suffix,
+        });
+    }
+    Ok(Layout {
+        batch,
+        columns,
+        total,
+    })
+}
+
+/// Thrift `DataType` and bytes per element written for a numeric dtype.
+fn raw_type(dtype: DType) -> (i32, usize) {
+    match dtype {
+        DType::F32 | DType::F16 | DType::BF16 => (data_type::FLOAT, 4),
+        DType::F64 => (data_type::DOUBLE, 8),
+        DType::I32 => (data_type::INT32, 4),
+        DType::I64 => (data_type::INT64, 8),
+        DType::U8 => (data_type::UINT8, 1),
+        DType::Bool => (data_type::BOOL, 1),
+        DType::Str => unreachable!("strings are written as stringTensor"),
+    }
+}
+
+/// The exact number of bytes [`write_tensor_response`] writes for these inputs.
+pub fn tensor_response_size(keys: &Tensor<'_>, values: &[Tensor<'_>]) -> Result<usize> {
+    layout(keys, values).map(|l| l.total)
+}
+
+/// Writes the response into `out`, which must be exactly [`tensor_response_size`] bytes.
+pub fn write_tensor_response(
+    keys: &Tensor<'_>,
+    values: &[Tensor<'_>],
+    out: &mut [u8],
+) -> Result<()> {
+    let l = layout(keys, values)?;
+    if out.len() != l.total {
+        return Err(Error::internal(format!(
+            "output buffer is {} bytes, the response needs {}",
+            out.len(),
+            l.total
+        )));
+    }
+    let mut sink = Sink::new(out);
+    sink.response_begin(l.batch);
+    for i in 0..l.batch {
+        sink.field(ttype::MAP, field::RECORD_TENSORS);
+        sink.map_header(ttype::I64, ttype::STRUCT, l.columns.len());
+        for c in &l.columns {
+            sink.bytes(&c.key_be);
+            sink.bytes(&c.prefix);
+            let start = i * c.elements_per_row;
+            let end = start + c.elements_per_row;
+            match c.rows {
+                Rows::Raw { content } => write_content(c.data, start, end, sink.take(content)),
+                Rows::Str { strings, .. } => {
+                    for index in start..end {
+                        let s = strings.get(index);
+                        sink.count(s.len());
+                        sink.bytes(s);
+                    }
+                }
+            }
+            sink.bytes(&c.suffix);
+        }
+        sink.stop();
+    }
+    sink.stop();
+    if sink.position() != l.total {
+        return Err(Error::internal(format!(
+            "wrote {} bytes, the layout said {} (a string tensor changed during the call?)",
+            sink.position(),
+            l.total
+        )));
+    }
+    Ok(())
+}
+
+/// Encodes into a new buffer: for Rust callers and tests.
+pub fn encode_tensor_response(keys: &Tensor<'_>, values: &[Tensor<'_>]) -> Result<Vec<u8>> {
+    let mut out = vec![0; tensor_response_size(keys, values)?];
+    write_tensor_response(keys, values, &mut out)?;
+    Ok(out)
+}
+
+/// Elements `start..end` of `data` as little-endian bytes into `out`.
+fn write_content(data: Data<'_>, start: usize, end: usize, out: &mut [u8]) {
+    fn le<T: Copy, const N: usize>(src: &[T], out: &mut [u8], f: impl Fn(T) -> [u8; N]) {
+        for (dst, &v) in out.chunks_exact_mut(N).zip(src) {
+            dst.copy_from_slice(&f(v));
+        }
+    }
+    match data {
+        Data::F32(v) => le(&v[start..end], out, f32::to_le_bytes),
+        Data::F64(v) => le(&v[start..end], out, f64::to_le_bytes),
+        Data::I32(v) => le(&v[start..end], out, i32::to_le_bytes),
+        Data::I64(v) => le(&v[start..end], out, i64::to_le_bytes),
+        Data::F16(v) => le(&v[start..end], out, |x| widen::f16_to_f32(x).to_le_bytes()),
+        Data::BF16(v) => le(&v[start..end], out, |x| widen::bf16_to_f32(x).to_le_bytes()),
+        Data::U8(v) | Data::Bool(v) => out.copy_from_slice(&v[start..end]),
+        Data::Str(_) => unreachable!("strings are written by the caller"),
+    }
+}

@@ -1,0 +1,38 @@
+# make test   - every test (Rust and Python), from a fresh clone
+# make demo   - export a model through the ops, serve it, print the decoded response
+# make build  - target/release/libbpr_ops.so
+# Each target sets up what it needs (scripts/setup.sh: libclang, .venv).
+
+SHELL := /bin/bash
+VENV_PY := $(CURDIR)/.venv/bin/python
+# build.rs finds TensorFlow through this Python.
+export PYTHON := $(VENV_PY)
+export TF_CPP_MIN_LOG_LEVEL ?= 2
+
+.PHONY: all setup build test test-rust test-python lint demo clean
+
+all: build
+
+setup:
+	@scripts/setup.sh
+
+build: setup
+	cargo build --release
+
+test: build test-rust test-python
+
+test-rust: setup
+	cargo test --release
+
+test-python: build
+	$(VENV_PY) -m pytest tests/python
+
+lint: setup
+	cargo fmt --all -- --check
+	cargo clippy --release --all-targets -- -D warnings
+
+demo: build
+	$(VENV_PY) examples/demo.py
+
+clean:
+	cargo clean

@@ -1,0 +1,50 @@
+"""Python wrappers of the two writer ops."""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+
+from ._loader import load_library
+
+
+def _keys_tensor(keys) -> tf.Tensor:
+    """keys as an int64 tensor. Any integer dtype is widened; anything else is an error."""
+    if isinstance(keys, (tf.Tensor, tf.Variable)):
+        if keys.dtype == tf.int64:
+            return keys
+        if keys.dtype.is_integer:
+            return tf.cast(keys, tf.int64)
+        raise TypeError(f"keys must be integers (feature ids), got a {keys.dtype.name} tensor")
+    array = np.asarray(keys)
+    if array.size == 0:
+        return tf.constant(np.zeros(array.shape, np.int64))
+    if array.dtype.kind not in "iu":
+        raise TypeError(f"keys must be integers (feature ids), got {array.dtype} values: {keys!r}")
+    if array.dtype.kind == "u" and array.max() > np.iinfo(np.int64).max:
+        raise ValueError(f"keys must fit in int64, got {array.max()}")
+    return tf.constant(array.astype(np.int64))
+
+
+def batch_prediction_response_writer(keys, values, name=None) -> tf.Tensor:
+    """Serializes `values` [B, K] as a Thrift BatchPredictionResponse.
+
+    Record i holds `continuousFeatures` {keys[j]: values[i, j]}, in the order
+    of `keys`. `values` may be [B] when there is one key. Returns uint8 [1, N].
+    """
+    return load_library().batch_prediction_response_writer(
+        keys=_keys_tensor(keys), values=values, name=name
+    )
+
+
+def batch_prediction_tensor_response_writer(keys, values, name=None) -> tf.Tensor:
+    """Serializes one dense tensor per key as a Thrift BatchPredictionResponse.
+
+    `values` is a list of K tensors, each [B, ...] with the same B. Record i
+    holds `tensors` {keys[j]: row i of values[j]}. Returns uint8 [1, N].
+    """
+    if isinstance(values, (tf.Tensor, np.ndarray)):
+        values = [values]
+    return load_library().batch_prediction_tensor_response_writer(
+        keys=_keys_tensor(keys), values=list(values), name=name
+    )

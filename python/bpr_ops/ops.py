@@ -45,6 +45,15 @@ def batch_prediction_tensor_response_writer(keys, values, name=None) -> tf.Tenso
     """
     if isinstance(values, (tf.Tensor, np.ndarray)):
         values = [values]
-    return load_library().batch_prediction_tensor_response_writer(
-        keys=_keys_tensor(keys), values=list(values), name=name
-    )
+    values = list(values)
+    keys = _keys_tensor(keys)
+    if not values:
+        # TensorFlow itself rejects an empty input list, with a message about
+        # attr 'T' that does not say what to do.
+        raise tf.errors.InvalidArgumentError(
+            None,
+            None,
+            f"values is empty (keys has shape {keys.shape}): the tensor writer needs at least "
+            "one key and exactly one values tensor per key",
+        )
+    return load_library().batch_prediction_tensor_response_writer(keys=keys, values=values, name=name)

@@ -7,7 +7,7 @@
 The op library is loaded on first use (see `bpr_ops._loader`).
 """
 
-from ._loader import LibraryLoadError, load_library
+from ._loader import LibraryLoadError, library_path, load_library
 from .decode import DecodeError, decode_batch_prediction_response
 from .layers import BatchPredictionTensorWriter, BatchPredictionWriter
 from .ops import batch_prediction_response_writer, batch_prediction_tensor_response_writer
@@ -22,5 +22,6 @@ __all__ = [
     "batch_prediction_response_writer",
     "batch_prediction_tensor_response_writer",
     "decode_batch_prediction_response",
+    "library_path",
     "load_library",
 ]

@@ -19,6 +19,7 @@ _MARKER = b"BPR_OPS_BUILT_FOR_TENSORFLOW="
 
 _lock = threading.Lock()
 _library = None
+_library_path: Path | None = None
 
 
 class LibraryLoadError(ImportError):
@@ -58,13 +59,20 @@ def _minor(version: str) -> tuple[str, ...]:
 
 def load_library():
     """The loaded op library (the module `tf.load_op_library` returns)."""
-    global _library
+    global _library, _library_path
     if _library is not None:
         return _library
     with _lock:
         if _library is None:
-            _library = _load()
+            _library_path, _library = _load()
     return _library
+
+
+def library_path() -> Path:
+    """The file of the loaded op library (loading it if needed): what a serving
+    host outside Python must load too."""
+    load_library()
+    return _library_path
 
 
 def _load():
@@ -91,7 +99,7 @@ def _load():
             )
             continue
         try:
-            return tf.load_op_library(str(path))
+            return path, tf.load_op_library(str(path))
         except Exception as e:  # noqa: BLE001 - every reason goes into the one error below
             tried.append(f"{path} ({origin}): {type(e).__name__}: {e}")
     raise LibraryLoadError(

@@ -32,8 +32,10 @@ def candidate_paths() -> list[tuple[Path, str]]:
     if override:
         return [(Path(override), f"${ENV_VAR}")]
     here = Path(__file__).resolve().parent
+    # setuptools-rust names the wheel's copy libbpr_ops.<python tag>.so.
+    packaged = sorted(here.glob("libbpr_ops*.so")) or [here / LIBRARY_NAME]
     return [
-        (here / LIBRARY_NAME, "inside the bpr_ops package"),
+        *((path, "inside the bpr_ops package") for path in packaged),
         (here.parent.parent / "target" / "release" / LIBRARY_NAME, "the repository's cargo build"),
     ]
 

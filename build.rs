@@ -86,8 +86,15 @@ fn main() {
         println!("cargo:rerun-if-changed={src}");
     }
 
+    // The same Python can import another TensorFlow (pip's isolated build
+    // environments differ only in PYTHONPATH): rebuild when what it finds changes.
+    println!("cargo:rerun-if-env-changed=PYTHONPATH");
     let python = env::var("PYTHON").unwrap_or_else(|_| "python3".to_string());
     let tf = tensorflow(&python);
+    println!(
+        "cargo:rerun-if-changed={}/libtensorflow_framework.so.2",
+        tf.lib_dir
+    );
     let out_dir = PathBuf::from(env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
 
     // The shim: static archive, linked whole so the REGISTER_OP and

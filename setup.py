@@ -33,6 +33,9 @@ class PlatformWheel(bdist_wheel):
 
 # build.rs finds TensorFlow's headers and libraries through this Python.
 os.environ.setdefault("PYTHON", sys.executable)
+# Not the developer's target/: this build compiles against the build
+# environment's TensorFlow, which is gone once the wheel is made.
+os.environ.setdefault("CARGO_TARGET_DIR", os.path.join("build", "cargo"))
 
 setup(
     install_requires=[tensorflow_requirement()],

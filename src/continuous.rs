@@ -116,7 +116,7 @@ pub fn write_continuous(keys: &Tensor<'_>, values: &Tensor<'_>, out: &mut [u8]) 
 
 /// Encodes into a new buffer: for Rust callers and tests.
 pub fn encode_continuous(keys: &Tensor<'_>, values: &Tensor<'_>) -> Result<Vec<u8>> {
-    let mut out = vec![0; continuous_size(keys, values)?];
+    let mut out = wire::output_buffer(continuous_size(keys, values)?)?;
     write_continuous(keys, values, &mut out)?;
     Ok(out)
 }

@@ -27,11 +27,11 @@ enum Rows<'a> {
 
 /// One key and its tensor, with the framing every row of it shares.
 struct Column<'a> {
-    key_be: [u8; 8],
     data: Data<'a>,
     elements_per_row: usize,
     rows: Rows<'a>,
-    prefix: Vec<u8>,
+    /// The map key and the framing up to the row data: one copy per entry.
+    head: Vec<u8>,
     /// The shape list, the payload struct's STOP and the union's STOP.
     suffix: Vec<u8>,
 }
@@ -103,8 +103,18 @@ fn layout<'a>(keys: &Tensor<'a>, values: &[Tensor<'a>]) -> Result<Layout<'a>> {
     let mut columns = Vec::with_capacity(values.len());
     for (j, (t, &key)) in values.iter().zip(ids).enumerate() {
         let row_dims = &t.dims()[1..];
-        // Tensor::new checked the product of all dims; the row's fits too.
-        let elements_per_row = row_dims.iter().map(|&d| d as usize).product::<usize>();
+        // Checked even though Tensor::new checked the product of all dims: with
+        // a batch of 0 that product is 0 whatever the row dims are.
+        let elements_per_row = row_dims
+            .iter()
+            .try_fold(1usize, |n, &d| n.checked_mul(d as usize))
+            .ok_or_else(|| {
+                Error::invalid(format!(
+                    "{}: the row shape {} has more elements than fit in memory",
+                    described(j, key, t),
+                    Shape(row_dims)
+                ))
+            })?;
         let (prefix, rows) = match t.data() {
             Data::Str(strings) => {
                 if elements_per_row > wire::MAX_COUNT {
@@ -114,8 +124,9 @@ fn layout<'a>(keys: &Tensor<'a>, values: &[Tensor<'a>]) -> Result<Layout<'a>> {
                         wire::MAX_COUNT
                     )));
                 }
-                let mut prefix = vec![0; STRING_PREFIX];
+                let mut prefix = vec![0; 8 + STRING_PREFIX];
                 let mut w = Sink::new(&mut prefix);
+                w.i64(key);
                 w.field(ttype::STRUCT, field::GENERAL_STRING_TENSOR);
                 w.field(ttype::LIST, field::STRING_STRINGS);
                 w.list_header(ttype::STRING, elements_per_row);
@@ -138,8 +149,9 @@ fn layout<'a>(keys: &Tensor<'a>, values: &[Tensor<'a>]) -> Result<Layout<'a>> {
                             wire::MAX_COUNT
                         ))
                     })?;
-                let mut prefix = vec![0; RAW_PREFIX];
+                let mut prefix = vec![0; 8 + RAW_PREFIX];
                 let mut w = Sink::new(&mut prefix);
+                w.i64(key);
                 w.field(ttype::STRUCT, field::GENERAL_RAW_TYPED_TENSOR);
                 w.field(ttype::I32, field::RAW_DATA_TYPE);
                 w.i32(code);
@@ -160,7 +172,7 @@ fn layout<'a>(keys: &Tensor<'a>, values: &[Tensor<'a>]) -> Result<Layout<'a>> {
         w.stop(); // the GeneralTensor union
 
         // Fixed part of every entry: key, framing, and for raw rows the content.
-        let fixed = 8 + prefix.len() + suffix.len();
+        let fixed = prefix.len() + suffix.len();
         let entry = match rows {
             Rows::Raw { content } => fixed + content,
             Rows::Str { per_row, .. } => fixed + 4 * per_row,
@@ -184,11 +196,10 @@ fn layout<'a>(keys: &Tensor<'a>, values: &[Tensor<'a>]) -> Result<Layout<'a>> {
             }
         }
         columns.push(Column {
-            key_be: key.to_be_bytes(),
             data: t.data(),
             elements_per_row,
             rows,
-            prefix,
+            head: prefix,
             suffix,
         });
     }
@@ -237,8 +248,7 @@ pub fn write_tensor_response(
         sink.field(ttype::MAP, field::RECORD_TENSORS);
         sink.map_header(ttype::I64, ttype::STRUCT, l.columns.len());
         for c in &l.columns {
-            sink.bytes(&c.key_be);
-            sink.bytes(&c.prefix);
+            sink.bytes(&c.head);
             let start = i * c.elements_per_row;
             let end = start + c.elements_per_row;
             match c.rows {
@@ -268,7 +278,7 @@ pub fn write_tensor_response(
 
 /// Encodes into a new buffer: for Rust callers and tests.
 pub fn encode_tensor_response(keys: &Tensor<'_>, values: &[Tensor<'_>]) -> Result<Vec<u8>> {
-    let mut out = vec![0; tensor_response_size(keys, values)?];
+    let mut out = wire::output_buffer(tensor_response_size(keys, values)?)?;
     write_tensor_response(keys, values, &mut out)?;
     Ok(out)
 }

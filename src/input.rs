@@ -27,6 +27,35 @@ impl<T: AsRef<[u8]> + Sync> StringSource for [T] {
     }
 }
 
+// `[T]` is unsized and cannot become a `&dyn StringSource`; these can:
+// `Data::Str(&vec)`, `Data::Str(&array)`, `Data::Str(&slice)`.
+impl<T: AsRef<[u8]> + Sync> StringSource for Vec<T> {
+    fn len(&self) -> usize {
+        self.as_slice().len()
+    }
+    fn get(&self, index: usize) -> &[u8] {
+        self[index].as_ref()
+    }
+}
+
+impl<T: AsRef<[u8]> + Sync, const N: usize> StringSource for [T; N] {
+    fn len(&self) -> usize {
+        N
+    }
+    fn get(&self, index: usize) -> &[u8] {
+        self[index].as_ref()
+    }
+}
+
+impl<S: StringSource + ?Sized> StringSource for &S {
+    fn len(&self) -> usize {
+        (**self).len()
+    }
+    fn get(&self, index: usize) -> &[u8] {
+        (**self).get(index)
+    }
+}
+
 /// The elements of a tensor, row-major.
 #[derive(Clone, Copy)]
 pub enum Data<'a> {
@@ -228,6 +257,22 @@ mod tests {
         many[70] = 5;
         many[90] = 7;
         assert_eq!(find_duplicate(&many), Some((5, 70, 5)));
+    }
+
+    /// Regression: only `[T]` implemented StringSource, and an unsized slice
+    /// cannot become `&dyn StringSource`, so Rust callers could not pass strings.
+    #[test]
+    fn strings_can_be_passed_as_vec_array_or_slice() {
+        let v: Vec<&[u8]> = vec![b"a", b"\xff"];
+        let a = [b"x".to_vec()];
+        let s: &[&str] = &["p", "q", "r"];
+        for (data, n) in [(Data::Str(&v), 2), (Data::Str(&a), 1), (Data::Str(&s), 3)] {
+            assert_eq!(data.len(), n);
+        }
+        let Data::Str(strings) = Data::Str(&v) else {
+            unreachable!()
+        };
+        assert_eq!(strings.get(1), b"\xff");
     }
 
     #[test]

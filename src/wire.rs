@@ -66,6 +66,16 @@ pub const RESPONSE_OVERHEAD: usize = FIELD_HEADER + LIST_HEADER + STOP;
 /// Record framing: one map field (header + map header) and the record's STOP.
 pub const RECORD_OVERHEAD: usize = FIELD_HEADER + MAP_HEADER + STOP;
 
+/// A zeroed buffer of `size` bytes for the `encode_*` conveniences, or an
+/// error: `vec![0; size]` would abort the process when memory runs out.
+pub(crate) fn output_buffer(size: usize) -> crate::Result<Vec<u8>> {
+    let mut out = Vec::new();
+    out.try_reserve_exact(size)
+        .map_err(|_| crate::Error::invalid(format!("cannot allocate the {size}-byte response")))?;
+    out.resize(size, 0);
+    Ok(out)
+}
+
 /// A cursor over the output buffer.
 ///
 /// Sizes are computed before writing, so a write past the end is a bug in

@@ -1,0 +1,90 @@
+// Extra memory of the encoder beyond the output buffer: counted by a global
+// allocator, it must not grow with the batch (issue: performance, memory target).
+
+use bpr_ops::{write_continuous, write_tensor_response, Data, Tensor};
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+
+struct Counting;
+
+thread_local! {
+    // Per thread, so tests running in parallel do not count each other.
+    static ALLOCATED: Cell<usize> = const { Cell::new(0) };
+}
+
+// SAFETY: defers to the system allocator; only adds a thread-local counter.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATED.with(|a| a.set(a.get() + layout.size()));
+        // SAFETY: same contract as the caller's.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: same contract as the caller's.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+/// Bytes allocated while `f` runs on this thread.
+fn allocated_by(f: impl FnOnce()) -> usize {
+    let before = ALLOCATED.with(Cell::get);
+    f();
+    ALLOCATED.with(Cell::get) - before
+}
+
+fn continuous_extra(batch: usize, k: usize) -> usize {
+    let keys: Vec<i64> = (0..k as i64).collect();
+    let values = vec![0.5f32; batch * k];
+    let (kd, vd) = ([k as i64], [batch as i64, k as i64]);
+    let kt = Tensor::new(&kd, Data::I64(&keys)).unwrap();
+    let vt = Tensor::new(&vd, Data::F32(&values)).unwrap();
+    let mut out = vec![0u8; bpr_ops::continuous_size(&kt, &vt).unwrap()];
+    allocated_by(|| write_continuous(&kt, &vt, &mut out).unwrap())
+}
+
+fn tensor_extra(batch: usize, with_strings: bool) -> usize {
+    let keys = [1i64, 2, 3];
+    let floats = vec![1.5f32; batch * 16];
+    let ints = vec![7i64; batch * 4];
+    let strings: Vec<Vec<u8>> = (0..batch * 2)
+        .map(|i| format!("s{i}").into_bytes())
+        .collect();
+    let (d16, d4, d2) = ([batch as i64, 16], [batch as i64, 4], [batch as i64, 2]);
+    let kd = [3i64];
+    let kt = Tensor::new(&kd, Data::I64(&keys)).unwrap();
+    let third = if with_strings {
+        Tensor::new(&d2, Data::Str(&strings)).unwrap()
+    } else {
+        Tensor::new(&d16, Data::F32(&floats)).unwrap()
+    };
+    let values = [
+        Tensor::new(&d16, Data::F32(&floats)).unwrap(),
+        Tensor::new(&d4, Data::I64(&ints)).unwrap(),
+        third,
+    ];
+    let mut out = vec![0u8; bpr_ops::tensor_response_size(&kt, &values).unwrap()];
+    allocated_by(|| write_tensor_response(&kt, &values, &mut out).unwrap())
+}
+
+#[test]
+fn continuous_extra_memory_does_not_grow_with_the_batch() {
+    let small = continuous_extra(10, 16);
+    let large = continuous_extra(100_000, 16);
+    println!("continuous K=16: {small} bytes allocated at B=10, {large} at B=100000");
+    assert_eq!(small, large);
+    assert!(large <= 1024, "{large} bytes for 16 keys");
+}
+
+#[test]
+fn tensor_extra_memory_does_not_grow_with_the_batch() {
+    for with_strings in [false, true] {
+        let small = tensor_extra(10, with_strings);
+        let large = tensor_extra(100_000, with_strings);
+        println!("tensor (strings: {with_strings}): {small} bytes at B=10, {large} at B=100000");
+        assert_eq!(small, large);
+        assert!(large <= 4096, "{large} bytes for 3 columns");
+    }
+}

@@ -132,16 +132,14 @@ fn write_records<T: Copy>(l: &Layout<'_>, values: &[T], out: &mut [u8], widen: i
         h.field(ttype::MAP, field::RECORD_CONTINUOUS_FEATURES);
         h.map_header(ttype::I64, ttype::DOUBLE, k);
     }
-    // Keys are made big-endian once per call, not once per record.
-    let keys_be: Vec<[u8; 8]> = l.keys.iter().map(|key| key.to_be_bytes()).collect();
     for i in 0..l.batch {
         let row = &values[i * k..(i + 1) * k];
         let record = sink.take(l.record_len);
         let (head, rest) = record.split_at_mut(header.len());
         head.copy_from_slice(&header);
         let (entries, stop) = rest.split_at_mut(k * ENTRY);
-        for ((entry, key), &v) in entries.chunks_exact_mut(ENTRY).zip(&keys_be).zip(row) {
-            entry[..8].copy_from_slice(key);
+        for ((entry, key), &v) in entries.chunks_exact_mut(ENTRY).zip(l.keys).zip(row) {
+            entry[..8].copy_from_slice(&key.to_be_bytes());
             entry[8..].copy_from_slice(&widen(v).to_bits().to_be_bytes());
         }
         stop[0] = ttype::STOP;

@@ -754,12 +754,11 @@ proptest! {
     }
 }
 
-/// Regression (bug: the tensor writer multiplies a row's dims unchecked). With a zero batch the
+/// Regression (the tensor writer multiplied a row's dims unchecked). With a zero batch the
 /// tensor has no elements, so `Tensor::new` (and TensorFlow) accept dims whose row product
 /// overflows; the encoder must still give a clear error naming the real shape, not a wrapped
 /// element count (release builds) or a panic (builds with overflow checks).
 #[test]
-#[ignore = "bug: row element count overflows with a zero batch (see the reliability report)"]
 fn zero_batch_with_overflowing_row_is_a_clear_error() {
     let keys = [1i64];
     let keys = Tensor::new(&[1], Data::I64(&keys)).unwrap();

@@ -778,3 +778,59 @@ fn zero_batch_with_overflowing_row_is_a_clear_error() {
         "{e}"
     );
 }
+
+/// Regression (bug: subnormal float32 and bfloat16 values are written as 0.0 by the continuous
+/// writer inside TensorFlow). TensorFlow runs kernels with the x86 MXCSR flags DAZ and FTZ set
+/// (denormals are zero, flush to zero), and the widening to double used the FPU, so a
+/// subnormal input became +-0.0 silently. Widening must be exact whatever the FPU mode.
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn subnormals_widen_exactly_with_denormals_are_zero_set() {
+    #[allow(deprecated)]
+    use std::arch::x86_64::{_mm_getcsr, _mm_setcsr};
+    const DAZ_FTZ: u32 = 0x0040 | 0x8000;
+
+    let keys = [1i64, 2, 3];
+    let keys = Tensor::new(&[3], Data::I64(&keys)).unwrap();
+    let f32s = std::hint::black_box([f32::from_bits(1), f32::from_bits(0x807f_ffff), 1.5]);
+    let bf16s = std::hint::black_box([bf16::from_bits(1), bf16::from_bits(0x8040), bf16::ONE]);
+    // Outside TensorFlow's FPU mode the hardware conversion is exact: the expected bits.
+    let expected_f32 = f32s.map(|x| f64::from(x).to_bits());
+    let expected_bf16 = bf16s.map(|x| f64::from(x.to_f32()).to_bits());
+    assert_eq!(expected_f32[0], 0x36a0_0000_0000_0000); // 2^-149
+    let dims = [1, 3];
+    let cases = [
+        (Tensor::new(&dims, Data::F32(&f32s)).unwrap(), expected_f32),
+        (
+            Tensor::new(&dims, Data::BF16(&bf16s)).unwrap(),
+            expected_bf16,
+        ),
+    ];
+    // A thread of its own, so the FPU mode of the test harness is untouched.
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            // SAFETY: setting MXCSR's DAZ and FTZ bits changes only how this thread rounds
+            // denormals, which is what TensorFlow's compute threads do.
+            #[allow(deprecated)]
+            unsafe {
+                _mm_setcsr(_mm_getcsr() | DAZ_FTZ)
+            };
+            for (values, expected) in &cases {
+                let bytes = encode_continuous(&keys, values).unwrap();
+                let got: Vec<u64> = match &decode(&bytes).unwrap()[..] {
+                    [Record::Continuous(entries)] => entries.iter().map(|e| e.1).collect(),
+                    other => panic!("{other:?}"),
+                };
+                let want = expected.to_vec();
+                assert_eq!(
+                    got.iter().map(|b| format!("{b:#018x}")).collect::<Vec<_>>(),
+                    want.iter()
+                        .map(|b| format!("{b:#018x}"))
+                        .collect::<Vec<_>>(),
+                    "{} values widened with DAZ/FTZ set",
+                    values.dtype()
+                );
+            }
+        });
+    });
+}

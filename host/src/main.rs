@@ -1,0 +1,526 @@
+//! bpr-host: a serving host on the TensorFlow C API (through the `tensorflow`
+//! crate), as Twitter's navi or any service on the C API is one.
+//!
+//! It loads op libraries at run time (navi's `--customops_lib`), then a
+//! SavedModel, feeds one batch read from a file, and writes the response
+//! bytes to a file and/or prints the decoded records. Every error is one line
+//! on stderr and exit status 1 (2 for a bad command line).
+
+mod batch;
+mod response;
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::Write as _;
+use std::mem::ManuallyDrop;
+use std::os::fd::FromRawFd;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicI32, Ordering};
+
+use batch::{Batch, Dtype, Values};
+use tensorflow::{
+    DataType, Graph, Library, SavedModelBundle, SessionOptions, SessionRunArgs, Tensor, TensorInfo,
+    TensorType,
+};
+
+const USAGE: &str = "usage: bpr-host [--ops LIBRARY]... --model SAVED_MODEL_DIR \
+--input [NAME=]FILE.npy|FILE.json ... [--signature NAME] [--tag TAG] [--output FILE] [--print]";
+
+const HELP: &str = "
+  --ops LIBRARY      op library to load before the model (e.g. target/release/libbpr_ops.so);
+                     repeatable. A bpr_ops library built for another TensorFlow is refused.
+  --model DIR        SavedModel directory
+  --input FILE       the batch: a .npy array or a .json nested list for the only input, or
+                     NAME=FILE for the input NAME; a .json object maps input names to lists
+  --signature NAME   signature to run (default serving_default)
+  --tag TAG          meta graph tag (default serve)
+  --output FILE      write the response bytes (the uint8 [1, N] output) to FILE
+  --print            print the decoded records as a table
+  --version          print the TensorFlow version the host runs
+
+TensorFlow's own log lines are hidden unless TF_CPP_MIN_LOG_LEVEL is set (e.g. 0 for all).";
+
+/// The marker the op library carries in its file, before the version it was
+/// built against (see cpp_shim/include/bpr_ops.h, `bpr_tensorflow_version`).
+const MARKER: &[u8] = b"BPR_OPS_BUILT_FOR_TENSORFLOW=";
+
+enum Failure {
+    Usage(String),
+    Run(String),
+}
+
+impl From<String> for Failure {
+    fn from(s: String) -> Self {
+        Failure::Run(s)
+    }
+}
+
+#[derive(Default)]
+struct Args {
+    ops: Vec<PathBuf>,
+    model: Option<PathBuf>,
+    inputs: Vec<(Option<String>, PathBuf)>,
+    signature: Option<String>,
+    tag: Option<String>,
+    output: Option<PathBuf>,
+    print: bool,
+}
+
+fn parse_args() -> Result<Option<Args>, Failure> {
+    let mut args = Args::default();
+    let mut it = std::env::args_os().skip(1);
+    while let Some(flag) = it.next() {
+        let flag = flag.to_string_lossy().into_owned();
+        let (name, inline) = match flag.split_once('=') {
+            Some((n, v)) if n.starts_with("--") => (n.to_string(), Some(v.to_string())),
+            _ => (flag.clone(), None),
+        };
+        let mut value = || -> Result<String, Failure> {
+            match inline.clone() {
+                Some(v) => Ok(v),
+                None => it
+                    .next()
+                    .map(|v| v.to_string_lossy().into_owned())
+                    .ok_or_else(|| Failure::Usage(format!("{name} needs a value"))),
+            }
+        };
+        match name.as_str() {
+            "--ops" => args.ops.push(value()?.into()),
+            "--model" => args.model = Some(value()?.into()),
+            "--input" => {
+                let v = value()?;
+                let looks_named = v
+                    .split_once('=')
+                    .filter(|(n, _)| !n.is_empty() && !n.contains('/'));
+                args.inputs.push(match looks_named {
+                    Some((n, f)) => (Some(n.to_string()), f.into()),
+                    None => (None, v.into()),
+                });
+            }
+            "--signature" => args.signature = Some(value()?),
+            "--tag" => args.tag = Some(value()?),
+            "--output" => args.output = Some(value()?.into()),
+            "--print" => args.print = true,
+            "--version" => {
+                println!("TensorFlow {}", tf_version()?);
+                return Ok(None);
+            }
+            "-h" | "--help" => {
+                println!("{USAGE}\n{HELP}");
+                return Ok(None);
+            }
+            other => return Err(Failure::Usage(format!("unknown argument {other:?}"))),
+        }
+    }
+    if args.model.is_none() {
+        return Err(Failure::Usage("--model is required".into()));
+    }
+    if args.inputs.is_empty() {
+        return Err(Failure::Usage("--input is required".into()));
+    }
+    if args.output.is_none() && !args.print {
+        return Err(Failure::Usage(
+            "nothing to do: give --output FILE and/or --print".into(),
+        ));
+    }
+    Ok(Some(args))
+}
+
+fn tf_version() -> Result<String, String> {
+    tensorflow::version().map_err(|e| format!("TensorFlow's version string is not UTF-8: {e}"))
+}
+
+/// TensorFlow's messages may span lines; ours are one line.
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// The TensorFlow version a bpr_ops library was built against, read from
+/// the file (loading a library built for another TensorFlow fails with an
+/// undefined-symbol error that names neither version). None: not a bpr_ops
+/// library, so there is nothing to check.
+fn built_for(bytes: &[u8]) -> Option<String> {
+    let at = bytes.windows(MARKER.len()).position(|w| w == MARKER)?;
+    let rest = &bytes[at + MARKER.len()..];
+    let end = rest.iter().take(64).position(|&b| b == 0)?;
+    Some(String::from_utf8_lossy(&rest[..end]).into_owned())
+}
+
+fn minor(version: &str) -> Vec<&str> {
+    version.split('.').take(2).collect()
+}
+
+fn load_ops(path: &Path, running: &str) -> Result<(), String> {
+    let bytes = std::fs::read(path)
+        .map_err(|e| format!("cannot read op library {}: {e}", path.display()))?;
+    if let Some(built) = built_for(&bytes) {
+        if minor(&built) != minor(running) {
+            return Err(format!(
+                "op library {} was built for TensorFlow {built}, but this host runs TensorFlow \
+                 {running}; rebuild it against TensorFlow {running} (PYTHON=<a Python with \
+                 tensorflow {running}> cargo build --release)",
+                path.display()
+            ));
+        }
+    }
+    let name = path
+        .to_str()
+        .ok_or_else(|| format!("op library path {} is not UTF-8", path.display()))?;
+    Library::load(name).map_err(|e| {
+        format!(
+            "cannot load op library {}: {}",
+            path.display(),
+            one_line(&e.to_string())
+        )
+    })?;
+    Ok(())
+}
+
+/// A tensor of any element type the host feeds.
+enum Feed {
+    F16(Tensor<half::f16>),
+    F32(Tensor<f32>),
+    F64(Tensor<f64>),
+    I32(Tensor<i32>),
+    I64(Tensor<i64>),
+    U8(Tensor<u8>),
+    Bool(Tensor<bool>),
+}
+
+fn tensor<T: TensorType>(shape: &[u64], values: &[T]) -> Result<Tensor<T>, String> {
+    Tensor::new(shape)
+        .with_values(values)
+        .map_err(|e| one_line(&e.to_string()))
+}
+
+fn le<const N: usize, T>(bytes: &[u8], f: impl Fn([u8; N]) -> T) -> Vec<T> {
+    bytes
+        .chunks_exact(N)
+        .map(|b| f(b.try_into().expect("chunks_exact gives N bytes")))
+        .collect()
+}
+
+/// Checks `batch` against the signature input `name` and makes its tensor.
+fn feed(name: &str, info: &TensorInfo, batch: &Batch) -> Result<Feed, String> {
+    let want = Dtype::of(info.dtype()).ok_or_else(|| {
+        format!(
+            "signature input '{name}' has dtype {}, which bpr-host cannot feed",
+            info.dtype()
+        )
+    })?;
+    let shape = info.shape();
+    if let Some(rank) = shape.dims() {
+        let dims: Vec<Option<i64>> = (0..rank).map(|i| shape[i]).collect();
+        let fits = dims.len() == batch.shape.len()
+            && dims
+                .iter()
+                .zip(&batch.shape)
+                .all(|(d, &b)| d.map_or(true, |d| d < 0 || d as u64 == b));
+        if !fits {
+            let want: Vec<String> = dims
+                .iter()
+                .map(|d| {
+                    d.filter(|&d| d >= 0)
+                        .map_or("None".into(), |d| d.to_string())
+                })
+                .collect();
+            return Err(format!(
+                "input {} has shape {:?}, but signature input '{name}' wants shape [{}]",
+                batch.source,
+                batch.shape,
+                want.join(", ")
+            ));
+        }
+    }
+    let s = &batch.shape;
+    match &batch.values {
+        Values::Raw(got, bytes) => {
+            if *got != want {
+                return Err(format!(
+                    "input {} has dtype {got}, but signature input '{name}' wants {want}",
+                    batch.source
+                ));
+            }
+            Ok(match want {
+                Dtype::F16 => Feed::F16(tensor(s, &le(bytes, half::f16::from_le_bytes))?),
+                Dtype::F32 => Feed::F32(tensor(s, &le(bytes, f32::from_le_bytes))?),
+                Dtype::F64 => Feed::F64(tensor(s, &le(bytes, f64::from_le_bytes))?),
+                Dtype::I32 => Feed::I32(tensor(s, &le(bytes, i32::from_le_bytes))?),
+                Dtype::I64 => Feed::I64(tensor(s, &le(bytes, i64::from_le_bytes))?),
+                Dtype::U8 => Feed::U8(tensor(s, bytes)?),
+                Dtype::Bool => Feed::Bool(tensor(s, &le(bytes, |b: [u8; 1]| b[0] != 0))?),
+            })
+        }
+        Values::Json(values) => {
+            let src = &batch.source;
+            let int = |lo: i64, hi: i64| {
+                move |v: &serde_json::Value| v.as_i64().filter(|x| (lo..=hi).contains(x))
+            };
+            Ok(match want {
+                Dtype::F16 => Feed::F16(tensor(
+                    s,
+                    &batch::json_to(values, src, want, |v| v.as_f64().map(half::f16::from_f64))?,
+                )?),
+                Dtype::F32 => Feed::F32(tensor(
+                    s,
+                    &batch::json_to(values, src, want, |v| v.as_f64().map(|x| x as f32))?,
+                )?),
+                Dtype::F64 => Feed::F64(tensor(
+                    s,
+                    &batch::json_to(values, src, want, batch::parse_json_f64)?,
+                )?),
+                Dtype::I32 => Feed::I32(tensor(
+                    s,
+                    &batch::json_to(values, src, want, |v| {
+                        int(i32::MIN.into(), i32::MAX.into())(v).map(|x| x as i32)
+                    })?,
+                )?),
+                Dtype::I64 => Feed::I64(tensor(
+                    s,
+                    &batch::json_to(values, src, want, batch::parse_json_i64)?,
+                )?),
+                Dtype::U8 => Feed::U8(tensor(
+                    s,
+                    &batch::json_to(values, src, want, |v| int(0, 255)(v).map(|x| x as u8))?,
+                )?),
+                Dtype::Bool => Feed::Bool(tensor(
+                    s,
+                    &batch::json_to(values, src, want, serde_json::Value::as_bool)?,
+                )?),
+            })
+        }
+    }
+}
+
+/// Pairs every signature input with exactly one batch.
+fn match_inputs(
+    wanted: &std::collections::HashMap<String, TensorInfo>,
+    files: &[(Option<String>, PathBuf)],
+) -> Result<batch::Named, String> {
+    let mut names: Vec<&String> = wanted.keys().collect();
+    names.sort();
+    let listed = names
+        .iter()
+        .map(|n| format!("'{n}'"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mut out: BTreeMap<String, Batch> = BTreeMap::new();
+    for (given, path) in files {
+        for (inner, batch) in batch::read(path)? {
+            let name = match (given, inner) {
+                (Some(_), Some(_)) => {
+                    return Err(format!(
+                        "input {}: NAME=FILE takes a .npy or a JSON nested list, not a JSON object",
+                        path.display()
+                    ))
+                }
+                (Some(n), None) => n.clone(),
+                (None, Some(n)) => n,
+                (None, None) if names.len() == 1 => names[0].clone(),
+                (None, None) => {
+                    return Err(format!(
+                        "the signature has inputs {listed}: name each, --input NAME=FILE"
+                    ))
+                }
+            };
+            if !wanted.contains_key(&name) {
+                return Err(format!(
+                    "the signature has no input '{name}' (its inputs: {listed})"
+                ));
+            }
+            if out.insert(name.clone(), batch).is_some() {
+                return Err(format!("input '{name}' is given twice"));
+            }
+        }
+    }
+    if let Some(missing) = names.iter().find(|n| !out.contains_key(n.as_str())) {
+        return Err(format!(
+            "no batch for signature input '{missing}' (its inputs: {listed})"
+        ));
+    }
+    Ok(out)
+}
+
+/// The signature output that holds the response: the only output, or the
+/// only uint8 one.
+fn response_output(
+    outputs: &std::collections::HashMap<String, TensorInfo>,
+) -> Result<(&String, &TensorInfo), String> {
+    if outputs.len() == 1 {
+        return Ok(outputs.iter().next().expect("one output"));
+    }
+    let mut bytes: Vec<_> = outputs
+        .iter()
+        .filter(|(_, i)| i.dtype() == DataType::UInt8)
+        .collect();
+    if bytes.len() == 1 {
+        return Ok(bytes.remove(0));
+    }
+    let mut names: Vec<&String> = outputs.keys().collect();
+    names.sort();
+    Err(format!(
+        "cannot tell which signature output is the response (outputs: {names:?}); expected \
+         exactly one uint8 output"
+    ))
+}
+
+fn run(args: Args) -> Result<(), String> {
+    let running = tf_version()?;
+    for path in &args.ops {
+        load_ops(path, &running)?;
+    }
+    let model = args.model.as_deref().expect("checked in parse_args");
+    if !model.join("saved_model.pb").is_file() && !model.join("saved_model.pbtxt").is_file() {
+        return Err(format!(
+            "{} is not a SavedModel directory (no saved_model.pb)",
+            model.display()
+        ));
+    }
+    let tag = args.tag.as_deref().unwrap_or("serve");
+    let mut graph = Graph::new();
+    let bundle =
+        SavedModelBundle::load(&SessionOptions::new(), [tag], &mut graph, model).map_err(|e| {
+            format!(
+                "cannot load SavedModel {}: {}",
+                model.display(),
+                one_line(&e.to_string())
+            )
+        })?;
+    let sig_name = args.signature.as_deref().unwrap_or("serving_default");
+    let signatures = bundle.meta_graph_def().signatures();
+    let signature = signatures.get(sig_name).ok_or_else(|| {
+        let mut names: Vec<&String> = signatures.keys().collect();
+        names.sort();
+        format!(
+            "SavedModel {} has no signature '{sig_name}' (its signatures: {names:?})",
+            model.display()
+        )
+    })?;
+
+    let batches = match_inputs(signature.inputs(), &args.inputs)?;
+    let mut feeds = Vec::new();
+    for (name, batch) in &batches {
+        let info = &signature.inputs()[name];
+        let op = graph
+            .operation_by_name_required(&info.name().name)
+            .map_err(|e| one_line(&e.to_string()))?;
+        feeds.push((op, info.name().index, feed(name, info, batch)?));
+    }
+    let (out_name, out_info) = response_output(signature.outputs())?;
+    let out_op = graph
+        .operation_by_name_required(&out_info.name().name)
+        .map_err(|e| one_line(&e.to_string()))?;
+
+    let mut step = SessionRunArgs::new();
+    for (op, index, tensor) in &feeds {
+        match tensor {
+            Feed::F16(t) => step.add_feed(op, *index, t),
+            Feed::F32(t) => step.add_feed(op, *index, t),
+            Feed::F64(t) => step.add_feed(op, *index, t),
+            Feed::I32(t) => step.add_feed(op, *index, t),
+            Feed::I64(t) => step.add_feed(op, *index, t),
+            Feed::U8(t) => step.add_feed(op, *index, t),
+            Feed::Bool(t) => step.add_feed(op, *index, t),
+        }
+    }
+    let token = step.request_fetch(&out_op, out_info.name().index);
+    bundle
+        .session
+        .run(&mut step)
+        .map_err(|e| format!("running the model failed: {}", one_line(&e.to_string())))?;
+    let out: Tensor<u8> = step.fetch(token).map_err(|e| {
+        format!(
+            "signature output '{out_name}' is not the uint8 response: {}",
+            one_line(&e.to_string())
+        )
+    })?;
+    if out.dims().len() != 2 || out.dims()[0] != 1 {
+        return Err(format!(
+            "signature output '{out_name}' has shape {:?}; a BatchPredictionResponse is [1, N]",
+            out.dims()
+        ));
+    }
+    let bytes: &[u8] = &out;
+
+    if let Some(path) = &args.output {
+        std::fs::write(path, bytes).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    }
+    if args.print {
+        let records = response::decode(bytes)
+            .map_err(|e| format!("the response is not a BatchPredictionResponse: {e}"))?;
+        println!(
+            "{} records, {} bytes (signature '{sig_name}', output '{out_name}')",
+            records.len(),
+            bytes.len()
+        );
+        print!("{}", response::table(&records));
+    }
+    Ok(())
+}
+
+/// The real stderr while TensorFlow's is sent to /dev/null; -1: not hidden.
+static REAL_STDERR: AtomicI32 = AtomicI32::new(-1);
+
+/// TensorFlow writes log lines to stderr from its libraries' static
+/// initialisers (the oneDNN banner, which no log level turns off), and on
+/// every SavedModel load; a variable set after exec does not quiet them. So
+/// unless the caller set TF_CPP_MIN_LOG_LEVEL (then they get TensorFlow's
+/// logs as configured), fd 2 goes to /dev/null and our own messages go to the
+/// real stderr. This runs from `.preinit_array`, which the dynamic loader
+/// runs before any shared library's initialisers.
+extern "C" fn hide_tensorflow_logs() {
+    if std::env::var_os("TF_CPP_MIN_LOG_LEVEL").is_some() {
+        return;
+    }
+    // SAFETY: plain fd calls on fds this process owns; on any failure stderr
+    // is left as it was.
+    unsafe {
+        let real = libc::fcntl(2, libc::F_DUPFD_CLOEXEC, 3);
+        if real < 0 {
+            return;
+        }
+        let null = libc::open(c"/dev/null".as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+        if null < 0 || libc::dup2(null, 2) < 0 {
+            libc::close(real);
+            return;
+        }
+        libc::close(null);
+        REAL_STDERR.store(real, Ordering::Relaxed);
+    }
+}
+
+#[used]
+#[link_section = ".preinit_array"]
+static HIDE_TENSORFLOW_LOGS: extern "C" fn() = hide_tensorflow_logs;
+
+/// Writes one message to the real stderr.
+fn report(message: &str) {
+    let real = REAL_STDERR.load(Ordering::Relaxed);
+    if real < 0 {
+        eprintln!("{message}");
+        return;
+    }
+    // SAFETY: `real` is the fd `hide_tensorflow_logs` duplicated and never
+    // closes; ManuallyDrop keeps this File from closing it.
+    let mut out = ManuallyDrop::new(unsafe { File::from_raw_fd(real) });
+    let _ = writeln!(out, "{message}");
+}
+
+fn main() -> ExitCode {
+    let outcome = parse_args().and_then(|args| match args {
+        Some(args) => run(args).map_err(Failure::Run),
+        None => Ok(()),
+    });
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::Usage(msg)) => {
+            report(&format!("bpr-host: error: {msg}\n{USAGE}"));
+            ExitCode::from(2)
+        }
+        Err(Failure::Run(msg)) => {
+            report(&format!("bpr-host: error: {}", one_line(&msg)));
+            ExitCode::from(1)
+        }
+    }
+}

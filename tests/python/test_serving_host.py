@@ -1,0 +1,322 @@
+"""The exported model where models are served, outside Python.
+
+- host/ (bpr-host): a Rust serving host on the TensorFlow C API (the
+  `tensorflow` crate) that loads libbpr_ops.so at run time, then the
+  SavedModel: same bytes as Python, the op really comes from our library, one
+  clear line for every error, and the TensorFlow version guard.
+- libbpr_ops.a: a C++ program links the static archive whole-archive with
+  TensorFlow (the TF Serving way), never loads our .so, and serves the same
+  SavedModel.
+
+The fixtures build what they need with cargo (PYTHON set to this Python), so
+the file runs on its own as well as under `make test`.
+"""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from tensorflow.core.protobuf import saved_model_pb2
+
+import bpr_ops
+import thrift_check
+
+ROOT = Path(__file__).resolve().parents[2]
+TF_LIB = Path(tf.sysconfig.get_lib())
+MARKER = b"BPR_OPS_BUILT_FOR_TENSORFLOW="
+
+CONTINUOUS_KEYS = [11, 12, 13]
+TENSOR_KEYS = [21, 22]
+
+
+def _cargo_env():
+    env = {**os.environ, "PYTHON": sys.executable}
+    env.pop("TF_CPP_MIN_LOG_LEVEL", None)
+    return env
+
+
+@pytest.fixture(scope="module")
+def built():
+    """target/release (or $CARGO_TARGET_DIR/release) with libbpr_ops.so,
+    libbpr_ops.a and bpr-host built. Two cargo calls, not one `-p a -p b`:
+    building the core alone is exactly `make build` (a no-op after it)."""
+    target = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
+    for cmd in (["cargo", "build", "--release"], ["cargo", "build", "--release", "-p", "bpr-host"]):
+        run = subprocess.run(cmd, cwd=ROOT, env=_cargo_env(), capture_output=True, text=True)
+        assert run.returncode == 0, f"{' '.join(cmd)} failed:\n{run.stderr[-4000:]}"
+    release = target / "release"
+    for name in ("libbpr_ops.so", "libbpr_ops.a", "bpr-host"):
+        assert (release / name).is_file(), release / name
+    return release
+
+
+def _export(model, directory: Path):
+    model.export(str(directory), format="tf_saved_model", verbose=False)
+    return directory
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    """Both SavedModels, the batch, and the bytes Python gives for each."""
+    tmp = tmp_path_factory.mktemp("serving")
+    rng = np.random.default_rng(7)
+    batch = rng.normal(size=(5, 4)).astype(np.float32)
+    np.save(tmp / "batch.npy", batch)
+
+    inp = keras.Input((4,), name="features")
+    scores = keras.layers.Dense(len(CONTINUOUS_KEYS), name="scores")(inp)
+    continuous = keras.Model(inp, bpr_ops.BatchPredictionWriter(CONTINUOUS_KEYS)(scores))
+
+    inp = keras.Input((4,), name="features")
+    emb = keras.layers.Dense(3, name="emb")(inp)
+    grid = keras.layers.Reshape((2, 2))(inp)
+    tensor = keras.Model(inp, bpr_ops.BatchPredictionTensorWriter(TENSOR_KEYS)([emb, grid]))
+
+    out = {"dir": tmp, "batch": batch}
+    # What the writer saw: float32 scores, written as doubles.
+    score_model = keras.Model(continuous.input, scores)
+    for name, model in (("continuous", continuous), ("tensor", tensor)):
+        path = _export(model, tmp / name)
+        serve = tf.saved_model.load(str(path)).signatures["serving_default"]
+        (result,) = serve(tf.constant(batch)).values()
+        out[name] = {"dir": path, "python": thrift_check.to_bytes(result), "keras": model(batch)}
+    out["continuous"]["scores"] = np.asarray(score_model(batch))
+    return out
+
+
+def host(built, *args, ops=True):
+    """Runs bpr-host with `--ops <our library>` (ops=True), none (False) or
+    `--ops <ops>`. TF_CPP_MIN_LOG_LEVEL is unset, as a user would have it:
+    then the host keeps TensorFlow's log lines off stderr."""
+    cmd = [str(built / "bpr-host")]
+    if ops is True:
+        cmd += ["--ops", str(built / "libbpr_ops.so")]
+    elif ops:
+        cmd += ["--ops", str(ops)]
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    return subprocess.run(cmd + [str(a) for a in args], capture_output=True, text=True, env=env, timeout=120)
+
+
+def assert_one_line_error(run, *fragments):
+    assert run.returncode != 0, run
+    lines = run.stderr.strip().splitlines()
+    assert len(lines) == 1, run.stderr
+    assert lines[0].startswith("bpr-host: error: "), lines[0]
+    assert "panicked" not in run.stderr and "RUST_BACKTRACE" not in run.stderr
+    for f in fragments:
+        assert f in lines[0], lines[0]
+
+
+@pytest.mark.parametrize("kind", ["continuous", "tensor"])
+def test_host_bytes_equal_python(built, models, kind, tmp_path):
+    run = host(built, "--model", models[kind]["dir"], "--input", models["dir"] / "batch.npy",
+               "--output", tmp_path / "out.bin")
+    assert run.returncode == 0, run.stderr
+    assert run.stderr == "", run.stderr  # TensorFlow's INFO logs are kept off
+    data = (tmp_path / "out.bin").read_bytes()
+    assert data == models[kind]["python"]
+    assert data == thrift_check.to_bytes(models[kind]["keras"])
+    # Decoded by thriftpy2 from the IDL, and by our decoder.
+    assert len(thrift_check.decode(data).predictions) == len(models["batch"])
+    records = bpr_ops.decode_batch_prediction_response(data)
+    assert len(records) == len(models["batch"])
+
+
+def test_continuous_records_hold_the_scores(built, models, tmp_path):
+    run = host(built, "--model", models["continuous"]["dir"], "--input",
+               models["dir"] / "batch.npy", "--output", tmp_path / "out.bin")
+    assert run.returncode == 0, run.stderr
+    records = bpr_ops.decode_batch_prediction_response((tmp_path / "out.bin").read_bytes())
+    for scores, record in zip(models["continuous"]["scores"], records):
+        assert list(record) == CONTINUOUS_KEYS
+        assert [record[k] for k in CONTINUOUS_KEYS] == [float(v) for v in scores]
+
+
+def test_tensor_records_hold_the_rows(built, models, tmp_path):
+    run = host(built, "--model", models["tensor"]["dir"], "--input",
+               models["dir"] / "batch.npy", "--output", tmp_path / "out.bin")
+    assert run.returncode == 0, run.stderr
+    records = bpr_ops.decode_batch_prediction_response((tmp_path / "out.bin").read_bytes())
+    for row, record in zip(models["batch"], records):
+        assert list(record) == TENSOR_KEYS
+        assert record[21].shape == (3,)
+        np.testing.assert_array_equal(record[22], row.reshape(2, 2))
+
+
+def test_print_shows_a_table_of_records(built, models):
+    run = host(built, "--model", models["tensor"]["dir"], "--input", models["dir"] / "batch.npy",
+               "--print")
+    assert run.returncode == 0, run.stderr
+    lines = run.stdout.splitlines()
+    assert lines[0].startswith("5 records, ")
+    assert lines[1].split() == ["record", "key", "kind", "dtype", "shape", "value"]
+    assert len(lines) == 2 + 5 * len(TENSOR_KEYS)
+    row = models["batch"][0].reshape(-1)
+    first_grid = next(line for line in lines if line.split()[:2] == ["0", "22"])
+    assert "FLOAT" in first_grid and "[2, 2]" in first_grid
+    assert first_grid.endswith("[" + ", ".join(str(np.float32(v)) for v in row) + "]")
+
+
+def test_json_input_gives_the_same_bytes(built, models, tmp_path):
+    import json
+
+    batch = models["batch"]
+    (tmp_path / "batch.json").write_text(json.dumps({"features": batch.astype(float).tolist()}))
+    run = host(built, "--model", models["continuous"]["dir"], "--input", tmp_path / "batch.json",
+               "--output", tmp_path / "out.bin")
+    assert run.returncode == 0, run.stderr
+    assert (tmp_path / "out.bin").read_bytes() == models["continuous"]["python"]
+
+
+def test_without_the_op_library_the_op_is_not_registered(built, models, tmp_path):
+    # The op really comes from libbpr_ops.so: TensorFlow alone does not know it.
+    run = host(built, "--model", models["continuous"]["dir"], "--input",
+               models["dir"] / "batch.npy", "--output", tmp_path / "out.bin", ops=False)
+    assert_one_line_error(run, "Op type not registered 'BatchPredictionResponseWriter'")
+    assert not (tmp_path / "out.bin").exists()
+
+
+def test_errors_are_one_line(built, models, tmp_path):
+    model = models["continuous"]["dir"]
+    batch = models["dir"] / "batch.npy"
+    run = host(built, "--model", model, "--input", batch, "--print", ops=tmp_path / "nope.so")
+    assert_one_line_error(run, "cannot read op library", "nope.so")
+
+    not_a_library = tmp_path / "junk.so"
+    not_a_library.write_bytes(b"not an ELF file")
+    run = host(built, "--model", model, "--input", batch, "--print", ops=not_a_library)
+    assert_one_line_error(run, "cannot load op library", "junk.so")
+
+    assert_one_line_error(host(built, "--model", model, "--input", batch, "--print",
+                               "--signature", "predict"),
+                          "no signature 'predict'", "serving_default")
+    assert_one_line_error(host(built, "--model", tmp_path, "--input", batch, "--print"),
+                          "not a SavedModel directory")
+
+    np.save(tmp_path / "f64.npy", models["batch"].astype(np.float64))
+    assert_one_line_error(host(built, "--model", model, "--input", tmp_path / "f64.npy", "--print"),
+                          "has dtype float64", "'features' wants float32")
+
+    np.save(tmp_path / "wide.npy", np.zeros((2, 5), np.float32))
+    assert_one_line_error(host(built, "--model", model, "--input", tmp_path / "wide.npy", "--print"),
+                          "has shape [2, 5]", "wants shape [None, 4]")
+
+    np.save(tmp_path / "flat.npy", np.zeros(4, np.float32))
+    assert_one_line_error(host(built, "--model", model, "--input", tmp_path / "flat.npy", "--print"),
+                          "has shape [4]")
+
+    np.save(tmp_path / "text.npy", np.array(["a"]))
+    assert_one_line_error(host(built, "--model", model, "--input", tmp_path / "text.npy", "--print"),
+                          "has dtype '<U1'")
+
+    assert_one_line_error(host(built, "--model", model, "--input", tmp_path / "absent.npy", "--print"),
+                          "cannot read input")
+    assert_one_line_error(host(built, "--model", model, "--input", f"other={batch}", "--print"),
+                          "no input 'other'", "'features'")
+    (tmp_path / "ragged.json").write_text("[[1, 2, 3, 4], [1]]")
+    assert_one_line_error(host(built, "--model", model, "--input", tmp_path / "ragged.json", "--print"),
+                          "not a rectangular nested list")
+
+    usage = host(built, "--model", model)
+    assert usage.returncode == 2 and "--input is required" in usage.stderr
+
+
+def _patched_version(library: Path, tmp: Path, version: bytes) -> Path:
+    data = library.read_bytes()
+    at = data.index(MARKER) + len(MARKER)
+    built_for = data[at:data.index(b"\0", at)]
+    assert len(version) == len(built_for)
+    copy = tmp / "libbpr_ops.so"
+    copy.write_bytes(data[:at] + version + data[at + len(version):])
+    return copy
+
+
+def test_version_guard_names_both_versions(built, models, tmp_path):
+    other = "1.99.0"[: len(tf.__version__)].ljust(len(tf.__version__), "0")
+    assert other != tf.__version__
+    library = _patched_version(built / "libbpr_ops.so", tmp_path, other.encode())
+    run = host(built, "--model", models["continuous"]["dir"], "--input",
+               models["dir"] / "batch.npy", "--print", ops=library)
+    assert_one_line_error(run, f"built for TensorFlow {other}",
+                          f"this host runs TensorFlow {tf.__version__}")
+
+
+# --- the static archive ------------------------------------------------------
+
+
+def _signature_tensors(model_dir: Path):
+    saved = saved_model_pb2.SavedModel()
+    saved.ParseFromString((model_dir / "saved_model.pb").read_bytes())
+    (meta,) = [m for m in saved.meta_graphs if "serve" in m.meta_info_def.tags]
+    sig = meta.signature_def["serving_default"]
+    (inp,) = sig.inputs.values()
+    (out,) = sig.outputs.values()
+    return inp.name, out.name
+
+
+def _link(built, tmp: Path, archive: bool) -> Path:
+    obj = tmp / "serve_static.o"
+    if not obj.exists():
+        subprocess.run(["g++", "-O1", "-std=c++17", f"-I{TF_LIB / 'include'}", "-c",
+                        str(ROOT / "host/static/serve_static.cc"), "-o", str(obj)], check=True)
+    exe = tmp / ("serve_static" if archive else "serve_static_no_ops")
+    ops = (["-Wl,--whole-archive", str(built / "libbpr_ops.a"), "-Wl,--no-whole-archive"]
+           if archive else [])
+    subprocess.run(["g++", "-o", str(exe), str(obj), *ops, f"-L{TF_LIB}",
+                    "-l:libtensorflow_cc.so.2", "-l:libtensorflow_framework.so.2",
+                    f"-Wl,-rpath,{TF_LIB}", "-lpthread", "-ldl", "-lm"], check=True)
+    return exe
+
+
+@pytest.fixture(scope="module")
+def static_programs(built, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("static")
+    return _link(built, tmp, archive=True), _link(built, tmp, archive=False)
+
+
+def test_static_archive_holds_the_op_registrations(built):
+    symbols = subprocess.run(["nm", "-C", str(built / "libbpr_ops.a")], capture_output=True,
+                             text=True, check=True).stdout
+    # The shim's registration initialisers and the Rust kernels' entry points.
+    assert "_GLOBAL__sub_I_ops.cc" in symbols
+    assert "_GLOBAL__sub_I_kernels.cc" in symbols
+    for fn in ("bpr_continuous_write", "bpr_tensor_write", "bpr_tensorflow_version"):
+        assert f"T {fn}" in symbols, fn
+
+
+def _run_static(exe: Path, model_dir: Path, batch: np.ndarray, tmp: Path):
+    (tmp / "in.bin").write_bytes(batch.tobytes())
+    inp, out = _signature_tensors(model_dir)
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    return subprocess.run([str(exe), str(model_dir), inp, "1", ",".join(map(str, batch.shape)),
+                           str(tmp / "in.bin"), out, str(tmp / "out.bin")],
+                          capture_output=True, text=True, env=env, timeout=120)
+
+
+@pytest.mark.parametrize("kind", ["continuous", "tensor"])
+def test_statically_linked_program_serves_the_model(static_programs, models, kind, tmp_path):
+    exe, _ = static_programs
+    # Nothing loads our .so: no TF_LoadLibrary, no dlopen, no DT_NEEDED on it.
+    dynamic = subprocess.run(["nm", "-D", "--undefined-only", str(exe)], capture_output=True,
+                             text=True, check=True).stdout
+    assert "TF_LoadLibrary" not in dynamic and "dlopen" not in dynamic
+    needed = subprocess.run(["readelf", "-d", str(exe)], capture_output=True, text=True,
+                            check=True).stdout
+    assert "libbpr_ops" not in needed
+    run = _run_static(exe, models[kind]["dir"], models["batch"], tmp_path)
+    assert run.returncode == 0, run.stderr
+    data = (tmp_path / "out.bin").read_bytes()
+    assert data == models[kind]["python"]
+    assert len(thrift_check.decode(data).predictions) == len(models["batch"])
+
+
+def test_without_the_archive_the_op_is_not_registered(static_programs, models, tmp_path):
+    _, bare = static_programs
+    run = _run_static(bare, models["continuous"]["dir"], models["batch"], tmp_path)
+    assert run.returncode == 1
+    assert "Op type not registered 'BatchPredictionResponseWriter'" in run.stderr

@@ -8,6 +8,7 @@
 #include "tensorflow/core/framework/op_kernel.h"
 #include "tensorflow/core/framework/tensor.h"
 #include "tensorflow/core/framework/types.h"
+#include "tensorflow/core/platform/threadpool.h"
 
 namespace bpr_ops {
 namespace {
@@ -75,6 +76,20 @@ absl::Status ToStatus(bpr_status status, const char* message) {
   }
 }
 
+void ParallelFor(void* pool, int64_t total, int64_t cost_per_unit, bpr_range_fn fn,
+                 void* context) {
+  static_cast<tensorflow::thread::ThreadPool*>(pool)->ParallelFor(
+      total, cost_per_unit, [fn, context](int64_t begin, int64_t end) { fn(context, begin, end); });
+}
+
+// The device's intra-op pool: large responses are written on the threads the
+// server already sized for its ops, never on threads of our own.
+bpr_runner IntraOpRunner(OpKernelContext* ctx) {
+  const auto* workers = ctx->device()->tensorflow_cpu_worker_threads();
+  if (workers == nullptr || workers->workers == nullptr) return bpr_runner{nullptr, 1, nullptr};
+  return bpr_runner{workers->workers, workers->num_threads, ParallelFor};
+}
+
 // Allocates the [1, size] output; `size` comes from Rust's exact count.
 absl::Status AllocateOutput(OpKernelContext* ctx, uint64_t size, Tensor** out) {
   if (size > static_cast<uint64_t>(INT64_MAX)) {
@@ -101,7 +116,8 @@ class ContinuousWriterOp : public OpKernel {
     Tensor* out = nullptr;
     OP_REQUIRES_OK(ctx, AllocateOutput(ctx, size, &out));
     uint8_t* bytes = out->flat<uint8_t>().data();
-    OP_REQUIRES_OK(ctx, ToStatus(bpr_continuous_write(&keys, &values, bytes, size,
+    const bpr_runner runner = IntraOpRunner(ctx);
+    OP_REQUIRES_OK(ctx, ToStatus(bpr_continuous_write(&keys, &values, bytes, size, &runner,
                                                       msg, sizeof msg), msg));
   }
 };
@@ -129,8 +145,9 @@ class TensorWriterOp : public OpKernel {
     Tensor* out = nullptr;
     OP_REQUIRES_OK(ctx, AllocateOutput(ctx, size, &out));
     uint8_t* bytes = out->flat<uint8_t>().data();
-    OP_REQUIRES_OK(ctx, ToStatus(bpr_tensor_write(&keys, values.data(), values.size(),
-                                                  bytes, size, msg, sizeof msg), msg));
+    const bpr_runner runner = IntraOpRunner(ctx);
+    OP_REQUIRES_OK(ctx, ToStatus(bpr_tensor_write(&keys, values.data(), values.size(), bytes,
+                                                  size, &runner, msg, sizeof msg), msg));
   }
 };
 

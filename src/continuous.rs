@@ -4,6 +4,7 @@
 
 use crate::error::{Error, Result, Shape};
 use crate::input::{check_keys, Data, Tensor};
+use crate::parallel::{sharded, Runner, Serial};
 use crate::widen;
 use crate::wire::{self, field, ttype, Sink};
 
@@ -96,6 +97,16 @@ pub fn continuous_size(keys: &Tensor<'_>, values: &Tensor<'_>) -> Result<usize> 
 
 /// Writes the response into `out`, which must be exactly [`continuous_size`] bytes.
 pub fn write_continuous(keys: &Tensor<'_>, values: &Tensor<'_>, out: &mut [u8]) -> Result<()> {
+    write_continuous_with(keys, values, out, &Serial)
+}
+
+/// [`write_continuous`], with large outputs written in shards on `runner`.
+pub fn write_continuous_with(
+    keys: &Tensor<'_>,
+    values: &Tensor<'_>,
+    out: &mut [u8],
+    runner: &dyn Runner,
+) -> Result<()> {
     let l = layout(keys, values)?;
     if out.len() != l.total {
         return Err(Error::internal(format!(
@@ -104,14 +115,17 @@ pub fn write_continuous(keys: &Tensor<'_>, values: &Tensor<'_>, out: &mut [u8]) 
             l.total
         )));
     }
+    let (head, rest) = out.split_at_mut(wire::RESPONSE_OVERHEAD - wire::STOP);
+    Sink::new(head).response_begin(l.batch);
+    let (body, stop) = rest.split_at_mut(l.batch * l.record_len);
+    stop[0] = ttype::STOP;
     match values.data() {
-        Data::F32(v) => write_records(&l, v, out, widen::f32_to_f64),
-        Data::F64(v) => write_records(&l, v, out, |x| x),
-        Data::F16(v) => write_records(&l, v, out, widen::f16_to_f64),
-        Data::BF16(v) => write_records(&l, v, out, widen::bf16_to_f64),
+        Data::F32(v) => write_body(&l, v, body, runner, widen::f32_to_f64),
+        Data::F64(v) => write_body(&l, v, body, runner, |x| x),
+        Data::F16(v) => write_body(&l, v, body, runner, widen::f16_to_f64),
+        Data::BF16(v) => write_body(&l, v, body, runner, widen::bf16_to_f64),
         _ => unreachable!("layout() accepts floating-point values only"),
     }
-    Ok(())
 }
 
 /// Encodes into a new buffer: for Rust callers and tests.
@@ -121,29 +135,30 @@ pub fn encode_continuous(keys: &Tensor<'_>, values: &Tensor<'_>) -> Result<Vec<u
     Ok(out)
 }
 
-fn write_records<T: Copy>(l: &Layout<'_>, values: &[T], out: &mut [u8], widen: impl Fn(T) -> f64) {
+fn write_body<T: Copy + Sync>(
+    l: &Layout<'_>,
+    values: &[T],
+    body: &mut [u8],
+    runner: &dyn Runner,
+    widen: impl Fn(T) -> f64 + Sync,
+) -> Result<()> {
     let k = l.keys.len();
-    let mut sink = Sink::new(out);
-    sink.response_begin(l.batch);
     // The record header is the same for every record: build it once.
     let mut header = [0u8; wire::FIELD_HEADER + wire::MAP_HEADER];
-    {
-        let mut h = Sink::new(&mut header);
-        h.field(ttype::MAP, field::RECORD_CONTINUOUS_FEATURES);
-        h.map_header(ttype::I64, ttype::DOUBLE, k);
-    }
-    for i in 0..l.batch {
-        let row = &values[i * k..(i + 1) * k];
-        let record = sink.take(l.record_len);
-        let (head, rest) = record.split_at_mut(header.len());
-        head.copy_from_slice(&header);
-        let (entries, stop) = rest.split_at_mut(k * ENTRY);
-        for ((entry, key), &v) in entries.chunks_exact_mut(ENTRY).zip(l.keys).zip(row) {
-            entry[..8].copy_from_slice(&key.to_be_bytes());
-            entry[8..].copy_from_slice(&widen(v).to_bits().to_be_bytes());
+    let mut h = Sink::new(&mut header);
+    h.field(ttype::MAP, field::RECORD_CONTINUOUS_FEATURES);
+    h.map_header(ttype::I64, ttype::DOUBLE, k);
+    sharded(body, l.record_len, runner, &|first, records| {
+        for (i, record) in records.chunks_exact_mut(l.record_len).enumerate() {
+            let row = &values[(first + i) * k..(first + i + 1) * k];
+            let (head, rest) = record.split_at_mut(header.len());
+            head.copy_from_slice(&header);
+            let (entries, stop) = rest.split_at_mut(k * ENTRY);
+            for ((entry, key), &v) in entries.chunks_exact_mut(ENTRY).zip(l.keys).zip(row) {
+                entry[..8].copy_from_slice(&key.to_be_bytes());
+                entry[8..].copy_from_slice(&widen(v).to_bits().to_be_bytes());
+            }
+            stop[0] = ttype::STOP;
         }
-        stop[0] = ttype::STOP;
-    }
-    sink.stop();
-    debug_assert_eq!(sink.position(), l.total);
+    })
 }

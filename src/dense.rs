@@ -7,6 +7,7 @@
 
 use crate::error::{Error, Result, Shape};
 use crate::input::{check_keys, DType, Data, StringSource, Tensor};
+use crate::parallel::{sharded, Runner, Serial};
 use crate::widen;
 use crate::wire::{self, data_type, field, ttype, Sink, FIELD_HEADER, LIST_HEADER, STOP};
 
@@ -234,6 +235,17 @@ pub fn write_tensor_response(
     values: &[Tensor<'_>],
     out: &mut [u8],
 ) -> Result<()> {
+    write_tensor_response_with(keys, values, out, &Serial)
+}
+
+/// [`write_tensor_response`], with large outputs written in shards on `runner`
+/// (when no column holds strings, whose rows differ in size).
+pub fn write_tensor_response_with(
+    keys: &Tensor<'_>,
+    values: &[Tensor<'_>],
+    out: &mut [u8],
+    runner: &dyn Runner,
+) -> Result<()> {
     let l = layout(keys, values)?;
     if out.len() != l.total {
         return Err(Error::internal(format!(
@@ -247,7 +259,12 @@ pub fn write_tensor_response(
     let all_fixed = l.columns.iter().all(|c| matches!(c.rows, Rows::Raw { .. }));
     if all_fixed {
         let record_len = (l.total - wire::RESPONSE_OVERHEAD) / l.batch.max(1);
-        write_fixed_records(&l.columns, sink.take(l.batch * record_len), record_len);
+        write_fixed_records(
+            &l.columns,
+            sink.take(l.batch * record_len),
+            record_len,
+            runner,
+        )?;
     } else {
         write_records(&l, &mut sink);
     }
@@ -266,35 +283,41 @@ pub fn write_tensor_response(
 /// built once and copied into every record, then each column's content is
 /// filled in, column by column, with its dtype dispatched once per column
 /// rather than once per entry.
-fn write_fixed_records(columns: &[Column<'_>], body: &mut [u8], record_len: usize) {
+fn write_fixed_records(
+    columns: &[Column<'_>],
+    body: &mut [u8],
+    record_len: usize,
+    runner: &dyn Runner,
+) -> Result<()> {
     if body.is_empty() {
-        return;
+        return Ok(());
     }
     let mut template = vec![0; record_len];
     let mut offsets = Vec::with_capacity(columns.len());
-    {
-        let mut t = Sink::new(&mut template);
-        t.field(ttype::MAP, field::RECORD_TENSORS);
-        t.map_header(ttype::I64, ttype::STRUCT, columns.len());
-        for c in columns {
-            let Rows::Raw { content } = c.rows else {
-                unreachable!("fixed records have raw columns only")
-            };
-            t.bytes(&c.head);
-            offsets.push(t.position());
-            t.take(content); // filled per record below
-            t.bytes(&c.suffix);
+    let mut t = Sink::new(&mut template);
+    t.field(ttype::MAP, field::RECORD_TENSORS);
+    t.map_header(ttype::I64, ttype::STRUCT, columns.len());
+    for c in columns {
+        let Rows::Raw { content } = c.rows else {
+            unreachable!("fixed records have raw columns only")
+        };
+        t.bytes(&c.head);
+        offsets.push(t.position());
+        t.take(content); // filled per record below
+        t.bytes(&c.suffix);
+    }
+    t.stop();
+    sharded(body, record_len, runner, &|first, records| {
+        for record in records.chunks_exact_mut(record_len) {
+            record.copy_from_slice(&template);
         }
-        t.stop();
-    }
-    for record in body.chunks_exact_mut(record_len) {
-        record.copy_from_slice(&template);
-    }
-    for (c, &offset) in columns.iter().zip(&offsets) {
-        if c.elements_per_row > 0 {
-            fill_column(c.data, c.elements_per_row, body, record_len, offset);
+        for (c, &offset) in columns.iter().zip(&offsets) {
+            if c.elements_per_row > 0 {
+                let rows = c.data.skip(first * c.elements_per_row);
+                fill_column(rows, c.elements_per_row, records, record_len, offset);
+            }
         }
-    }
+    })
 }
 
 /// Writes row i of `data` as little-endian content at `offset` of record i.

@@ -101,7 +101,7 @@ impl fmt::Display for DType {
     }
 }
 
-impl Data<'_> {
+impl<'a> Data<'a> {
     pub fn len(&self) -> usize {
         match self {
             Data::F32(v) => v.len(),
@@ -117,6 +117,21 @@ impl Data<'_> {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// The elements from `start` on (numeric and bool data only).
+    pub(crate) fn skip(self, start: usize) -> Data<'a> {
+        match self {
+            Data::F32(v) => Data::F32(&v[start..]),
+            Data::F64(v) => Data::F64(&v[start..]),
+            Data::F16(v) => Data::F16(&v[start..]),
+            Data::BF16(v) => Data::BF16(&v[start..]),
+            Data::I32(v) => Data::I32(&v[start..]),
+            Data::I64(v) => Data::I64(&v[start..]),
+            Data::U8(v) => Data::U8(&v[start..]),
+            Data::Bool(v) => Data::Bool(&v[start..]),
+            Data::Str(_) => unreachable!("string data is read by index, not sliced"),
+        }
     }
 
     pub fn dtype(&self) -> DType {

@@ -25,10 +25,14 @@ mod error;
 #[allow(unsafe_code)]
 mod ffi;
 mod input;
+pub mod parallel;
 pub mod widen;
 pub mod wire;
 
-pub use continuous::{continuous_size, encode_continuous, write_continuous};
-pub use dense::{encode_tensor_response, tensor_response_size, write_tensor_response};
+pub use continuous::{continuous_size, encode_continuous, write_continuous, write_continuous_with};
+pub use dense::{
+    encode_tensor_response, tensor_response_size, write_tensor_response, write_tensor_response_with,
+};
 pub use error::{Error, ErrorKind, Result};
 pub use input::{DType, Data, StringSource, Tensor};
+pub use parallel::{Runner, Serial};

@@ -54,6 +54,7 @@ extern "C" {
         values: *const View,
         out: *mut u8,
         out_size: u64,
+        runner: *const c_void,
         msg: *mut c_char,
         msg_cap: usize,
     ) -> i32;
@@ -71,6 +72,7 @@ extern "C" {
         num_values: usize,
         out: *mut u8,
         out_size: u64,
+        runner: *const c_void,
         msg: *mut c_char,
         msg_cap: usize,
     ) -> i32;
@@ -351,7 +353,7 @@ proptest! {
         // SAFETY: `out` has at least `out_len` bytes.
         let status = unsafe {
             bpr_continuous_write(view_ptr(&kv), view_ptr(&vv), out.as_mut_ptr(), out_len as u64,
-                                 msg.ptr(), cap)
+                                 std::ptr::null(), msg.ptr(), cap)
         };
         msg.text(status)?;
         if size_delta == 0 {
@@ -428,7 +430,7 @@ proptest! {
         // SAFETY: `out` has at least `out_len` bytes.
         let status = unsafe {
             bpr_tensor_write(view_ptr(&kv), values_ptr, count, out.as_mut_ptr(), out_len as u64,
-                             msg.ptr(), cap)
+                             std::ptr::null(), msg.ptr(), cap)
         };
         msg.text(status)?;
         if size_delta == 0 {
@@ -456,8 +458,17 @@ fn null_output_pointers_are_internal_errors() {
     assert_eq!(status, INTERNAL);
     let mut msg = Msg::new(256);
     // SAFETY: as above.
-    let status =
-        unsafe { bpr_continuous_write(&kv, &vv, std::ptr::null_mut(), 41, msg.ptr(), msg.cap) };
+    let status = unsafe {
+        bpr_continuous_write(
+            &kv,
+            &vv,
+            std::ptr::null_mut(),
+            41,
+            std::ptr::null(),
+            msg.ptr(),
+            msg.cap,
+        )
+    };
     assert_eq!(status, INTERNAL);
     assert!(msg.text(status).unwrap().contains("NULL output"));
 }

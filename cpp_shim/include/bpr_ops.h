@@ -62,15 +62,32 @@ typedef struct bpr_tensor {
   bpr_string_at_fn string_at; /* required for BPR_DTYPE_STRING, else ignored */
 } bpr_tensor;
 
+/* Calls fn(context, begin, end) on sub-ranges that together cover [0, total),
+ * possibly concurrently, and returns once every call has returned. */
+typedef void (*bpr_range_fn)(void* context, int64_t begin, int64_t end);
+
+/* The host's thread pool, for writing large responses in parallel. bpr_ops
+ * never starts threads of its own. `fn` never unwinds into the pool: Rust
+ * panics are caught inside it. */
+typedef struct bpr_runner {
+  void* pool;      /* opaque to Rust, passed back to parallel_for */
+  int32_t threads; /* how many threads the pool may run at once */
+  void (*parallel_for)(void* pool, int64_t total, int64_t cost_per_unit,
+                       bpr_range_fn fn, void* context);
+} bpr_runner;
+
 /*
  * BatchPredictionResponseWriter: keys int64[K], values [B, K] (or [B] when K == 1).
  * `_size` validates and computes the exact output size; `_write` validates again
- * and fills `out`, which must hold exactly that many bytes.
+ * and fills `out`, which must hold exactly that many bytes, on the calling
+ * thread or, for large outputs, also on `runner`'s threads (NULL: calling
+ * thread only).
  */
 bpr_status bpr_continuous_size(const bpr_tensor* keys, const bpr_tensor* values,
                                uint64_t* out_size, char* msg, size_t msg_cap);
 bpr_status bpr_continuous_write(const bpr_tensor* keys, const bpr_tensor* values,
-                                uint8_t* out, uint64_t out_size, char* msg,
+                                uint8_t* out, uint64_t out_size,
+                                const bpr_runner* runner, char* msg,
                                 size_t msg_cap);
 
 /*
@@ -82,7 +99,7 @@ bpr_status bpr_tensor_size(const bpr_tensor* keys, const bpr_tensor* values,
                            size_t msg_cap);
 bpr_status bpr_tensor_write(const bpr_tensor* keys, const bpr_tensor* values,
                             size_t num_values, uint8_t* out, uint64_t out_size,
-                            char* msg, size_t msg_cap);
+                            const bpr_runner* runner, char* msg, size_t msg_cap);
 
 /* The TensorFlow version (tf.__version__) this library was built against, as a
  * static NUL-terminated string. The same text follows the marker

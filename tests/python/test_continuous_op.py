@@ -108,6 +108,13 @@ class ContinuousWriterTest(tf.test.TestCase, parameterized.TestCase):
         data = self.check([], tf.zeros([2, 0]))
         self.assertEqual(bpr_ops.decode_batch_prediction_response(data), [{}, {}])
 
+    def test_large_output_written_on_the_intra_op_pool_is_exact(self):
+        # 20000 x (10 + 16 * 16) bytes = 5.3 MB: over the 1 MiB threshold, so
+        # the records are written in shards on TensorFlow's intra-op threads.
+        keys = list(range(16))
+        values = tf.random.normal([20000, 16], seed=3)
+        self.check(keys, values)
+
     def test_identical_input_identical_bytes(self):
         keys = list(range(100, 0, -1))
         values = tf.random.normal([64, 100], seed=1)

@@ -36,6 +36,9 @@ pub const MIN_PARALLEL_BYTES: usize = 1 << 20;
 /// Each shard writes at least this much, so waking a thread pays for itself.
 const MIN_SHARD_BYTES: usize = 256 << 10;
 
+/// A shard's first record and its bytes, until a task takes them.
+type Slot<'b> = Mutex<Option<(usize, &'b mut [u8])>>;
+
 /// Writes `body`, a run of records of `record_len` bytes each, by calling
 /// `write(first_record, records_bytes)` on contiguous shards that together
 /// cover it, on `runner`'s threads when the body is large enough.
@@ -63,7 +66,7 @@ pub(crate) fn sharded(
     // One slot per shard (a handful: memory does not grow with the batch).
     // Each task takes its own slice out of its slot, so the borrow checker,
     // not a raw pointer, proves the writes disjoint.
-    let slots: Vec<Mutex<Option<(usize, &mut [u8])>>> = body
+    let slots: Vec<Slot<'_>> = body
         .chunks_mut(per_shard * record_len)
         .enumerate()
         .map(|(i, chunk)| Mutex::new(Some((i * per_shard, chunk))))

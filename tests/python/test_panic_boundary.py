@@ -1,0 +1,98 @@
+"""The panic boundary through TensorFlow: a library built with the test-only `test-panic` feature
+panics inside every kernel call while BPR_OPS_TEST_PANIC is set. The call must raise an error
+(InternalError) and the same process must go on serving correct responses afterwards.
+
+The library is built into its own target directory (target/test-panic) and loaded in a
+subprocess through BPR_OPS_LIBRARY, so this test process keeps the normal library."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+TARGET = ROOT / "target" / "test-panic"
+LIBRARY = TARGET / "release" / "libbpr_ops.so"
+
+CHILD = textwrap.dedent(
+    """
+    import os, sys
+    sys.path[:0] = [sys.argv[1], sys.argv[2]]
+    import numpy as np
+    import tensorflow as tf
+    import bpr_ops, thrift_check
+
+    def calls():
+        yield "continuous", lambda: bpr_ops.batch_prediction_response_writer([1, 2], np.float32([[0.5, 2.0]]))
+        yield "tensor", lambda: bpr_ops.batch_prediction_tensor_response_writer(
+            [7, 8], [tf.constant([[1, 2]], tf.int32), tf.constant([[b"a", b"\\xff"]])])
+        fn = tf.function(lambda v: bpr_ops.batch_prediction_response_writer([3], v))
+        yield "function", lambda: fn(tf.constant([1.0, 2.0]))
+
+    for panic in (True, False, True, False):
+        if panic:
+            os.environ["BPR_OPS_TEST_PANIC"] = "1"
+        else:
+            os.environ.pop("BPR_OPS_TEST_PANIC", None)
+        for name, call in calls():
+            try:
+                out = call()
+            except tf.errors.InternalError as e:
+                assert panic, f"{name}: unexpected InternalError {e.message}"
+                assert "internal error in bpr_ops" in e.message, e.message
+                assert "forced by BPR_OPS_TEST_PANIC" in e.message, e.message
+                print(f"{name}: panic -> InternalError")
+                continue
+            assert not panic, f"{name}: returned {out!r} although the kernel panicked"
+            decoded = thrift_check.decode(thrift_check.to_bytes(out))
+            assert len(decoded.predictions) >= 1
+            print(f"{name}: ok, {len(decoded.predictions)} records")
+    print("PROCESS SURVIVED")
+    """
+)
+
+
+def build_panicking_library() -> Path:
+    env = dict(os.environ, CARGO_TARGET_DIR=str(TARGET), PYTHON=sys.executable)
+    result = subprocess.run(
+        ["cargo", "build", "--release", "--features", "test-panic", "--lib"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=1800,
+    )
+    if result.returncode != 0:
+        pytest.fail(f"building the test-panic library failed:\n{result.stderr[-4000:]}")
+    return LIBRARY
+
+
+def test_a_panicking_kernel_raises_and_the_process_goes_on():
+    library = build_panicking_library()
+    env = dict(os.environ, BPR_OPS_LIBRARY=str(library), TF_CPP_MIN_LOG_LEVEL="2")
+    env.pop("BPR_OPS_TEST_PANIC", None)
+    result = subprocess.run(
+        [sys.executable, "-c", CHILD, str(ROOT / "python"), str(ROOT / "tests" / "python")],
+        env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, f"the serving process died ({result.returncode}):\n{result.stderr[-4000:]}"
+    lines = result.stdout.splitlines()
+    assert lines.count("continuous: panic -> InternalError") == 2, result.stdout
+    assert lines.count("tensor: panic -> InternalError") == 2, result.stdout
+    assert lines.count("function: panic -> InternalError") == 2, result.stdout
+    assert lines.count("continuous: ok, 1 records") == 2, result.stdout
+    assert lines.count("tensor: ok, 1 records") == 2, result.stdout
+    assert lines.count("function: ok, 2 records") == 2, result.stdout
+    assert lines[-1] == "PROCESS SURVIVED"
+
+
+def test_the_normal_library_ignores_the_panic_switch(monkeypatch):
+    # The switch exists only in the test-panic build: a shipped library never reads it.
+    import numpy as np
+
+    import bpr_ops
+
+    monkeypatch.setenv("BPR_OPS_TEST_PANIC", "1")
+    out = bpr_ops.batch_prediction_response_writer([1], np.float32([[0.5]]))
+    assert out.shape == (1, 35)

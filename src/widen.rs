@@ -1,38 +1,83 @@
-//! Exact widening of narrow floats.
+//! Exact widening of narrow floats, by integer arithmetic on the bits.
 //!
-//! Every finite value, infinity and -0.0 of a narrower format is exactly
-//! representable in the wider one, so the ordinary conversion is exact. NaNs
-//! are the exception: the hardware conversion (`cvtss2sd`) sets the quiet bit,
-//! so a signalling NaN would come out as a different NaN. Here a NaN keeps its
-//! sign and its payload, moved to the top of the wider mantissa: the bits the
-//! user wrote are all still there.
+//! Every value of a narrower format, NaNs aside, is exactly representable in
+//! the wider one, but the hardware conversion is not safe to use here:
+//! TensorFlow runs kernels with the x86 MXCSR flags DAZ and FTZ set
+//! ("denormals are zero"), under which `cvtss2sd` reads a subnormal input as
+//! 0.0, silently changing the prediction. It also sets the quiet bit of a
+//! signalling NaN. So the bits are moved by hand: a NaN keeps its sign and its
+//! payload, moved to the top of the wider mantissa, and subnormals are
+//! normalised exactly. No floating-point instruction runs, so the FPU mode
+//! cannot matter.
 
 use half::{bf16, f16};
 
-/// f32 -> f64, NaN payloads kept.
-#[inline]
-pub fn f32_to_f64(x: f32) -> f64 {
-    if x.is_nan() {
-        let b = x.to_bits();
-        let sign = u64::from(b >> 31) << 63;
-        let payload = u64::from(b & 0x007f_ffff) << (52 - 23);
-        f64::from_bits(sign | (0x7ff << 52) | payload)
-    } else {
-        f64::from(x)
+/// An IEEE 754 binary format, by the widths of its fields.
+#[derive(Clone, Copy)]
+struct Format {
+    exp_bits: u32,
+    man_bits: u32,
+}
+
+const F16: Format = Format {
+    exp_bits: 5,
+    man_bits: 10,
+};
+const F32: Format = Format {
+    exp_bits: 8,
+    man_bits: 23,
+};
+const F64: Format = Format {
+    exp_bits: 11,
+    man_bits: 52,
+};
+
+impl Format {
+    const fn bias(self) -> i64 {
+        (1 << (self.exp_bits - 1)) - 1
+    }
+    const fn exp_max(self) -> u64 {
+        (1 << self.exp_bits) - 1
     }
 }
 
-/// f16 -> f32, NaN payloads kept.
+/// The bits of the `to` value equal to the `from` value with bits `bits`.
+#[inline]
+fn widen_bits(bits: u64, from: Format, to: Format) -> u64 {
+    let sign = (bits >> (from.exp_bits + from.man_bits)) << (to.exp_bits + to.man_bits);
+    let exp = (bits >> from.man_bits) & from.exp_max();
+    let man = bits & ((1 << from.man_bits) - 1);
+    let shift = to.man_bits - from.man_bits;
+    let body = if exp == from.exp_max() {
+        // Infinity or NaN: the same payload, not quieted.
+        (to.exp_max() << to.man_bits) | (man << shift)
+    } else if exp == 0 && man == 0 {
+        0
+    } else if exp == 0 {
+        // Subnormal: man * 2^(1 - bias - man_bits), normalised so that its
+        // highest set bit becomes the implicit leading one.
+        let top = 63 - man.leading_zeros();
+        let e = i64::from(top) + 1 - from.bias() - i64::from(from.man_bits) + to.bias();
+        let fraction = (man << (to.man_bits - top)) & ((1 << to.man_bits) - 1);
+        ((e as u64) << to.man_bits) | fraction
+    } else {
+        let e = exp as i64 - from.bias() + to.bias();
+        ((e as u64) << to.man_bits) | (man << shift)
+    };
+    sign | body
+}
+
+/// f32 -> f64, exact for every value, NaN payloads kept.
+#[inline]
+pub fn f32_to_f64(x: f32) -> f64 {
+    f64::from_bits(widen_bits(u64::from(x.to_bits()), F32, F64))
+}
+
+/// f16 -> f32, exact for every value, NaN payloads kept.
 #[inline]
 pub fn f16_to_f32(x: f16) -> f32 {
-    if x.is_nan() {
-        let b = u32::from(x.to_bits());
-        let sign = (b >> 15) << 31;
-        let payload = (b & 0x03ff) << (23 - 10);
-        f32::from_bits(sign | (0xff << 23) | payload)
-    } else {
-        x.to_f32()
-    }
+    // The result fits the 32 bits of an f32 by construction.
+    f32::from_bits(widen_bits(u64::from(x.to_bits()), F16, F32) as u32)
 }
 
 /// bf16 -> f32: bf16 is the top half of an f32, so this is exact for every value.
@@ -62,6 +107,40 @@ mod tests {
         assert_eq!(wide, 0x7ff0_0000_2000_0000);
         let neg_qnan = f32::from_bits(0xffc0_0123);
         assert_eq!(f32_to_f64(neg_qnan).to_bits(), 0xfff8_0024_6000_0000);
+    }
+
+    /// Every f16 and a sweep of f32 bit patterns against the hardware
+    /// conversion, which is exact in the test's default FPU mode.
+    #[test]
+    fn matches_the_hardware_conversion_on_every_non_nan_value() {
+        for bits in 0..=u16::MAX {
+            let h = f16::from_bits(bits);
+            if !h.is_nan() {
+                assert_eq!(f16_to_f32(h).to_bits(), h.to_f32().to_bits(), "{bits:#06x}");
+            }
+        }
+        let mut bits = 0u32;
+        loop {
+            let x = f32::from_bits(bits);
+            if !x.is_nan() {
+                assert_eq!(
+                    f32_to_f64(x).to_bits(),
+                    f64::from(x).to_bits(),
+                    "{bits:#010x}"
+                );
+            }
+            // Every subnormal and small pattern, then a stride over the rest.
+            bits = match bits.checked_add(
+                if bits < 0x0100_0000 || (0x8000_0000..0x8100_0000).contains(&bits) {
+                    1
+                } else {
+                    4093
+                },
+            ) {
+                Some(b) => b,
+                None => break,
+            };
+        }
     }
 
     #[test]

@@ -9,7 +9,7 @@ VENV_PY := $(CURDIR)/.venv/bin/python
 export PYTHON := $(VENV_PY)
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: all setup build test test-rust test-python lint demo clean
+.PHONY: all setup build test test-rust test-python lint demo bench clean
 
 all: build
 
@@ -33,6 +33,13 @@ lint: setup
 
 demo: build
 	$(VENV_PY) examples/demo.py
+
+# Side-by-side timings (BENCHMARKS.md, benchmarks/plot.png). Run on a quiet machine.
+bench: build
+	$(VENV_PY) -m pip install -q --disable-pip-version-check -r benchmarks/requirements.txt
+	$(VENV_PY) benchmarks/bench_ops.py
+	cargo bench --bench encode
+	$(VENV_PY) benchmarks/report.py benchmarks/memory.md
 
 clean:
 	cargo clean

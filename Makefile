@@ -1,5 +1,5 @@
 # make test   - every test (Rust and Python), from a fresh clone
-# make demo   - export a model through the ops, serve it, print the decoded response
+# make demo   - export a model through the ops, serve it with the Rust host, print the decoded response
 # make build  - target/release/libbpr_ops.so
 # Each target sets up what it needs (scripts/setup.sh: libclang, .venv).
 
@@ -32,6 +32,7 @@ lint: setup
 	cargo clippy --release --all-targets -- -D warnings
 
 demo: build
+	cargo build --release -p bpr-host
 	$(VENV_PY) examples/demo.py
 
 # Side-by-side timings (BENCHMARKS.md, benchmarks/plot.png). Run on a quiet machine.

@@ -39,6 +39,7 @@ demo: build
 bench: build
 	$(VENV_PY) -m pip install -q --disable-pip-version-check -r benchmarks/requirements.txt
 	$(VENV_PY) benchmarks/bench_ops.py
+	$(VENV_PY) benchmarks/bench_ops.py --intra-op-threads 1 --out benchmarks/results_1thread.json
 	cargo bench --bench encode
 	$(VENV_PY) benchmarks/report.py benchmarks/memory.md
 

@@ -10,7 +10,7 @@ For each case, in one TensorFlow process, eager calls, rounds interleaved:
 Every generic encoder's bytes are checked equal to the op's before timing.
 Writes benchmarks/results.json; `benchmarks/report.py` makes the table and plot.
 
-usage: bench_ops.py [--quick] [--out FILE]
+usage: bench_ops.py [--quick] [--out FILE] [--intra-op-threads N]
 """
 
 import argparse
@@ -128,7 +128,12 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="fewer rounds (a smoke run)")
     parser.add_argument("--out", type=Path, default=HERE / "results.json")
+    parser.add_argument("--intra-op-threads", type=int, default=0,
+                        help="size of TensorFlow's intra-op pool (0: TensorFlow's default, one per core); "
+                             "1 keeps the op's writing on one thread, to measure what sharding gains")
     args = parser.parse_args()
+    if args.intra_op_threads:
+        tf.config.threading.set_intra_op_parallelism_threads(args.intra_op_threads)
     rng = np.random.default_rng(0)
     cases = [continuous_case(b, k, rng) for b, k in [(1, 1), (64, 4), (1024, 4), (8192, 16), (65536, 16)]]
     cases += [tensor_case(b, rng) for b in (64, 1024, 16384)]

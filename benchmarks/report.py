@@ -108,6 +108,24 @@ def main():
            "eager dispatch (the same as tf.fill's), which a pure-Python encoder does not pay; the encoders "
            "themselves are compared without TensorFlow in the next section."),
     ]
+    single = HERE / "results_1thread.json"
+    if single.exists():
+        one = {r["case"]: r for r in json.loads(single.read_text())["results"]}
+        lines += [
+            "",
+            "## Sharding on the intra-op pool",
+            "",
+            f"Responses of 1 MiB and more with fixed-size records are written in shards on TensorFlow's intra-op "
+            f"pool ({machine['intra_op_threads'] or machine['cores']} threads here). The same benchmark with the pool "
+            "limited to one thread (`--intra-op-threads 1`, a separate process) shows what that gains:",
+            "",
+            "| case | output | op, 1 thread | op, default pool | speed-up |",
+            "|---|---:|---:|---:|---:|",
+        ]
+        for r in results:
+            if r["bytes"] >= 1 << 20 and r["case"] in one:
+                t1, tn = one[r["case"]]["median_s"]["op"], r["median_s"]["op"]
+                lines.append(f"| {r['case']} | {r['bytes']:,} B | {fmt_time(t1)} | {fmt_time(tn)} | {t1 / tn:.2f}x |")
     crit = criterion_rows()
     if crit:
         lines += [

@@ -9,7 +9,7 @@ VENV_PY := $(CURDIR)/.venv/bin/python
 export PYTHON := $(VENV_PY)
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: all setup build test test-rust test-python lint demo bench clean
+.PHONY: all setup build test test-rust test-python lint demo bench fuzz memcheck test-slow clean
 
 all: build
 
@@ -42,6 +42,20 @@ bench: build
 	$(VENV_PY) benchmarks/bench_ops.py --intra-op-threads 1 --out benchmarks/results_1thread.json
 	cargo bench --bench encode
 	$(VENV_PY) benchmarks/report.py benchmarks/memory.md
+
+# Reliability runs that are too slow for `make test` (results: the issue notes).
+FUZZ_SECONDS ?= 300
+fuzz: setup
+	@command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
+	scripts/fuzz.sh $(FUZZ_SECONDS)
+
+# valgrind on the Rust tests and on both ops inside TensorFlow; RSS over 100,000 calls.
+memcheck: build
+	scripts/memcheck.sh
+
+# Responses over 2 GiB written exactly, 2^31-byte strings and rows rejected (about 12 GiB of RAM).
+test-slow: build
+	scripts/large_output.sh
 
 clean:
 	cargo clean

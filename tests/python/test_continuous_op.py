@@ -29,7 +29,8 @@ def f64_bits(values: tf.Tensor) -> np.ndarray:
         tf.bfloat16: (tf.uint16, 15, 0x7F, 45),
     }[values.dtype]
     narrow = tf.bitcast(values, narrow_type).numpy().astype(np.uint64)
-    wide = values.numpy().astype(np.float64).view(np.uint64).copy()
+    with np.errstate(invalid="ignore"):  # NaNs are replaced below
+        wide = values.numpy().astype(np.float64).view(np.uint64).copy()
     nan = tf.math.is_nan(values).numpy()
     sign = (narrow >> np.uint64(sign_bit)) << np.uint64(63)
     payload = (narrow & np.uint64(payload_mask)) << np.uint64(shift)

@@ -115,7 +115,7 @@ class ContinuousWriterTest(tf.test.TestCase, parameterized.TestCase):
         self.assertEqual(bpr_ops.decode_batch_prediction_response(data), [{}, {}])
 
     def test_large_output_written_on_the_intra_op_pool_is_exact(self):
-        # 20000 x (10 + 16 * 16) bytes = 5.3 MB: over the 1 MiB threshold, so
+        # 20000 x (10 + 16 * 16) bytes = 5.3 MB: over the 4 MiB threshold, so
         # the records are written in shards on TensorFlow's intra-op threads.
         keys = list(range(16))
         values = tf.random.normal([20000, 16], seed=3)

@@ -136,11 +136,11 @@ class TensorWriterTest(tf.test.TestCase, parameterized.TestCase):
             self.assertEqual(int(bits[5]), widened)
 
     def test_large_output_written_on_the_intra_op_pool_is_exact(self):
-        # About 2 MB of fixed-size records: written in shards on TensorFlow's
+        # About 5 MB of fixed-size records: written in shards on TensorFlow's
         # intra-op threads. Every dtype, so every column filler runs sharded.
         rng = np.random.default_rng(11)
         dtypes = [d for d in ALL_DTYPES if d != tf.string]
-        values = [random_tensor(d, [1000, 8, 8], rng) for d in dtypes]
+        values = [random_tensor(d, [2000, 8, 8], rng) for d in dtypes]
         self.check(list(range(len(values))), values)
 
     def test_identical_input_identical_bytes(self):

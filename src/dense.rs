@@ -11,6 +11,9 @@ use crate::parallel::{sharded, Runner, Serial};
 use crate::widen;
 use crate::wire::{self, data_type, field, ttype, Sink, FIELD_HEADER, LIST_HEADER, STOP};
 
+/// Bytes of records written together before moving on (about an L1 cache).
+const BLOCK_BYTES: usize = 32 << 10;
+
 /// `0C 0001` + dataType field + content field header and length.
 const RAW_PREFIX: usize = FIELD_HEADER + (FIELD_HEADER + 4) + (FIELD_HEADER + 4);
 /// `0C 0002` + strings field header and list header.
@@ -307,14 +310,21 @@ fn write_fixed_records(
         t.bytes(&c.suffix);
     }
     t.stop();
+    // Blocks of records small enough to stay in cache while every column is
+    // filled in: filling a column across the whole output would stream it
+    // from memory once per column.
+    let per_block = (BLOCK_BYTES / record_len).max(1);
     sharded(body, record_len, runner, &|first, records| {
-        for record in records.chunks_exact_mut(record_len) {
-            record.copy_from_slice(&template);
-        }
-        for (c, &offset) in columns.iter().zip(&offsets) {
-            if c.elements_per_row > 0 {
-                let rows = c.data.skip(first * c.elements_per_row);
-                fill_column(rows, c.elements_per_row, records, record_len, offset);
+        for (b, block) in records.chunks_mut(per_block * record_len).enumerate() {
+            let first = first + b * per_block;
+            for record in block.chunks_exact_mut(record_len) {
+                record.copy_from_slice(&template);
+            }
+            for (c, &offset) in columns.iter().zip(&offsets) {
+                if c.elements_per_row > 0 {
+                    let rows = c.data.skip(first * c.elements_per_row);
+                    fill_column(rows, c.elements_per_row, block, record_len, offset);
+                }
             }
         }
     })

@@ -7,15 +7,20 @@ import tensorflow as tf
 
 from ._loader import load_library
 
+_INT64 = tf.int64
+
 
 def _keys_tensor(keys) -> tf.Tensor:
     """keys as an int64 tensor. Any integer dtype is widened; anything else is an error."""
-    if isinstance(keys, (tf.Tensor, tf.Variable)):
-        if keys.dtype == tf.int64:
+    # The common case first and cheaply: this runs on every eager call, where
+    # the whole op costs ~15 us (a tuple isinstance with tf.Variable cost ~1 us).
+    if isinstance(keys, tf.Tensor) or isinstance(keys, tf.Variable):
+        dtype = keys.dtype
+        if dtype is _INT64 or dtype == _INT64:
             return keys
-        if keys.dtype.is_integer:
+        if dtype.is_integer:
             return tf.cast(keys, tf.int64)
-        raise TypeError(f"keys must be integers (feature ids), got a {keys.dtype.name} tensor")
+        raise TypeError(f"keys must be integers (feature ids), got a {dtype.name} tensor")
     array = np.asarray(keys)
     if array.size == 0:
         return tf.constant(np.zeros(array.shape, np.int64))

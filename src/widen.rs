@@ -70,7 +70,15 @@ fn widen_bits(bits: u64, from: Format, to: Format) -> u64 {
 /// f32 -> f64, exact for every value, NaN payloads kept.
 #[inline]
 pub fn f32_to_f64(x: f32) -> f64 {
-    f64::from_bits(widen_bits(u64::from(x.to_bits()), F32, F64))
+    let exp = x.to_bits() & 0x7f80_0000;
+    if exp != 0 && exp != 0x7f80_0000 {
+        // A normal number: the hardware conversion is exact and DAZ/FTZ
+        // cannot touch it (neither the input nor the result is subnormal),
+        // and it is the fast path for almost every prediction.
+        f64::from(x)
+    } else {
+        f64::from_bits(widen_bits(u64::from(x.to_bits()), F32, F64))
+    }
 }
 
 /// f16 -> f32, exact for every value, NaN payloads kept.

@@ -2,13 +2,16 @@
 // bytes that Apache Thrift's Rust crate decodes to exactly the input, or is rejected with an
 // InvalidArgument error and a message; nothing panics, and the size step agrees with the write.
 
+mod common;
+
 use bpr_ops::{
     continuous_size, encode_continuous, encode_tensor_response, tensor_response_size, Data,
-    ErrorKind, StringSource, Tensor,
+    ErrorKind, Tensor,
 };
 use half::{bf16, f16};
 use proptest::prelude::*;
-use thrift::protocol::{TBinaryInputProtocol, TInputProtocol, TType};
+
+use common::{decode, widen_bf16, widen_f16, widen_f32, Column, Record, Rng, DTYPES, STR};
 
 /// Outputs up to this size are encoded and decoded; larger legal sizes (zero-element tensors
 /// with huge dims) are only checked against the size model.
@@ -18,23 +21,10 @@ const ENCODE_UP_TO: u128 = 1 << 22;
 // Inputs
 // ---------------------------------------------------------------------------
 
-/// Element types, in the order of [`Column::fill`].
-const DTYPES: usize = 9;
-const STR: usize = 8;
+// Element values come from a small deterministic generator ([`Rng`]): proptest shrinks the
+// shapes and keys, and the seed reproduces the values.
 
-/// A small deterministic generator for element values: proptest shrinks the shapes and keys,
-/// and the seed reproduces the values.
-struct Gen(u64);
-
-impl Gen {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
+impl Rng {
     /// Float bit patterns biased to the interesting ones: NaNs with payloads (quiet and
     /// signalling, both signs), infinities, zeros, subnormals, extremes, and any bits.
     fn float_bits(&mut self, sign: u64, exp_mask: u64, mant_bits: u32) -> u64 {
@@ -52,35 +42,9 @@ impl Gen {
     }
 }
 
-/// Owned strings: `Data::Str` takes a `&dyn StringSource`.
-#[derive(Debug)]
-struct Strings(Vec<Vec<u8>>);
-
-impl StringSource for Strings {
-    fn len(&self) -> usize {
-        self.0.len()
-    }
-    fn get(&self, index: usize) -> &[u8] {
-        &self.0[index]
-    }
-}
-
-#[derive(Debug)]
-enum Column {
-    F32(Vec<f32>),
-    F64(Vec<f64>),
-    F16(Vec<f16>),
-    BF16(Vec<bf16>),
-    I32(Vec<i32>),
-    I64(Vec<i64>),
-    U8(Vec<u8>),
-    Bool(Vec<u8>),
-    Str(Strings),
-}
-
 impl Column {
     fn fill(dtype: usize, n: usize, seed: u64) -> Column {
-        let mut g = Gen(seed);
+        let mut g = Rng(seed);
         let g = &mut g;
         match dtype {
             0 => Column::F32(
@@ -107,22 +71,8 @@ impl Column {
             5 => Column::I64((0..n).map(|_| extreme(g)).collect()),
             6 => Column::U8((0..n).map(|_| g.next() as u8).collect()),
             7 => Column::Bool((0..n).map(|_| (g.next() & 1) as u8).collect()),
-            STR => Column::Str(Strings((0..n).map(|_| string(g)).collect())),
+            STR => Column::Str((0..n).map(|_| string(g)).collect()),
             _ => unreachable!(),
-        }
-    }
-
-    fn data(&self) -> Data<'_> {
-        match self {
-            Column::F32(v) => Data::F32(v),
-            Column::F64(v) => Data::F64(v),
-            Column::F16(v) => Data::F16(v),
-            Column::BF16(v) => Data::BF16(v),
-            Column::I32(v) => Data::I32(v),
-            Column::I64(v) => Data::I64(v),
-            Column::U8(v) => Data::U8(v),
-            Column::Bool(v) => Data::Bool(v),
-            Column::Str(v) => Data::Str(v),
         }
     }
 
@@ -139,34 +89,8 @@ impl Column {
             Column::F32(v) => widen_f32(v[i].to_bits()),
             Column::F64(v) => v[i].to_bits(),
             Column::F16(v) => widen_f32(widen_f16(v[i].to_bits())),
-            Column::BF16(v) => widen_f32(u32::from(v[i].to_bits()) << 16),
+            Column::BF16(v) => widen_f32(widen_bf16(v[i].to_bits())),
             _ => unreachable!(),
-        }
-    }
-
-    /// Elements `range` as the GeneralTensor the tensor op must write.
-    fn row(&self, range: std::ops::Range<usize>, shape: &[i64]) -> Row {
-        let raw = |data_type: i32, content: Vec<u8>| Row::Raw {
-            data_type,
-            content,
-            shape: shape.to_vec(),
-        };
-        match self {
-            Column::F32(v) => raw(0, le(&v[range], |x| x.to_bits().to_le_bytes())),
-            Column::F64(v) => raw(1, le(&v[range], |x| x.to_bits().to_le_bytes())),
-            Column::F16(v) => raw(0, le(&v[range], |x| widen_f16(x.to_bits()).to_le_bytes())),
-            Column::BF16(v) => raw(
-                0,
-                le(&v[range], |x| (u32::from(x.to_bits()) << 16).to_le_bytes()),
-            ),
-            Column::I32(v) => raw(2, le(&v[range], i32::to_le_bytes)),
-            Column::I64(v) => raw(3, le(&v[range], i64::to_le_bytes)),
-            Column::U8(v) => raw(4, v[range].to_vec()),
-            Column::Bool(v) => raw(7, v[range].to_vec()),
-            Column::Str(s) => Row::Str {
-                strings: s.0[range].to_vec(),
-                shape: shape.to_vec(),
-            },
         }
     }
 
@@ -181,7 +105,7 @@ impl Column {
     }
 }
 
-fn extreme(g: &mut Gen) -> i64 {
+fn extreme(g: &mut Rng) -> i64 {
     let r = g.next();
     match r % 4 {
         0 => [i64::MIN, i64::MAX, 0, -1, i32::MIN as i64, i32::MAX as i64][(r >> 8) as usize % 6],
@@ -190,7 +114,7 @@ fn extreme(g: &mut Gen) -> i64 {
 }
 
 /// Empty, ASCII, multi-byte UTF-8, NUL and invalid UTF-8 strings.
-fn string(g: &mut Gen) -> Vec<u8> {
+fn string(g: &mut Rng) -> Vec<u8> {
     let r = g.next();
     match r % 5 {
         0 => Vec::new(),
@@ -198,156 +122,6 @@ fn string(g: &mut Gen) -> Vec<u8> {
         2 => vec![0xff, 0xfe, 0xc3, 0x28, 0x80],
         _ => (0..(r >> 8) % 40).map(|_| g.next() as u8).collect(),
     }
-}
-
-/// The spec's widening: exact, a NaN keeps its sign and payload (no quiet bit added).
-fn widen_f32(b: u32) -> u64 {
-    if (b & 0x7fff_ffff) > 0x7f80_0000 {
-        (u64::from(b >> 31) << 63) | (0x7ff << 52) | (u64::from(b & 0x7f_ffff) << 29)
-    } else {
-        f64::from(f32::from_bits(b)).to_bits()
-    }
-}
-
-fn widen_f16(b: u16) -> u32 {
-    let b = u32::from(b);
-    if (b & 0x7fff) > 0x7c00 {
-        ((b >> 15) << 31) | (0xff << 23) | ((b & 0x3ff) << 13)
-    } else {
-        f16::from_bits(b as u16).to_f32().to_bits()
-    }
-}
-
-fn le<T: Copy, const N: usize>(v: &[T], f: impl Fn(T) -> [u8; N]) -> Vec<u8> {
-    v.iter().flat_map(|&x| f(x)).collect()
-}
-
-// ---------------------------------------------------------------------------
-// Decoding with the thrift crate's binary protocol (order-preserving, bytes for strings)
-// ---------------------------------------------------------------------------
-
-#[derive(Debug, PartialEq)]
-enum Row {
-    Raw {
-        data_type: i32,
-        content: Vec<u8>,
-        shape: Vec<i64>,
-    },
-    Str {
-        strings: Vec<Vec<u8>>,
-        shape: Vec<i64>,
-    },
-}
-
-#[derive(Debug, PartialEq)]
-enum Record {
-    Continuous(Vec<(i64, u64)>),
-    Tensors(Vec<(i64, Row)>),
-}
-
-type Walk<T> = Result<T, String>;
-
-fn w<T>(r: thrift::Result<T>) -> Walk<T> {
-    r.map_err(|e| e.to_string())
-}
-
-fn field(p: &mut dyn TInputProtocol, ttype: TType, id: i16) -> Walk<()> {
-    let f = w(p.read_field_begin())?;
-    if f.field_type != ttype || f.id != Some(id) {
-        return Err(format!("expected field {id} of {ttype:?}, got {f:?}"));
-    }
-    Ok(())
-}
-
-fn stop(p: &mut dyn TInputProtocol) -> Walk<()> {
-    field(p, TType::Stop, 0).map_err(|_| "expected STOP".into())
-}
-
-fn i64_list(p: &mut dyn TInputProtocol) -> Walk<Vec<i64>> {
-    let l = w(p.read_list_begin())?;
-    if l.element_type != TType::I64 || l.size < 0 {
-        return Err(format!("expected list<i64>, got {l:?}"));
-    }
-    (0..l.size).map(|_| w(p.read_i64())).collect()
-}
-
-fn general_tensor(p: &mut dyn TInputProtocol) -> Walk<Row> {
-    let f = w(p.read_field_begin())?;
-    let row = match (f.field_type, f.id) {
-        (TType::Struct, Some(1)) => {
-            field(p, TType::I32, 1)?;
-            let data_type = w(p.read_i32())?;
-            field(p, TType::String, 2)?;
-            let content = w(p.read_bytes())?;
-            field(p, TType::List, 3)?;
-            let shape = i64_list(p)?;
-            stop(p)?;
-            Row::Raw {
-                data_type,
-                content,
-                shape,
-            }
-        }
-        (TType::Struct, Some(2)) => {
-            field(p, TType::List, 1)?;
-            let l = w(p.read_list_begin())?;
-            if l.element_type != TType::String || l.size < 0 {
-                return Err(format!("expected list<string>, got {l:?}"));
-            }
-            let strings = (0..l.size)
-                .map(|_| w(p.read_bytes()))
-                .collect::<Walk<_>>()?;
-            field(p, TType::List, 2)?;
-            let shape = i64_list(p)?;
-            stop(p)?;
-            Row::Str { strings, shape }
-        }
-        other => return Err(format!("unexpected GeneralTensor field {other:?}")),
-    };
-    stop(p)?; // a union holds one field
-    Ok(row)
-}
-
-fn record(p: &mut dyn TInputProtocol) -> Walk<Record> {
-    let f = w(p.read_field_begin())?;
-    let map = w(p.read_map_begin())?;
-    if map.key_type != Some(TType::I64) || map.size < 0 {
-        return Err(format!("expected map<i64, _>, got {map:?}"));
-    }
-    let r = match (f.field_type, f.id, map.value_type) {
-        (TType::Map, Some(2), Some(TType::Double)) => Record::Continuous(
-            (0..map.size)
-                .map(|_| Ok((w(p.read_i64())?, w(p.read_double())?.to_bits())))
-                .collect::<Walk<_>>()?,
-        ),
-        (TType::Map, Some(8), Some(TType::Struct)) => Record::Tensors(
-            (0..map.size)
-                .map(|_| Ok((w(p.read_i64())?, general_tensor(p)?)))
-                .collect::<Walk<_>>()?,
-        ),
-        other => return Err(format!("unexpected record field {other:?}")),
-    };
-    stop(p)?;
-    Ok(r)
-}
-
-/// The records of a response; every byte must be consumed.
-fn decode(bytes: &[u8]) -> Walk<Vec<Record>> {
-    let mut rest = bytes;
-    let mut p = TBinaryInputProtocol::new(&mut rest, true);
-    let p: &mut dyn TInputProtocol = &mut p;
-    w(p.read_struct_begin())?;
-    field(p, TType::List, 1)?;
-    let l = w(p.read_list_begin())?;
-    if l.element_type != TType::Struct || l.size < 0 {
-        return Err(format!("expected list<struct>, got {l:?}"));
-    }
-    let records = (0..l.size).map(|_| record(p)).collect::<Walk<Vec<_>>>()?;
-    stop(p)?;
-    if !rest.is_empty() {
-        return Err(format!("{} bytes left after the response", rest.len()));
-    }
-    Ok(records)
 }
 
 // ---------------------------------------------------------------------------
@@ -662,9 +436,9 @@ fn check_tensor(case: &TensorCase) -> Result<(), TestCaseError> {
         let entry = match c {
             Column::Str(s) => {
                 over_limit |= per_row > i32::MAX as u128;
-                over_limit |= s.0.iter().any(|x| x.len() > i32::MAX as usize);
+                over_limit |= s.iter().any(|x| x.len() > i32::MAX as usize);
                 batch * (entry_fixed + 3 + 5 + 4 * per_row)
-                    + s.0.iter().map(|x| x.len() as u128).sum::<u128>()
+                    + s.iter().map(|x| x.len() as u128).sum::<u128>()
             }
             _ => {
                 over_limit |= per_row * c.width() > i32::MAX as u128;

@@ -17,15 +17,16 @@ mod bpr_ops_idl {
     pub(crate) use crate::{data, tensor};
 }
 
+mod common;
+
 use std::collections::BTreeMap;
 
-use bpr_ops::{encode_continuous, encode_tensor_response, Data, StringSource, Tensor};
+use bpr_ops::{encode_continuous, encode_tensor_response, Data, Tensor};
 use half::{bf16, f16};
-use thrift::protocol::{
-    TBinaryInputProtocol, TBinaryOutputProtocol, TInputProtocol, TSerializable, TType,
-};
+use thrift::protocol::{TBinaryInputProtocol, TBinaryOutputProtocol, TSerializable};
 use thrift::OrderedFloat;
 
+use common::{decode, widen_bf16, widen_f16, widen_f32, Column, Record, Rng, Row, DTYPES};
 use data::DataRecord;
 use prediction_service::BatchPredictionResponse;
 use tensor::{DataType, GeneralTensor, RawTypedTensor, StringTensor};
@@ -34,22 +35,7 @@ use tensor::{DataType, GeneralTensor, RawTypedTensor, StringTensor};
 // Deterministic inputs
 // ---------------------------------------------------------------------------
 
-/// SplitMix64: a small, seedable generator, so every run tests the same inputs.
-struct Rng(u64);
-
 impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-
     /// Mostly ordinary numbers, sometimes a special bit pattern.
     fn f64(&mut self) -> f64 {
         match self.below(10) {
@@ -99,62 +85,6 @@ impl Rng {
     }
 }
 
-/// Owned strings for `Data::Str`, which takes a sized `&dyn StringSource`.
-struct Strings(Vec<Vec<u8>>);
-
-impl StringSource for Strings {
-    fn len(&self) -> usize {
-        self.0.len()
-    }
-    fn get(&self, index: usize) -> &[u8] {
-        &self.0[index]
-    }
-}
-
-// ---------------------------------------------------------------------------
-// The oracle: what the spec says each element becomes.
-// ---------------------------------------------------------------------------
-
-/// f32 -> f64 bits: exact for numbers; a NaN keeps sign and payload, moved to
-/// the top of the wider mantissa, with no quiet bit added.
-fn widen_f32_bits(x: f32) -> u64 {
-    let b = x.to_bits();
-    if x.is_nan() {
-        (u64::from(b >> 31) << 63) | (0x7ff << 52) | (u64::from(b & 0x7f_ffff) << 29)
-    } else {
-        f64::from(x).to_bits()
-    }
-}
-
-/// f16 -> f32 bits, same rule.
-fn widen_f16_bits(x: f16) -> u32 {
-    let b = u32::from(x.to_bits());
-    if x.is_nan() {
-        ((b >> 15) << 31) | (0xff << 23) | ((b & 0x3ff) << 13)
-    } else {
-        x.to_f32().to_bits()
-    }
-}
-
-fn widen_bf16_bits(x: bf16) -> u32 {
-    u32::from(x.to_bits()) << 16
-}
-
-/// An owned tensor of any dtype, built from the generator.
-enum Column {
-    F32(Vec<f32>),
-    F64(Vec<f64>),
-    F16(Vec<f16>),
-    BF16(Vec<bf16>),
-    I32(Vec<i32>),
-    I64(Vec<i64>),
-    U8(Vec<u8>),
-    Bool(Vec<u8>),
-    Str(Strings),
-}
-
-const DTYPES: usize = 9;
-
 impl Column {
     fn random(rng: &mut Rng, dtype: usize, n: usize, utf8: bool) -> Column {
         match dtype {
@@ -166,66 +96,10 @@ impl Column {
             5 => Column::I64((0..n).map(|_| rng.next() as i64).collect()),
             6 => Column::U8((0..n).map(|_| rng.next() as u8).collect()),
             7 => Column::Bool((0..n).map(|_| (rng.next() & 1) as u8).collect()),
-            8 => Column::Str(Strings((0..n).map(|_| rng.bytes(utf8)).collect())),
+            8 => Column::Str((0..n).map(|_| rng.bytes(utf8)).collect()),
             _ => unreachable!(),
         }
     }
-
-    fn data(&self) -> Data<'_> {
-        match self {
-            Column::F32(v) => Data::F32(v),
-            Column::F64(v) => Data::F64(v),
-            Column::F16(v) => Data::F16(v),
-            Column::BF16(v) => Data::BF16(v),
-            Column::I32(v) => Data::I32(v),
-            Column::I64(v) => Data::I64(v),
-            Column::U8(v) => Data::U8(v),
-            Column::Bool(v) => Data::Bool(v),
-            Column::Str(v) => Data::Str(v),
-        }
-    }
-
-    /// Elements `start..end` as the spec's expected row value.
-    fn expected_row(&self, start: usize, end: usize, shape: &[i64]) -> Row {
-        let shape = shape.to_vec();
-        let raw = |data_type: i32, content: Vec<u8>| Row::Raw {
-            data_type,
-            content,
-            shape: shape.clone(),
-        };
-        match self {
-            Column::F32(v) => raw(0, le(&v[start..end], |x| x.to_bits().to_le_bytes())),
-            Column::F64(v) => raw(1, le(&v[start..end], |x| x.to_bits().to_le_bytes())),
-            Column::F16(v) => raw(0, le(&v[start..end], |x| widen_f16_bits(x).to_le_bytes())),
-            Column::BF16(v) => raw(0, le(&v[start..end], |x| widen_bf16_bits(x).to_le_bytes())),
-            Column::I32(v) => raw(2, le(&v[start..end], i32::to_le_bytes)),
-            Column::I64(v) => raw(3, le(&v[start..end], i64::to_le_bytes)),
-            Column::U8(v) => raw(4, v[start..end].to_vec()),
-            Column::Bool(v) => raw(7, v[start..end].to_vec()),
-            Column::Str(v) => Row::Str {
-                strings: v.0[start..end].to_vec(),
-                shape,
-            },
-        }
-    }
-}
-
-fn le<T: Copy, const N: usize>(v: &[T], f: impl Fn(T) -> [u8; N]) -> Vec<u8> {
-    v.iter().flat_map(|&x| f(x)).collect()
-}
-
-/// One decoded or expected `GeneralTensor`.
-#[derive(Clone, Debug, PartialEq)]
-enum Row {
-    Raw {
-        data_type: i32,
-        content: Vec<u8>,
-        shape: Vec<i64>,
-    },
-    Str {
-        strings: Vec<Vec<u8>>,
-        shape: Vec<i64>,
-    },
 }
 
 // ---------------------------------------------------------------------------
@@ -251,139 +125,10 @@ fn decode_generated(bytes: &[u8]) -> BatchPredictionResponse {
     response
 }
 
-/// The entries of one record's map, in wire order.
-#[derive(Debug, PartialEq)]
-enum Record {
-    Continuous(Vec<(i64, u64)>),
-    Tensors(Vec<(i64, Row)>),
-}
-
-/// Walks the response with the protocol-level API of the `thrift` crate.
-/// Unlike the generated structs this keeps the map order and reads strings as
-/// bytes (the generated code turns `string` into a Rust `String` and rejects
-/// non-UTF-8). Any field or type the schema does not allow here is an error.
+/// Walks the response with the protocol-level API of the `thrift` crate
+/// ([`common::decode`]); panics if the bytes do not follow the schema.
 fn decode_walk(bytes: &[u8]) -> Vec<Record> {
-    let mut rest = bytes;
-    let mut p = TBinaryInputProtocol::new(&mut rest, true);
-    let records = walk_response(&mut p).unwrap_or_else(|e| panic!("walking our bytes: {e}"));
-    assert!(
-        rest.is_empty(),
-        "{} bytes left after the response",
-        rest.len()
-    );
-    records
-}
-
-type Walk<T> = Result<T, String>;
-
-fn t<T>(r: thrift::Result<T>) -> Walk<T> {
-    r.map_err(|e| e.to_string())
-}
-
-fn expect_field(p: &mut dyn TInputProtocol, ttype: TType, id: i16) -> Walk<()> {
-    let f = t(p.read_field_begin())?;
-    if f.field_type != ttype || f.id != Some(id) {
-        return Err(format!("expected field {id} of {ttype:?}, got {f:?}"));
-    }
-    Ok(())
-}
-
-fn expect_stop(p: &mut dyn TInputProtocol) -> Walk<()> {
-    let f = t(p.read_field_begin())?;
-    if f.field_type != TType::Stop {
-        return Err(format!("expected STOP, got {f:?}"));
-    }
-    Ok(())
-}
-
-fn walk_i64_list(p: &mut dyn TInputProtocol) -> Walk<Vec<i64>> {
-    let l = t(p.read_list_begin())?;
-    if l.element_type != TType::I64 || l.size < 0 {
-        return Err(format!("expected list<i64>, got {l:?}"));
-    }
-    (0..l.size).map(|_| t(p.read_i64())).collect()
-}
-
-fn walk_response(p: &mut dyn TInputProtocol) -> Walk<Vec<Record>> {
-    t(p.read_struct_begin())?;
-    expect_field(p, TType::List, 1)?;
-    let list = t(p.read_list_begin())?;
-    if list.element_type != TType::Struct || list.size < 0 {
-        return Err(format!("predictions: expected list<struct>, got {list:?}"));
-    }
-    let mut records = Vec::new();
-    for _ in 0..list.size {
-        records.push(walk_record(p)?);
-    }
-    expect_stop(p)?;
-    Ok(records)
-}
-
-fn walk_record(p: &mut dyn TInputProtocol) -> Walk<Record> {
-    let f = t(p.read_field_begin())?;
-    let map = t(p.read_map_begin())?;
-    if map.key_type != Some(TType::I64) || map.size < 0 {
-        return Err(format!("expected map<i64, _>, got {map:?}"));
-    }
-    let record = match (f.field_type, f.id, map.value_type) {
-        (TType::Map, Some(2), Some(TType::Double)) => {
-            let mut entries = Vec::new();
-            for _ in 0..map.size {
-                let key = t(p.read_i64())?;
-                entries.push((key, t(p.read_double())?.to_bits()));
-            }
-            Record::Continuous(entries)
-        }
-        (TType::Map, Some(8), Some(TType::Struct)) => {
-            let mut entries = Vec::new();
-            for _ in 0..map.size {
-                let key = t(p.read_i64())?;
-                entries.push((key, walk_general_tensor(p)?));
-            }
-            Record::Tensors(entries)
-        }
-        other => return Err(format!("unexpected record field {other:?}")),
-    };
-    expect_stop(p)?;
-    Ok(record)
-}
-
-fn walk_general_tensor(p: &mut dyn TInputProtocol) -> Walk<Row> {
-    let f = t(p.read_field_begin())?;
-    let row = match (f.field_type, f.id) {
-        (TType::Struct, Some(1)) => {
-            expect_field(p, TType::I32, 1)?;
-            let data_type = t(p.read_i32())?;
-            expect_field(p, TType::String, 2)?;
-            let content = t(p.read_bytes())?;
-            expect_field(p, TType::List, 3)?;
-            let shape = walk_i64_list(p)?;
-            expect_stop(p)?;
-            Row::Raw {
-                data_type,
-                content,
-                shape,
-            }
-        }
-        (TType::Struct, Some(2)) => {
-            expect_field(p, TType::List, 1)?;
-            let l = t(p.read_list_begin())?;
-            if l.element_type != TType::String || l.size < 0 {
-                return Err(format!("expected list<string>, got {l:?}"));
-            }
-            let strings = (0..l.size)
-                .map(|_| t(p.read_bytes()))
-                .collect::<Walk<Vec<_>>>()?;
-            expect_field(p, TType::List, 2)?;
-            let shape = walk_i64_list(p)?;
-            expect_stop(p)?;
-            Row::Str { strings, shape }
-        }
-        other => return Err(format!("unexpected GeneralTensor field {other:?}")),
-    };
-    // A union holds exactly one field.
-    expect_stop(p)?;
-    Ok(row)
+    decode(bytes).unwrap_or_else(|e| panic!("walking our bytes: {e}"))
 }
 
 /// A generated `GeneralTensor` as a [`Row`], for comparison.
@@ -434,7 +179,7 @@ fn continuous_values(rng: &mut Rng, dtype: usize, n: usize) -> (Column, Vec<u64>
     match dtype {
         0 => {
             let v: Vec<f32> = (0..n).map(|_| rng.f32()).collect();
-            let bits = v.iter().map(|&x| widen_f32_bits(x)).collect();
+            let bits = v.iter().map(|x| widen_f32(x.to_bits())).collect();
             (Column::F32(v), bits)
         }
         1 => {
@@ -446,7 +191,7 @@ fn continuous_values(rng: &mut Rng, dtype: usize, n: usize) -> (Column, Vec<u64>
             let v: Vec<f16> = (0..n).map(|_| f16::from_bits(rng.next() as u16)).collect();
             let bits = v
                 .iter()
-                .map(|&x| widen_f32_bits(f32::from_bits(widen_f16_bits(x))))
+                .map(|x| widen_f32(widen_f16(x.to_bits())))
                 .collect();
             (Column::F16(v), bits)
         }
@@ -454,7 +199,7 @@ fn continuous_values(rng: &mut Rng, dtype: usize, n: usize) -> (Column, Vec<u64>
             let v: Vec<bf16> = (0..n).map(|_| bf16::from_bits(rng.next() as u16)).collect();
             let bits = v
                 .iter()
-                .map(|&x| widen_f32_bits(f32::from_bits(widen_bf16_bits(x))))
+                .map(|x| widen_f32(widen_bf16(x.to_bits())))
                 .collect();
             (Column::BF16(v), bits)
         }
@@ -612,9 +357,7 @@ fn expected_records(ids: &[i64], inputs: &[Input], b: usize) -> Vec<Vec<(i64, Ro
                     let per_row = row_shape.iter().product::<i64>() as usize;
                     (
                         key,
-                        input
-                            .column
-                            .expected_row(i * per_row, (i + 1) * per_row, row_shape),
+                        input.column.row(i * per_row..(i + 1) * per_row, row_shape),
                     )
                 })
                 .collect()

@@ -40,7 +40,7 @@ bench: build
 	$(VENV_PY) -m pip install -q --disable-pip-version-check -r benchmarks/requirements.txt
 	$(VENV_PY) benchmarks/bench_ops.py
 	$(VENV_PY) benchmarks/bench_ops.py --intra-op-threads 1 --out benchmarks/results_1thread.json
-	cargo bench --bench encode
+	cargo bench -p bpr-encoder --bench encode
 	$(VENV_PY) benchmarks/report.py benchmarks/memory.md
 
 # Reliability runs that are too slow for `make test` (results: the issue notes).

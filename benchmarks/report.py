@@ -1,5 +1,5 @@
 """Turns benchmarks/results.json (bench_ops.py) and criterion's estimates
-(cargo bench --bench encode) into benchmarks/plot.png and BENCHMARKS.md."""
+(cargo bench -p bpr-encoder --bench encode) into benchmarks/plot.png and BENCHMARKS.md."""
 
 import json
 import sys
@@ -64,7 +64,7 @@ def main():
     lines = [
         "# Benchmarks",
         "",
-        "Reproduce: `make bench` (Python side by side, then `cargo bench --bench encode`, then this report).",
+        "Reproduce: `make bench` (Python side by side, then `cargo bench -p bpr-encoder --bench encode`, then this report).",
         "",
         f"Machine: {machine['cpu']}, {machine['cores']} cores (shared, noisy: ratios come from one run, "
         f"every series interleaved round by round, medians). Python {machine['python']}, "
@@ -135,7 +135,7 @@ def main():
     if crit:
         lines += [
             "",
-            "## The encoder alone (cargo bench --bench encode, criterion medians)",
+            "## The encoder alone (cargo bench -p bpr-encoder --bench encode, criterion medians)",
             "",
             "`apache_write`: Apache's Rust crate serializing already-built generated structs through "
             "`TBinaryOutputProtocol`; `apache_build_write`: building those structs from the same arrays, then "

@@ -5,9 +5,7 @@
 //! `extern "C"` function aborts the process, which here is the model server, so
 //! panics are caught and reported as `BPR_INTERNAL` like any other error.
 
-use crate::error::{Error, ErrorKind, Result};
-use crate::input::{Data, StringSource, Tensor};
-use crate::parallel::{Runner, Serial};
+use bpr_encoder::{Data, Error, ErrorKind, Result, Runner, Serial, StringSource, Tensor};
 use std::any::Any;
 use std::ffi::{c_char, c_void};
 use std::panic::{self, AssertUnwindSafe};
@@ -336,7 +334,7 @@ pub unsafe extern "C" fn bpr_continuous_size(
     guarded(msg, msg_cap, || {
         // SAFETY: the caller's contract covers both views.
         let (k, v) = unsafe { (tensor(keys, None, "keys")?, tensor(values, None, "values")?) };
-        let size = crate::continuous_size(&k, &v)?;
+        let size = bpr_encoder::continuous_size(&k, &v)?;
         if out_size.is_null() {
             return Err(Error::internal("NULL out_size"));
         }
@@ -368,7 +366,11 @@ pub unsafe extern "C" fn bpr_continuous_write(
                 output(out, out_size)?,
             )
         };
-        unsafe { with_runner(runner, |r| crate::write_continuous_with(&k, &v, out, r)) }
+        unsafe {
+            with_runner(runner, |r| {
+                bpr_encoder::write_continuous_with(&k, &v, out, r)
+            })
+        }
     })
 }
 
@@ -422,7 +424,7 @@ pub unsafe extern "C" fn bpr_tensor_size(
         // SAFETY: the caller's contract covers every view.
         let strings = unsafe { string_sources(values, num_values)? };
         let (k, v) = unsafe { tensor_inputs(keys, values, &strings)? };
-        let size = crate::tensor_response_size(&k, &v)?;
+        let size = bpr_encoder::tensor_response_size(&k, &v)?;
         if out_size.is_null() {
             return Err(Error::internal("NULL out_size"));
         }
@@ -453,7 +455,7 @@ pub unsafe extern "C" fn bpr_tensor_write(
         let out = unsafe { output(out, out_size)? };
         unsafe {
             with_runner(runner, |r| {
-                crate::write_tensor_response_with(&k, &v, out, r)
+                bpr_encoder::write_tensor_response_with(&k, &v, out, r)
             })
         }
     })

@@ -9,30 +9,14 @@
 //!     |                          plain C structs and allocate the output once
 //!  ffi (src/ffi.rs)              the C ABI of cpp_shim/include/bpr_ops.h; panic boundary
 //!     |
-//!  encoder (this crate)          validates, computes the exact size, writes the bytes
+//!  bpr-encoder (encoder/)        validates, computes the exact size, writes the bytes
 //! ```
 //!
-//! Data flows one way. The encoder never mentions TensorFlow: it is usable
-//! (and tested) from Rust alone through [`encode_continuous`] and
-//! [`encode_tensor_response`], or the two-step `*_size` / `write_*` functions
-//! that write into a buffer the caller owns.
+//! Data flows one way, and the crates say the same: this crate is the C ABI
+//! and nothing else; the encoder never mentions TensorFlow and is usable from
+//! Rust alone (`bpr_encoder`).
 
 #![deny(unsafe_code)]
 
-mod continuous;
-mod dense;
-mod error;
 #[allow(unsafe_code)]
 mod ffi;
-mod input;
-pub mod parallel;
-pub mod widen;
-pub mod wire;
-
-pub use continuous::{continuous_size, encode_continuous, write_continuous, write_continuous_with};
-pub use dense::{
-    encode_tensor_response, tensor_response_size, write_tensor_response, write_tensor_response_with,
-};
-pub use error::{Error, ErrorKind, Result};
-pub use input::{DType, Data, StringSource, Tensor};
-pub use parallel::{Runner, Serial};

@@ -7,7 +7,11 @@
 
 use std::ffi::{c_char, c_void};
 
-use bpr_ops::{encode_continuous, encode_tensor_response, Data, Tensor};
+// Links the op library, whose exported C functions the extern block below declares
+// (nothing else in this file names the crate, so without this it would not be linked).
+extern crate bpr_ops;
+
+use bpr_encoder::{encode_continuous, encode_tensor_response, Data, Tensor};
 use proptest::prelude::*;
 
 const OK: i32 = 0;
@@ -288,7 +292,7 @@ fn keys_owned(ids: Vec<i64>) -> Owned {
 fn check_status(
     status: i32,
     msg: &Msg,
-    expected: &Result<Vec<u8>, bpr_ops::Error>,
+    expected: &Result<Vec<u8>, bpr_encoder::Error>,
     all_harmless: bool,
 ) -> Result<Option<()>, TestCaseError> {
     prop_assert!(

@@ -1,9 +1,9 @@
-// Checks every constant in bpr_ops::wire::{field, data_type, ttype} against the IDL text of thrift/*.thrift and the binary-protocol spec.
+// Checks every constant in bpr_encoder::wire::{field, data_type, ttype} against the IDL text of thrift/*.thrift and the binary-protocol spec.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use bpr_ops::wire::{data_type, field, ttype};
+use bpr_encoder::wire::{data_type, field, ttype};
 
 /// One field of a struct or union: `id: [required|optional] type name`.
 #[derive(Debug)]
@@ -122,7 +122,7 @@ fn parse(idl: &mut Idl, file: &str, text: &str) {
 }
 
 fn load() -> Idl {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("thrift");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../thrift");
     let mut idl = Idl::default();
     for file in ["prediction_service.thrift", "data.thrift", "tensor.thrift"] {
         let text = std::fs::read_to_string(dir.join(file))
@@ -272,12 +272,16 @@ fn data_type_values_match_the_idl() {
 fn type_codes_match_the_binary_protocol_spec() {
     // Apache Thrift doc/specs/thrift-binary-protocol.md.
     assert_eq!(ttype::STOP, 0);
+    assert_eq!(ttype::BOOL, 2);
+    assert_eq!(ttype::BYTE, 3);
     assert_eq!(ttype::DOUBLE, 4);
+    assert_eq!(ttype::I16, 6);
     assert_eq!(ttype::I32, 8);
     assert_eq!(ttype::I64, 10);
     assert_eq!(ttype::STRING, 11);
     assert_eq!(ttype::STRUCT, 12);
     assert_eq!(ttype::MAP, 13);
+    assert_eq!(ttype::SET, 14);
     assert_eq!(ttype::LIST, 15);
 }
 
@@ -295,6 +299,10 @@ fn type_codes_match_the_thrift_crate() {
         .unwrap();
         out[0]
     }
+    assert_eq!(ttype::BOOL, code(TType::Bool));
+    assert_eq!(ttype::BYTE, code(TType::I08));
+    assert_eq!(ttype::I16, code(TType::I16));
+    assert_eq!(ttype::SET, code(TType::Set));
     assert_eq!(ttype::DOUBLE, code(TType::Double));
     assert_eq!(ttype::I32, code(TType::I32));
     assert_eq!(ttype::I64, code(TType::I64));

@@ -7,7 +7,7 @@
 #![no_main]
 
 use arbitrary::{Result, Unstructured};
-use bpr_ops::{
+use bpr_encoder::{
     continuous_size, encode_continuous, encode_tensor_response, tensor_response_size, Data,
     ErrorKind, Tensor,
 };
@@ -112,7 +112,7 @@ fn check_frame(bytes: &[u8], size: usize) {
     }
 }
 
-fn check_error(e: &bpr_ops::Error) {
+fn check_error(e: &bpr_encoder::Error) {
     assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{e}");
     assert!(!e.message().is_empty());
 }

@@ -4,14 +4,19 @@
 //! `tests/idl_constants.rs` checks them against `thrift/*.thrift`.
 
 /// Binary-protocol type codes (Apache Thrift `doc/specs/thrift-binary-protocol.md`).
+#[allow(missing_docs)]
 pub mod ttype {
     pub const STOP: u8 = 0;
-    pub const I32: u8 = 8;
+    pub const BOOL: u8 = 2;
+    pub const BYTE: u8 = 3;
     pub const DOUBLE: u8 = 4;
+    pub const I16: u8 = 6;
+    pub const I32: u8 = 8;
     pub const I64: u8 = 10;
     pub const STRING: u8 = 11;
     pub const STRUCT: u8 = 12;
     pub const MAP: u8 = 13;
+    pub const SET: u8 = 14;
     pub const LIST: u8 = 15;
 }
 
@@ -40,6 +45,7 @@ pub mod field {
 }
 
 /// Values of the Thrift `DataType` enum (`thrift/tensor.thrift`).
+#[allow(missing_docs)]
 pub mod data_type {
     pub const FLOAT: i32 = 0;
     pub const DOUBLE: i32 = 1;

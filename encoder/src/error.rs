@@ -21,24 +21,28 @@ pub struct Error {
 }
 
 impl Error {
-    pub(crate) fn invalid(message: impl Into<String>) -> Self {
+    /// An input the caller can fix (maps to `InvalidArgumentError` in TensorFlow).
+    pub fn invalid(message: impl Into<String>) -> Self {
         Error {
             kind: ErrorKind::InvalidArgument,
             message: message.into(),
         }
     }
 
-    pub(crate) fn internal(message: impl Into<String>) -> Self {
+    /// A bug, in bpr_ops or in the host calling it.
+    pub fn internal(message: impl Into<String>) -> Self {
         Error {
             kind: ErrorKind::Internal,
             message: message.into(),
         }
     }
 
+    /// What kind of error this is.
     pub fn kind(&self) -> ErrorKind {
         self.kind
     }
 
+    /// The message: the input, its shape and what was expected.
     pub fn message(&self) -> &str {
         &self.message
     }

@@ -1,7 +1,7 @@
 // Extra memory of the encoder beyond the output buffer: counted by a global
 // allocator, it must not grow with the batch (issue: performance, memory target).
 
-use bpr_ops::{write_continuous, write_tensor_response, Data, Tensor};
+use bpr_encoder::{write_continuous, write_tensor_response, Data, Tensor};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 
@@ -41,7 +41,7 @@ fn continuous_extra(batch: usize, k: usize) -> usize {
     let (kd, vd) = ([k as i64], [batch as i64, k as i64]);
     let kt = Tensor::new(&kd, Data::I64(&keys)).unwrap();
     let vt = Tensor::new(&vd, Data::F32(&values)).unwrap();
-    let mut out = vec![0u8; bpr_ops::continuous_size(&kt, &vt).unwrap()];
+    let mut out = vec![0u8; bpr_encoder::continuous_size(&kt, &vt).unwrap()];
     allocated_by(|| write_continuous(&kt, &vt, &mut out).unwrap())
 }
 
@@ -65,7 +65,7 @@ fn tensor_extra(batch: usize, with_strings: bool) -> usize {
         Tensor::new(&d4, Data::I64(&ints)).unwrap(),
         third,
     ];
-    let mut out = vec![0u8; bpr_ops::tensor_response_size(&kt, &values).unwrap()];
+    let mut out = vec![0u8; bpr_encoder::tensor_response_size(&kt, &values).unwrap()];
     allocated_by(|| write_tensor_response(&kt, &values, &mut out).unwrap())
 }
 

@@ -1,0 +1,54 @@
+//! Writes a model's predictions as the bytes of a Thrift `BatchPredictionResponse`
+//! (binary protocol, the bare struct without a message envelope), exactly as
+//! twml's `BatchPredictionResponseWriter` and `BatchPredictionTensorResponseWriter`
+//! define them, and reads such responses back.
+//!
+//! No TensorFlow, no build script, no `unsafe`: the TensorFlow op library
+//! `bpr-ops` is a thin C ABI on top of this crate, and a Rust model server that
+//! gets its predictions elsewhere (ONNX, Torch, its own code) uses it directly.
+//!
+//! - [`encode_continuous`]: keys `int64 [K]`, values `[B, K]` of f32, f64, f16 or
+//!   bf16; record i is `DataRecord { continuousFeatures = {keys[j]: values[i, j]} }`.
+//! - [`encode_tensor_response`]: keys `int64 [K]`, K tensors `[B, ...]`; record i
+//!   is `DataRecord { tensors = {keys[j]: GeneralTensor(row i of values[j])} }`.
+//! - The two-step [`continuous_size`] / [`write_continuous`] (and
+//!   [`tensor_response_size`] / [`write_tensor_response`]) write into a buffer the
+//!   caller owns, with no allocation; the `_with` variants shard large responses
+//!   over a [`Runner`] (a host's thread pool).
+//! - [`decode`] reads a response into plain Rust values.
+//!
+//! Every bad input is an [`Error`] whose message names the input, its shape and
+//! what was expected; nothing is dropped silently and nothing panics.
+//!
+//! ```
+//! use bpr_encoder::{decode, encode_continuous, Data, Tensor};
+//!
+//! // Two examples, two prediction columns keyed by feature id.
+//! let keys = Tensor::new(&[2], Data::I64(&[1001, 1002]))?;
+//! let values = Tensor::new(&[2, 2], Data::F32(&[0.25, 0.75, 0.5, 0.5]))?;
+//! let bytes = encode_continuous(&keys, &values)?;
+//! assert_eq!(bytes.len(), 9 + 2 * (10 + 16 * 2));
+//!
+//! let records = decode::decode_response(&bytes)?;
+//! assert_eq!(records[0].continuous, vec![(1001, 0.25), (1002, 0.75)]);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+#![forbid(unsafe_code)]
+
+mod continuous;
+pub mod decode;
+mod error;
+mod input;
+pub mod parallel;
+mod tensor;
+pub mod widen;
+pub mod wire;
+
+pub use continuous::{continuous_size, encode_continuous, write_continuous, write_continuous_with};
+pub use error::{Error, ErrorKind, Result};
+pub use input::{DType, Data, StringSource, Tensor};
+pub use parallel::{Runner, Serial};
+pub use tensor::{
+    encode_tensor_response, tensor_response_size, write_tensor_response, write_tensor_response_with,
+};

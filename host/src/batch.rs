@@ -34,34 +34,6 @@ impl Dtype {
             _ => return None,
         })
     }
-
-    fn from_npy(descr: &str) -> Option<Dtype> {
-        // '<' little-endian, '|' not applicable, '=' native (little-endian on
-        // the hosts we support).
-        let (order, code) = descr.split_at(1);
-        if !matches!(order, "<" | "|" | "=") {
-            return None;
-        }
-        Some(match code {
-            "f2" => Dtype::F16,
-            "f4" => Dtype::F32,
-            "f8" => Dtype::F64,
-            "i4" => Dtype::I32,
-            "i8" => Dtype::I64,
-            "u1" => Dtype::U8,
-            "b1" => Dtype::Bool,
-            _ => return None,
-        })
-    }
-
-    fn size(self) -> usize {
-        match self {
-            Dtype::U8 | Dtype::Bool => 1,
-            Dtype::F16 => 2,
-            Dtype::F32 | Dtype::I32 => 4,
-            Dtype::F64 | Dtype::I64 => 8,
-        }
-    }
 }
 
 impl fmt::Display for Dtype {
@@ -78,10 +50,35 @@ impl fmt::Display for Dtype {
     }
 }
 
+/// The elements of a `.npy` array, row-major.
+pub enum Typed {
+    F16(Vec<half::f16>),
+    F32(Vec<f32>),
+    F64(Vec<f64>),
+    I32(Vec<i32>),
+    I64(Vec<i64>),
+    U8(Vec<u8>),
+    Bool(Vec<bool>),
+}
+
+impl Typed {
+    pub fn dtype(&self) -> Dtype {
+        match self {
+            Typed::F16(_) => Dtype::F16,
+            Typed::F32(_) => Dtype::F32,
+            Typed::F64(_) => Dtype::F64,
+            Typed::I32(_) => Dtype::I32,
+            Typed::I64(_) => Dtype::I64,
+            Typed::U8(_) => Dtype::U8,
+            Typed::Bool(_) => Dtype::Bool,
+        }
+    }
+}
+
 /// The values of one input, row-major.
 pub enum Values {
-    /// Little-endian bytes of `dtype` elements, as a .npy file holds them.
-    Raw(Dtype, Vec<u8>),
+    /// A `.npy` array, read by `npyz`.
+    Npy(Typed),
     /// JSON scalars (numbers or booleans), converted once the dtype is known.
     Json(Vec<Value>),
 }
@@ -113,81 +110,49 @@ pub fn read(path: &Path) -> Result<Vec<(Option<String>, Batch)>, String> {
 }
 
 fn read_npy(bytes: &[u8], source: &str) -> Result<Batch, String> {
-    let bad = |why: &str| format!("input {source} is not a valid .npy file: {why}");
-    let major = *bytes.get(6).ok_or_else(|| bad("truncated header"))?;
-    let (len, start) = match major {
-        1 => {
-            let b = bytes.get(8..10).ok_or_else(|| bad("truncated header"))?;
-            (u16::from_le_bytes([b[0], b[1]]) as usize, 10)
-        }
-        2 | 3 => {
-            let b = bytes.get(8..12).ok_or_else(|| bad("truncated header"))?;
-            (u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize, 12)
-        }
-        v => return Err(bad(&format!("unknown format version {v}"))),
+    let bad = |why: &dyn fmt::Display| {
+        format!("input {source} is not a valid .npy file: {}", one_line(why))
     };
-    let header = bytes
-        .get(start..start + len)
-        .ok_or_else(|| bad("truncated header"))?;
-    let header = std::str::from_utf8(header).map_err(|_| bad("header is not text"))?;
-    let descr = dict_value(header, "descr").ok_or_else(|| bad("no 'descr' in header"))?;
-    let descr = descr.trim_matches(|c| c == '\'' || c == '"');
-    let dtype = Dtype::from_npy(descr).ok_or_else(|| {
-        format!(
-            "input {source} has dtype '{descr}'; supported: float16, float32, float64, int32, \
-             int64, uint8, bool (little-endian)"
-        )
-    })?;
-    if dict_value(header, "fortran_order") == Some("True") {
+    let npy = npyz::NpyFile::new(bytes).map_err(|e| bad(&e))?;
+    if npy.order() == npyz::Order::Fortran {
         return Err(format!(
             "input {source} is in Fortran order; save it C-contiguous (np.ascontiguousarray)"
         ));
     }
-    let shape_text = dict_value(header, "shape").ok_or_else(|| bad("no 'shape' in header"))?;
-    let shape = shape_text
-        .trim_matches(|c| c == '(' || c == ')')
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(|s| s.parse::<u64>().map_err(|_| bad("bad shape")))
-        .collect::<Result<Vec<u64>, String>>()?;
-    let count = shape
-        .iter()
-        .try_fold(1u64, |n, &d| n.checked_mul(d))
-        .ok_or_else(|| bad("shape overflows"))?;
-    let data = &bytes[start + len..];
-    let want = usize::try_from(count)
-        .ok()
-        .and_then(|n| n.checked_mul(dtype.size()))
-        .ok_or_else(|| bad("shape overflows"))?;
-    if data.len() != want {
-        return Err(bad(&format!(
-            "shape {shape:?} of {dtype} needs {want} data bytes, the file has {}",
-            data.len()
-        )));
-    }
+    let shape = npy.shape().to_vec();
+    let descr = match npy.dtype() {
+        npyz::DType::Plain(type_str) => type_str.to_string(),
+        other => other.descr(),
+    };
+    // The element types a model's inputs take, little-endian ('|' for one byte).
+    let values = match descr.as_str() {
+        "<f2" => Typed::F16(npy.into_vec().map_err(|e| bad(&e))?),
+        "<f4" => Typed::F32(npy.into_vec().map_err(|e| bad(&e))?),
+        "<f8" => Typed::F64(npy.into_vec().map_err(|e| bad(&e))?),
+        "<i4" => Typed::I32(npy.into_vec().map_err(|e| bad(&e))?),
+        "<i8" => Typed::I64(npy.into_vec().map_err(|e| bad(&e))?),
+        "|u1" => Typed::U8(npy.into_vec().map_err(|e| bad(&e))?),
+        "|b1" => Typed::Bool(npy.into_vec().map_err(|e| bad(&e))?),
+        _ => {
+            return Err(format!(
+                "input {source} has dtype '{descr}'; supported: float16, float32, float64, int32, \
+                 int64, uint8, bool (little-endian)"
+            ))
+        }
+    };
     Ok(Batch {
         source: source.to_string(),
         shape,
-        values: Values::Raw(dtype, data.to_vec()),
+        values: Values::Npy(values),
     })
 }
 
-/// The text of `key`'s value in a .npy header (a Python dict literal).
-fn dict_value<'a>(header: &'a str, key: &str) -> Option<&'a str> {
-    let at = header
-        .find(&format!("'{key}'"))
-        .or_else(|| header.find(&format!("\"{key}\"")))?;
-    let rest = header[at + key.len() + 2..]
-        .trim_start()
-        .strip_prefix(':')?;
-    let rest = rest.trim_start();
-    let end = if rest.starts_with('(') {
-        rest.find(')')? + 1
-    } else {
-        rest.find([',', '}']).unwrap_or(rest.len())
-    };
-    Some(rest[..end].trim())
+/// Library errors may span lines; every error of bpr-host is one line.
+fn one_line(e: &dyn fmt::Display) -> String {
+    e.to_string()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn read_json(bytes: &[u8], source: &str) -> Result<Vec<(Option<String>, Batch)>, String> {

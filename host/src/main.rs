@@ -7,7 +7,7 @@
 //! on stderr and exit status 1 (2 for a bad command line).
 
 mod batch;
-mod response;
+mod table;
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicI32, Ordering};
 
-use batch::{Batch, Dtype, Values};
+use batch::{Batch, Dtype, Typed, Values};
 use tensorflow::{
     DataType, Graph, Library, SavedModelBundle, SessionOptions, SessionRunArgs, Tensor, TensorInfo,
     TensorType,
@@ -194,13 +194,6 @@ fn tensor<T: TensorType>(shape: &[u64], values: &[T]) -> Result<Tensor<T>, Strin
         .map_err(|e| one_line(&e.to_string()))
 }
 
-fn le<const N: usize, T>(bytes: &[u8], f: impl Fn([u8; N]) -> T) -> Vec<T> {
-    bytes
-        .chunks_exact(N)
-        .map(|b| f(b.try_into().expect("chunks_exact gives N bytes")))
-        .collect()
-}
-
 /// Checks `batch` against the signature input `name` and makes its tensor.
 fn feed(name: &str, info: &TensorInfo, batch: &Batch) -> Result<Feed, String> {
     let want = Dtype::of(info.dtype()).ok_or_else(|| {
@@ -235,21 +228,22 @@ fn feed(name: &str, info: &TensorInfo, batch: &Batch) -> Result<Feed, String> {
     }
     let s = &batch.shape;
     match &batch.values {
-        Values::Raw(got, bytes) => {
-            if *got != want {
+        Values::Npy(data) => {
+            let got = data.dtype();
+            if got != want {
                 return Err(format!(
                     "input {} has dtype {got}, but signature input '{name}' wants {want}",
                     batch.source
                 ));
             }
-            Ok(match want {
-                Dtype::F16 => Feed::F16(tensor(s, &le(bytes, half::f16::from_le_bytes))?),
-                Dtype::F32 => Feed::F32(tensor(s, &le(bytes, f32::from_le_bytes))?),
-                Dtype::F64 => Feed::F64(tensor(s, &le(bytes, f64::from_le_bytes))?),
-                Dtype::I32 => Feed::I32(tensor(s, &le(bytes, i32::from_le_bytes))?),
-                Dtype::I64 => Feed::I64(tensor(s, &le(bytes, i64::from_le_bytes))?),
-                Dtype::U8 => Feed::U8(tensor(s, bytes)?),
-                Dtype::Bool => Feed::Bool(tensor(s, &le(bytes, |b: [u8; 1]| b[0] != 0))?),
+            Ok(match data {
+                Typed::F16(v) => Feed::F16(tensor(s, v)?),
+                Typed::F32(v) => Feed::F32(tensor(s, v)?),
+                Typed::F64(v) => Feed::F64(tensor(s, v)?),
+                Typed::I32(v) => Feed::I32(tensor(s, v)?),
+                Typed::I64(v) => Feed::I64(tensor(s, v)?),
+                Typed::U8(v) => Feed::U8(tensor(s, v)?),
+                Typed::Bool(v) => Feed::Bool(tensor(s, v)?),
             })
         }
         Values::Json(values) => {
@@ -447,14 +441,14 @@ fn run(args: Args) -> Result<(), String> {
         std::fs::write(path, bytes).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     }
     if args.print {
-        let records = response::decode(bytes)
+        let records = bpr_encoder::decode::decode_response(bytes)
             .map_err(|e| format!("the response is not a BatchPredictionResponse: {e}"))?;
         println!(
             "{} records, {} bytes (signature '{sig_name}', output '{out_name}')",
             records.len(),
             bytes.len()
         );
-        print!("{}", response::table(&records));
+        print!("{}", table::table(&records));
     }
     Ok(())
 }

@@ -1,0 +1,181 @@
+//! Prints decoded records (bpr_encoder::decode) as a table: one row per feature.
+
+use std::fmt::Write as _;
+
+use bpr_encoder::decode::{GeneralTensor, Record, SparseTensor};
+use bpr_encoder::wire::data_type;
+
+/// Names of the Thrift `DataType` values (thrift/tensor.thrift), by code.
+const DTYPES: [&str; 8] = [
+    "FLOAT", "DOUBLE", "INT32", "INT64", "UINT8", "STRING", "BYTE", "BOOL",
+];
+
+fn dtype_name(code: i32) -> String {
+    usize::try_from(code)
+        .ok()
+        .and_then(|i| DTYPES.get(i))
+        .map_or_else(|| format!("dtype {code}"), |s| s.to_string())
+}
+
+/// The elements of a rawTypedTensor's little-endian content, as text.
+fn raw_values(dtype: i32, content: &[u8]) -> Vec<String> {
+    fn each<const N: usize>(c: &[u8], f: impl Fn([u8; N]) -> String) -> Vec<String> {
+        c.chunks_exact(N)
+            .map(|b| f(b.try_into().expect("chunks_exact gives N bytes")))
+            .collect()
+    }
+    match dtype {
+        data_type::FLOAT => each(content, |b| f32::from_le_bytes(b).to_string()),
+        data_type::DOUBLE => each(content, |b| f64::from_le_bytes(b).to_string()),
+        data_type::INT32 => each(content, |b| i32::from_le_bytes(b).to_string()),
+        data_type::INT64 => each(content, |b| i64::from_le_bytes(b).to_string()),
+        data_type::UINT8 => each(content, |b: [u8; 1]| b[0].to_string()),
+        6 => each(content, |b: [u8; 1]| (b[0] as i8).to_string()),
+        data_type::BOOL => each(content, |b: [u8; 1]| (b[0] != 0).to_string()),
+        _ => vec![format!("<{} bytes>", content.len())],
+    }
+}
+
+fn list<T: ToString>(items: &[T]) -> String {
+    const MAX: usize = 12;
+    let mut s = items
+        .iter()
+        .take(MAX)
+        .map(T::to_string)
+        .collect::<Vec<_>>()
+        .join(", ");
+    if items.len() > MAX {
+        let _ = write!(s, ", ... ({} in all)", items.len());
+    }
+    format!("[{s}]")
+}
+
+fn text(bytes: &[u8]) -> String {
+    format!("{:?}", String::from_utf8_lossy(bytes))
+}
+
+fn shape(s: &Option<Vec<i64>>) -> String {
+    s.as_ref().map_or_else(|| "-".into(), |s| format!("{s:?}"))
+}
+
+/// (dtype, shape, value) of a GeneralTensor.
+fn tensor(t: &GeneralTensor) -> (String, String, String) {
+    let texts = |v: &[Vec<u8>]| v.iter().map(|b| text(b)).collect::<Vec<_>>();
+    match t {
+        GeneralTensor::Raw {
+            data_type,
+            content,
+            shape: s,
+        } => (
+            dtype_name(*data_type),
+            shape(s),
+            list(&raw_values(*data_type, content)),
+        ),
+        GeneralTensor::Strings(v, s) => ("STRING".into(), shape(s), list(&texts(v))),
+        GeneralTensor::Binary(v, s) => ("binary".into(), shape(s), list(&texts(v))),
+        GeneralTensor::Int32(v, s) => ("int32".into(), shape(s), list(v)),
+        GeneralTensor::Int64(v, s) => ("int64".into(), shape(s), list(v)),
+        GeneralTensor::Float(v, s) => ("float".into(), shape(s), list(v)),
+        GeneralTensor::Double(v, s) => ("double".into(), shape(s), list(v)),
+        GeneralTensor::Bool(v, s) => ("bool".into(), shape(s), list(v)),
+    }
+}
+
+/// One row per feature: record, key, kind, dtype, shape, value(s).
+pub fn table(records: &[Record]) -> String {
+    let mut rows = vec![["record", "key", "kind", "dtype", "shape", "value"].map(String::from)];
+    for (i, r) in records.iter().enumerate() {
+        let mut row = |key: i64, kind: &str, dtype: String, shape: String, value: String| {
+            rows.push([
+                i.to_string(),
+                key.to_string(),
+                kind.into(),
+                dtype,
+                shape,
+                value,
+            ]);
+        };
+        let none = || "-".to_string();
+        for &key in &r.binary {
+            row(key, "binary", none(), none(), "true".into());
+        }
+        for &(key, v) in &r.continuous {
+            row(key, "continuous", "DOUBLE".into(), none(), v.to_string());
+        }
+        for &(key, v) in &r.discrete {
+            row(key, "discrete", "i64".into(), none(), v.to_string());
+        }
+        for (key, v) in &r.strings {
+            row(*key, "string", "string".into(), none(), text(v));
+        }
+        for (key, v) in &r.sparse_binary {
+            let v: Vec<String> = v.iter().map(|b| text(b)).collect();
+            row(
+                *key,
+                "sparse binary",
+                "set<string>".into(),
+                none(),
+                list(&v),
+            );
+        }
+        for (key, v) in &r.sparse_continuous {
+            let v: Vec<String> = v.iter().map(|(n, x)| format!("{}: {x}", text(n))).collect();
+            row(
+                *key,
+                "sparse continuous",
+                "map<string, double>".into(),
+                none(),
+                list(&v),
+            );
+        }
+        for (key, v) in &r.blobs {
+            row(
+                *key,
+                "blob",
+                "binary".into(),
+                none(),
+                format!("<{} bytes>", v.len()),
+            );
+        }
+        for (key, t) in &r.tensors {
+            let (dtype, shape, value) = tensor(t);
+            row(*key, "tensor", dtype, shape, value);
+        }
+        for (key, t) in &r.sparse_tensors {
+            let SparseTensor::Coo {
+                dense_shape,
+                indices,
+                values,
+            } = t;
+            let (dtype, _, value) = tensor(values);
+            let (_, _, at) = tensor(indices);
+            row(
+                *key,
+                "sparse tensor",
+                dtype,
+                format!("{dense_shape:?}"),
+                format!("{value} at {at}"),
+            );
+        }
+    }
+    let mut widths = [0usize; 6];
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for row in &rows {
+        let mut line = String::new();
+        for (j, (cell, w)) in row.iter().zip(widths).enumerate() {
+            if j + 1 == row.len() {
+                line.push_str(cell);
+            } else {
+                let _ = write!(line, "{cell:<w$}  ");
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}

@@ -29,7 +29,7 @@ test-python: build
 
 lint: setup
 	cargo fmt --all -- --check
-	cargo clippy --release --all-targets -- -D warnings
+	cargo clippy --release --all-targets -p bpr-ops -p bpr-encoder -p bpr-host -- -D warnings
 
 demo: build
 	cargo build --release -p bpr-host

@@ -12,11 +12,9 @@ mod table;
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::Write as _;
-use std::mem::ManuallyDrop;
-use std::os::fd::FromRawFd;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::OnceLock;
 
 use batch::{Batch, Dtype, Typed, Values};
 use tensorflow::{
@@ -453,8 +451,8 @@ fn run(args: Args) -> Result<(), String> {
     Ok(())
 }
 
-/// The real stderr while TensorFlow's is sent to /dev/null; -1: not hidden.
-static REAL_STDERR: AtomicI32 = AtomicI32::new(-1);
+/// The real stderr while TensorFlow's is sent to /dev/null; unset: not hidden.
+static REAL_STDERR: OnceLock<File> = OnceLock::new();
 
 /// TensorFlow writes log lines to stderr from its libraries' static
 /// initialisers (the oneDNN banner, which no log level turns off), and on
@@ -462,25 +460,21 @@ static REAL_STDERR: AtomicI32 = AtomicI32::new(-1);
 /// unless the caller set TF_CPP_MIN_LOG_LEVEL (then they get TensorFlow's
 /// logs as configured), fd 2 goes to /dev/null and our own messages go to the
 /// real stderr. This runs from `.preinit_array`, which the dynamic loader
-/// runs before any shared library's initialisers.
+/// runs before any shared library's initialisers. On any failure stderr is
+/// left as it was.
 extern "C" fn hide_tensorflow_logs() {
+    use rustix::fs::{open, Mode, OFlags};
     if std::env::var_os("TF_CPP_MIN_LOG_LEVEL").is_some() {
         return;
     }
-    // SAFETY: plain fd calls on fds this process owns; on any failure stderr
-    // is left as it was.
-    unsafe {
-        let real = libc::fcntl(2, libc::F_DUPFD_CLOEXEC, 3);
-        if real < 0 {
-            return;
-        }
-        let null = libc::open(c"/dev/null".as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
-        if null < 0 || libc::dup2(null, 2) < 0 {
-            libc::close(real);
-            return;
-        }
-        libc::close(null);
-        REAL_STDERR.store(real, Ordering::Relaxed);
+    let Ok(real) = rustix::io::fcntl_dupfd_cloexec(std::io::stderr(), 3) else {
+        return;
+    };
+    let Ok(null) = open("/dev/null", OFlags::WRONLY | OFlags::CLOEXEC, Mode::empty()) else {
+        return;
+    };
+    if rustix::stdio::dup2_stderr(&null).is_ok() {
+        let _ = REAL_STDERR.set(File::from(real));
     }
 }
 
@@ -490,15 +484,12 @@ static HIDE_TENSORFLOW_LOGS: extern "C" fn() = hide_tensorflow_logs;
 
 /// Writes one message to the real stderr.
 fn report(message: &str) {
-    let real = REAL_STDERR.load(Ordering::Relaxed);
-    if real < 0 {
-        eprintln!("{message}");
-        return;
+    match REAL_STDERR.get() {
+        Some(mut real) => {
+            let _ = writeln!(real, "{message}");
+        }
+        None => eprintln!("{message}"),
     }
-    // SAFETY: `real` is the fd `hide_tensorflow_logs` duplicated and never
-    // closes; ManuallyDrop keeps this File from closing it.
-    let mut out = ManuallyDrop::new(unsafe { File::from_raw_fd(real) });
-    let _ = writeln!(out, "{message}");
 }
 
 fn main() -> ExitCode {

@@ -1,6 +1,7 @@
 """A reader of serialized BatchPredictionResponse bytes, for people inspecting
 what a model emits. Pure Python and numpy: it needs neither TensorFlow nor a
-Thrift library. (The tests judge our bytes with Thrift libraries we did not
+Thrift library (except to label keys with feature names, which hashes them with
+the op). (The tests judge our bytes with Thrift libraries we did not
 write; this decoder is a convenience, not the reference.)
 """
 

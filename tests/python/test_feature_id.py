@@ -141,6 +141,32 @@ class FeatureIdTest(tf.test.TestCase):
         self.assertEqual(none.shape.as_list(), [0])
         self.assertEqual(ids()[0].numpy().tolist(), [oracle("prediction"), oracle("p_like"), oracle("x#y")])
 
+    def test_a_graph_def_as_twml_exported_it_runs(self):
+        # A NodeDef written out by hand the way twml's exporter wrote it: op
+        # FeatureId, attr feature_names, no shape information.
+        graph_def = tf.compat.v1.GraphDef()
+        node = graph_def.node.add(name="ids", op="FeatureId")
+        node.attr["feature_names"].list.s.extend([b"prediction", b"x#y"])
+        wrapped = tf.compat.v1.wrap_function(lambda: tf.graph_util.import_graph_def(graph_def, name=""), [])
+        ids = wrapped.prune([], wrapped.graph.get_tensor_by_name("ids:0"))
+        self.assertEqual(ids().numpy().tolist(), [VECTORS["prediction"], VECTORS["x#y"]])
+        self.assertEqual(wrapped.graph.get_tensor_by_name("ids:0").shape.as_list(), [2])
+
+    def test_names_are_hashed_to_ints_inside_graphs_too(self):
+        # A layer made while a graph is being built still gets Python ints:
+        # in a tf.function (init_scope lifts to eager) and in a TF1 graph
+        # (a private session).
+        @tf.function
+        def make():
+            layer = bpr_ops.BatchPredictionWriter(["graph.only.name"])
+            self.assertEqual(layer.key_ids, [oracle("graph.only.name")])
+            return tf.constant(0)
+
+        make()
+        with tf.Graph().as_default():
+            self.assertFalse(tf.executing_eagerly())
+            self.assertEqual(bpr_ops.feature_ids(["v1.graph.name", "a"]), [oracle("v1.graph.name"), VECTORS["a"]])
+
     def test_bad_types_are_type_errors(self):
         for bad in ([1], [None], "prediction"):
             with self.assertRaises(TypeError):

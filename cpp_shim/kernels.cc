@@ -1,6 +1,7 @@
 // CPU kernels: view the inputs as bpr_tensor structs, ask Rust for the exact
 // output size, allocate the output once, let Rust write it. No encoding here.
 
+#include <algorithm>
 #include <cstdint>
 #include <vector>
 
@@ -151,6 +152,34 @@ class TensorWriterOp : public OpKernel {
   }
 };
 
+// The attr is constant, so the ids are computed once, here; a name that is not
+// UTF-8 fails the kernel's construction with InvalidArgument (Rust's message).
+class FeatureIdOp : public OpKernel {
+ public:
+  explicit FeatureIdOp(OpKernelConstruction* ctx) : OpKernel(ctx) {
+    std::vector<tstring> names;
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("feature_names", &names));
+    std::vector<bpr_bytes> views(names.size());
+    for (size_t i = 0; i < names.size(); ++i) {
+      views[i] = bpr_bytes{reinterpret_cast<const uint8_t*>(names[i].data()), names[i].size()};
+    }
+    ids_.resize(names.size());
+    char msg[kMessageCapacity];
+    OP_REQUIRES_OK(ctx, ToStatus(bpr_feature_ids(views.data(), views.size(), ids_.data(), msg,
+                                                 sizeof msg), msg));
+  }
+
+  void Compute(OpKernelContext* ctx) override {
+    Tensor* out = nullptr;
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, TensorShape({static_cast<int64_t>(ids_.size())}),
+                                             &out));
+    std::copy(ids_.begin(), ids_.end(), out->flat<int64_t>().data());
+  }
+
+ private:
+  std::vector<int64_t> ids_;
+};
+
 }  // namespace
 }  // namespace bpr_ops
 
@@ -159,3 +188,4 @@ REGISTER_KERNEL_BUILDER(Name("BatchPredictionResponseWriter").Device(tensorflow:
                         bpr_ops::ContinuousWriterOp);
 REGISTER_KERNEL_BUILDER(Name("BatchPredictionTensorResponseWriter").Device(tensorflow::DEVICE_CPU),
                         bpr_ops::TensorWriterOp);
+REGISTER_KERNEL_BUILDER(Name("FeatureId").Device(tensorflow::DEVICE_CPU), bpr_ops::FeatureIdOp);

@@ -52,3 +52,23 @@ keys: int64 [K], distinct feature ids, K >= 1.
 values: K tensors, each [B, ...] with the same B.
 result: uint8 [1, N], the serialized response.
 )doc");
+
+// twml's registration (attr, output), so graphs exported with twml's FeatureId
+// run unchanged. Ours states the static shape [N]; twml's left it unknown.
+REGISTER_OP("FeatureId")
+    .Attr("feature_names: list(string)")
+    .Output("output: int64")
+    .SetShapeFn([](::tensorflow::shape_inference::InferenceContext* c) {
+      std::vector<::tensorflow::tstring> names;
+      TF_RETURN_IF_ERROR(c->GetAttr("feature_names", &names));
+      c->set_output(0, c->Vector(static_cast<int64_t>(names.size())));
+      return absl::OkStatus();
+    })
+    .Doc(R"doc(
+The feature id of each name: twml's hash (MurmurHash3 x64 128 of the name's
+UTF-16LE code units, seed 0, first 8 bytes as a signed little-endian int64,
+with twml's `#` rule), the key consumers look predictions up with.
+
+feature_names: N feature names, each UTF-8.
+output: int64 [N], output[i] is the id of feature_names[i].
+)doc");

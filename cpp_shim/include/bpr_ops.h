@@ -107,6 +107,15 @@ bpr_status bpr_tensor_write(const bpr_tensor* keys, const bpr_tensor* values,
  * without loading the library into a TensorFlow it may not match. */
 const char* bpr_tensorflow_version(void);
 
+/*
+ * FeatureId: out[i] = the feature id of names[i], twml's hash of the name (see
+ * README "Feature names"), for i < num_names. Every name must be UTF-8; the
+ * first that is not gives BPR_INVALID_ARGUMENT naming feature_names[i] and the
+ * byte offset, and `out` is left unwritten. Names may be any length.
+ */
+bpr_status bpr_feature_ids(const bpr_bytes* names, size_t num_names, int64_t* out,
+                           char* msg, size_t msg_cap);
+
 #ifdef __cplusplus
 } /* extern "C" */
 #endif

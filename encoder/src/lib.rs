@@ -16,6 +16,8 @@
 //!   caller owns, with no allocation; the `_with` variants shard large responses
 //!   over a [`Runner`] (a host's thread pool).
 //! - [`decode`] reads a response into plain Rust values.
+//! - [`feature_id`] turns a feature name into the id twml's `FeatureId` gives it,
+//!   the key a consumer looks a prediction up with.
 //!
 //! Every bad input is an [`Error`] whose message names the input, its shape and
 //! what was expected; nothing is dropped silently and nothing panics.
@@ -39,6 +41,7 @@
 mod continuous;
 pub mod decode;
 mod error;
+mod feature_id;
 mod input;
 pub mod parallel;
 mod tensor;
@@ -47,6 +50,7 @@ pub mod wire;
 
 pub use continuous::{continuous_size, encode_continuous, write_continuous, write_continuous_with};
 pub use error::{Error, ErrorKind, Result};
+pub use feature_id::{feature_id, feature_id_bytes, feature_ids, write_feature_ids};
 pub use input::{DType, Data, StringSource, Tensor};
 pub use parallel::{Runner, Serial};
 pub use tensor::{

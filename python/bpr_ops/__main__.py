@@ -1,7 +1,8 @@
 """bpr-decode / `python -m bpr_ops decode FILE`: prints what a model emitted.
 
 FILE holds a serialized BatchPredictionResponse: the raw bytes, or a .npy of
-the op's uint8 output tensor. Output: a table (default) or JSON.
+the op's uint8 output tensor. Output: a table (default) or JSON. With --names
+or --names-file, keys that a given feature name hashes to are shown as names.
 """
 
 from __future__ import annotations
@@ -30,6 +31,21 @@ def read_response(path: Path) -> bytes:
             raise DecodeError(f".npy holds {array.dtype} {list(array.shape)}, expected the op's uint8 output")
         return array.tobytes()
     return data
+
+
+def read_names(lists: list[str], files: list[Path]) -> list[str]:
+    """Names from --names (comma-separated) and --names-file (one per line)."""
+    names = [n for arg in lists for n in arg.split(",") if n]
+    for path in files:
+        for number, line in enumerate(path.read_bytes().split(b"\n"), 1):
+            line = line.removesuffix(b"\r")
+            if not line.strip():
+                continue
+            try:
+                names.append(line.decode("utf-8"))
+            except UnicodeDecodeError as e:
+                raise ValueError(f"{path}:{number}: the name is not UTF-8 ({e.reason} at byte {e.start})") from None
+    return names
 
 
 def _json_value(value):
@@ -77,16 +93,37 @@ def main(argv=None) -> int:
     decode = sub.add_parser("decode", help="print the records of a serialized response")
     decode.add_argument("file", type=Path, help="raw response bytes, or a .npy of the op's uint8 output")
     decode.add_argument("--format", choices=("table", "json"), default="table")
+    decode.add_argument(
+        "--names", action="append", default=[], metavar="A,B,...",
+        help="feature names, comma-separated: keys they hash to (twml's feature id) are shown as names",
+    )
+    decode.add_argument(
+        "--names-file", action="append", default=[], type=Path, metavar="FILE",
+        help="feature names, one per line (blank lines skipped), as --names",
+    )
     # As a console script there is no "decode" word: `bpr-decode FILE`.
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] not in ("decode", "-h", "--help"):
         argv.insert(0, "decode")
     args = parser.parse_args(argv)
     try:
+        names = read_names(args.names, args.names_file)
+    except (OSError, ValueError) as e:
+        print(f"{PROG}: error: {e}", file=sys.stderr)
+        return 2
+    try:
         records = decode_batch_prediction_response(read_response(args.file))
     except (OSError, DecodeError) as e:
         print(f"{PROG}: error: {args.file}: {e}", file=sys.stderr)
         return 2
+    if names:
+        try:
+            from ._keys import label_records  # loads TensorFlow and the op library
+
+            records = label_records(records, names)
+        except Exception as e:  # noqa: BLE001 - one line, whatever stopped the hashing
+            print(f"{PROG}: error: feature names: {type(e).__name__}: {getattr(e, 'message', e)}", file=sys.stderr)
+            return 2
     print(to_json(records) if args.format == "json" else to_table(records))
     return 0
 

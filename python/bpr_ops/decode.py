@@ -1,6 +1,7 @@
 """A reader of serialized BatchPredictionResponse bytes, for people inspecting
 what a model emits. Pure Python and numpy: it needs neither TensorFlow nor a
-Thrift library. (The tests judge our bytes with Thrift libraries we did not
+Thrift library (except to label keys with feature names, which hashes them with
+the op). (The tests judge our bytes with Thrift libraries we did not
 write; this decoder is a convenience, not the reference.)
 """
 
@@ -177,12 +178,16 @@ def _record(r: _Reader) -> dict:
     return out
 
 
-def decode_batch_prediction_response(data) -> list[dict]:
+def decode_batch_prediction_response(data, names=None) -> list[dict]:
     """Decodes the writer ops' output into one dict per record: feature key ->
     float (continuousFeatures) or numpy array of the row's shape (tensors;
     strings as an object array of bytes).
 
     `data`: bytes, a numpy uint8 array or the op's uint8 [1, N] tensor.
+    `names`: feature names; a key that one of them hashes to (twml's feature
+    id, `bpr_ops.feature_ids`) is labelled with that name (str) instead of the
+    number. Hashing loads TensorFlow and the op library; without names the
+    decoder needs neither.
     Raises DecodeError for anything that is not a well-formed response.
     """
     if hasattr(data, "numpy"):
@@ -205,4 +210,8 @@ def decode_batch_prediction_response(data) -> list[dict]:
         raise DecodeError(f"{len(data) - r.pos} trailing bytes after the response")
     if records is None:
         raise DecodeError("BatchPredictionResponse has no predictions field")
+    if names is not None:
+        from ._keys import label_records
+
+        return label_records(records, names)
     return records

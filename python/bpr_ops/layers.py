@@ -2,33 +2,10 @@
 
 from __future__ import annotations
 
-import numbers
-
 import keras
 
 from . import ops
-
-
-def _checked_keys(keys, layer: str) -> list[int]:
-    """Keys as a list of distinct Python ints, checked when the layer is built."""
-    if isinstance(keys, (str, bytes)) or not hasattr(keys, "__iter__"):
-        raise TypeError(f"{layer}: keys must be a list of integer feature ids, got {keys!r}")
-    out = []
-    for k in keys:
-        if isinstance(k, bool) or not isinstance(k, numbers.Integral):
-            raise TypeError(f"{layer}: keys must be integer feature ids, got {k!r} in {keys!r}")
-        k = int(k)
-        if not -(2**63) <= k < 2**63:
-            raise ValueError(f"{layer}: key {k} does not fit in int64")
-        out.append(k)
-    seen = {}
-    for i, k in enumerate(out):
-        if k in seen:
-            raise ValueError(
-                f"{layer}: keys has a duplicate: key {k} appears at index {seen[k]} and index {i}"
-            )
-        seen[k] = i
-    return out
+from ._keys import config_keys, resolve_keys
 
 
 class _WriterLayer(keras.layers.Layer):
@@ -38,7 +15,10 @@ class _WriterLayer(keras.layers.Layer):
         kwargs.setdefault("autocast", False)
         kwargs.setdefault("trainable", False)
         super().__init__(**kwargs)
-        self.keys = _checked_keys(keys, type(self).__name__)
+        # Names are hashed here, once (and again by from_config: a loaded
+        # model hashes the names its config holds). `keys` stays as given,
+        # for get_config; `key_ids` is what the op writes.
+        self.key_ids, self.keys = resolve_keys(keys, type(self).__name__)
 
     def compute_output_shape(self, input_shape):
         return (1, None)
@@ -47,7 +27,7 @@ class _WriterLayer(keras.layers.Layer):
         return keras.KerasTensor((1, None), dtype="uint8")
 
     def get_config(self):
-        return {**super().get_config(), "keys": list(self.keys)}
+        return {**super().get_config(), "keys": config_keys(self.keys)}
 
 
 @keras.saving.register_keras_serializable(package="bpr_ops")
@@ -56,12 +36,14 @@ class BatchPredictionWriter(_WriterLayer):
     serialized Thrift BatchPredictionResponse (uint8 [1, N]).
 
     Args:
-      keys: K distinct integer feature ids; column j of the values is written
-        under keys[j]. A [B] input is accepted when K == 1.
+      keys: K keys, each an integer feature id or a feature name (str or
+        bytes, hashed as twml's FeatureId does: `bpr_ops.feature_id`), with
+        distinct ids; column j of the values is written under keys[j]. A [B]
+        input is accepted when K == 1. `layer.key_ids` holds the ids.
     """
 
     def call(self, values):
-        return ops.batch_prediction_response_writer(self.keys, values)
+        return ops.batch_prediction_response_writer(self.key_ids, values)
 
 
 @keras.saving.register_keras_serializable(package="bpr_ops")
@@ -71,7 +53,8 @@ class BatchPredictionTensorWriter(_WriterLayer):
     the j-th tensor.
 
     Args:
-      keys: K >= 1 distinct integer feature ids, one per input tensor.
+      keys: K >= 1 keys, one per input tensor, each an integer feature id or a
+        feature name (hashed as twml does), with distinct ids.
     """
 
     def __init__(self, keys, **kwargs):
@@ -80,4 +63,4 @@ class BatchPredictionTensorWriter(_WriterLayer):
             raise ValueError("BatchPredictionTensorWriter: keys is empty; give one key per tensor")
 
     def call(self, values):
-        return ops.batch_prediction_tensor_response_writer(self.keys, list(values))
+        return ops.batch_prediction_tensor_response_writer(self.key_ids, list(values))

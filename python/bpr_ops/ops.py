@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
+from ._keys import has_names, resolve_keys
 from ._loader import load_library
 
 _INT64 = tf.int64
@@ -21,6 +22,8 @@ def _keys_tensor(keys) -> tf.Tensor:
         if dtype.is_integer:
             return tf.cast(keys, tf.int64)
         raise TypeError(f"keys must be integers (feature ids), got a {dtype.name} tensor")
+    if has_names(keys):
+        return tf.constant(_named_keys(keys), tf.int64)
     array = np.asarray(keys)
     if array.size == 0:
         return tf.constant(np.zeros(array.shape, np.int64))
@@ -31,8 +34,21 @@ def _keys_tensor(keys) -> tf.Tensor:
     return tf.constant(array.astype(np.int64))
 
 
+def _named_keys(keys) -> list[int]:
+    """A list mixing feature names and ids, as ids. Checked here rather than by
+    the op, so a clash names both entries ('prediction' and its id, say)."""
+    try:
+        return resolve_keys(keys, "")[0]
+    except ValueError as e:
+        # The class the op raises for bad key values (a duplicate id, say).
+        raise tf.errors.InvalidArgumentError(None, None, str(e)) from e
+
+
 def batch_prediction_response_writer(keys, values, name=None) -> tf.Tensor:
     """Serializes `values` [B, K] as a Thrift BatchPredictionResponse.
+
+    `keys`: K int64 feature ids, or a list of ids and feature names (str or
+    bytes, hashed as twml's FeatureId does: `bpr_ops.feature_ids`).
 
     Record i holds `continuousFeatures` {keys[j]: values[i, j]}, in the order
     of `keys`. `values` may be [B] when there is one key. Returns uint8 [1, N].

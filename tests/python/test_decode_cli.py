@@ -65,6 +65,36 @@ class DecodeCliTest(tf.test.TestCase):
             self.assertLen(errors, 1)
             self.assertIn(message, errors[0])
 
+    def test_names_label_keys_in_the_table_and_the_json(self):
+        named = self.tmp / "named.bin"
+        out = bpr_ops.batch_prediction_response_writer(["prediction", 3, "p_like"], [[0.5, 1.0, 2.0]])
+        named.write_bytes(out.numpy().tobytes())
+        done = run(named, "--names", "prediction,p_like")
+        self.assertEqual(done.returncode, 0, done.stderr)
+        self.assertEqual(done.stdout.splitlines()[0].split(), ["record", "prediction", "3", "p_like"])
+        names_file = self.tmp / "names.txt"
+        names_file.write_text("p_like\r\n\nunused.name\nprediction\n")
+        done = run(named, "--names-file", names_file, "--format", "json")
+        self.assertEqual(done.returncode, 0, done.stderr)
+        self.assertEqual(json.loads(done.stdout), [{"prediction": 0.5, "3": 1.0, "p_like": 2.0}])
+        # Both forms together, and a name given twice, are fine.
+        done = run("decode", named, "--names", "p_like", "--names-file", names_file, "--format", "json")
+        self.assertEqual(json.loads(done.stdout), [{"prediction": 0.5, "3": 1.0, "p_like": 2.0}])
+
+    def test_bad_names_give_one_line_and_exit_2(self):
+        bad_file = self.tmp / "bad_names.txt"
+        bad_file.write_bytes(b"prediction\nab\xffc\n")
+        for args, message in (
+            (["--names-file", bad_file], "bad_names.txt:2: the name is not UTF-8 (invalid start byte at byte 2)"),
+            (["--names-file", self.tmp / "no_names.txt"], "No such file"),
+        ):
+            done = run(self.raw, *args)
+            self.assertEqual(done.returncode, 2, done)
+            self.assertEqual(done.stdout, "")
+            errors = [line for line in done.stderr.splitlines() if line.startswith("bpr-decode:")]
+            self.assertLen(errors, 1)
+            self.assertIn(message, errors[0])
+
 
 if __name__ == "__main__":
     tf.test.main()

@@ -2,10 +2,12 @@
 saved as .keras and as a SavedModel that a fresh process serves with only the
 op library loaded."""
 
+import json
 import os
 import subprocess
 import sys
 import textwrap
+import zipfile
 from pathlib import Path
 
 import keras
@@ -54,8 +56,9 @@ class LayerTest(tf.test.TestCase):
         for layer in (bpr_ops.BatchPredictionWriter, bpr_ops.BatchPredictionTensorWriter):
             with self.assertRaisesRegex(ValueError, "duplicate: key 3 appears at index 0 and index 2"):
                 layer([3, 4, 3])
-            with self.assertRaisesRegex(TypeError, "integer feature ids"):
-                layer(["a"])
+            # A str is a feature name now (test_names_*); other types are not keys.
+            with self.assertRaisesRegex(TypeError, "integer feature ids or feature names"):
+                layer([None])
             with self.assertRaisesRegex(TypeError, "integer feature ids"):
                 layer([1.5])
             with self.assertRaisesRegex(ValueError, "does not fit in int64"):
@@ -115,6 +118,80 @@ class LayerTest(tf.test.TestCase):
             served = serve_in_fresh_process(model_dir, x, tmp)
             self.assertEqual(served, model(x).numpy().tobytes())
             self.assertLen(thrift_check.decode(served).predictions, 6)
+
+    def test_names_are_written_as_twmls_feature_ids(self):
+        self.assertEqual(bpr_ops.BatchPredictionWriter(keys=["prediction"]).key_ids, [-5621645068071228725])
+        names = ["prediction", "p_like", "recap.engagement.is_favorited"]
+        x = np.float32([[0.25, 0.5, 0.75], [1.0, 2.0, 3.0]])
+        out = bpr_ops.BatchPredictionWriter(keys=names)(x)
+        for record in thrift_check.decode(thrift_check.to_bytes(out)).predictions:
+            self.assertEqual(list(record.continuousFeatures), bpr_ops.feature_ids(names))
+        self.assertEqual(list(thrift_check.decode(thrift_check.to_bytes(out)).predictions[0].continuousFeatures),
+                         [-5621645068071228725, bpr_ops.feature_id("p_like"), 5572643959053003859])
+
+        layer = bpr_ops.BatchPredictionTensorWriter(keys=[b"emb", 7])
+        out = layer([tf.ones([2, 3]), tf.constant([[b"s"], [b"t"]])])
+        self.assertEqual(layer.key_ids, [bpr_ops.feature_id("emb"), 7])
+        for record in thrift_check.decode(thrift_check.to_bytes(out)).predictions:
+            self.assertEqual(list(record.tensors), layer.key_ids)
+
+    def test_names_and_ids_mixed(self):
+        layer = bpr_ops.BatchPredictionWriter(keys=["prediction", 1002, np.int64(5)])
+        self.assertEqual(layer.keys, ["prediction", 1002, 5])
+        self.assertEqual(layer.key_ids, [-5621645068071228725, 1002, 5])
+        out = layer(np.float32([[0.5, 1.0, 2.0]]))
+        self.assertEqual(thrift_check.decode(thrift_check.to_bytes(out)).predictions[0].continuousFeatures,
+                         {-5621645068071228725: 0.5, 1002: 1.0, 5: 2.0})
+
+    def test_keys_with_one_id_are_an_error_naming_both(self):
+        for layer in (bpr_ops.BatchPredictionWriter, bpr_ops.BatchPredictionTensorWriter):
+            with self.assertRaisesRegex(ValueError, r"keys\[0\] = 'p' and keys\[2\] = 'p' are both feature id"):
+                layer(["p", 1, "p"])
+            with self.assertRaisesRegex(
+                ValueError, r"keys\[1\] = -5621645068071228725 and keys\[2\] = b'prediction' are both feature id"
+            ):
+                layer([3, -5621645068071228725, b"prediction"])
+            with self.assertRaisesRegex(ValueError, r"keys\[1\] = b'a\\xff' is not valid UTF-8: .* byte offset 1"):
+                layer(["ok", b"a\xff"])
+            with self.assertRaisesRegex(TypeError, "keys must be a list"):
+                layer("prediction")
+
+    def test_config_keeps_names_and_from_config_hashes_them(self):
+        for cls in (bpr_ops.BatchPredictionWriter, bpr_ops.BatchPredictionTensorWriter):
+            layer = cls(["prediction", b"p_like", 9], name="writer")
+            self.assertEqual(layer.get_config()["keys"], ["prediction", "p_like", 9])
+            clone = cls.from_config(layer.get_config())
+            self.assertEqual(clone.key_ids, bpr_ops.feature_ids(["prediction", "p_like"]) + [9])
+            clone = keras.layers.deserialize(keras.layers.serialize(layer))
+            self.assertEqual(clone.key_ids, layer.key_ids)
+
+    def test_keras_file_with_names_round_trip(self):
+        tmp = Path(self.get_temp_dir())
+        names = ["prediction", "p_like"]
+        for model in (continuous_model(names + [13]), tensor_model(["emb", 22])):
+            x = np.random.default_rng(1).normal(size=(3, 4)).astype(model.inputs[0].dtype)
+            model.save(tmp / "named.keras")
+            with zipfile.ZipFile(tmp / "named.keras") as archive:
+                config = json.loads(archive.read("config.json"))
+            writer = config["config"]["layers"][-1]
+            self.assertEqual(writer["config"]["keys"], model.layers[-1].get_config()["keys"])
+            self.assertIsInstance(writer["config"]["keys"][0], str)
+            loaded = keras.models.load_model(tmp / "named.keras")
+            self.assertEqual(loaded.layers[-1].key_ids, model.layers[-1].key_ids)
+            self.assertEqual(loaded(x).numpy().tobytes(), model(x).numpy().tobytes())
+
+    def test_saved_model_with_names_served_in_a_fresh_process(self):
+        tmp = Path(self.get_temp_dir())
+        for i, model in enumerate((continuous_model(["prediction", "p_like", 5]), tensor_model(["emb", "grid"]))):
+            x = np.random.default_rng(i).normal(size=(4, 4)).astype(model.inputs[0].dtype)
+            model_dir = tmp / f"named_{i}"
+            model.export(str(model_dir), format="tf_saved_model", verbose=False)
+            served = serve_in_fresh_process(model_dir, x, tmp)
+            self.assertEqual(served, model(x).numpy().tobytes())
+            records = thrift_check.decode(served).predictions
+            field = "continuousFeatures" if i == 0 else "tensors"
+            expected = bpr_ops.feature_ids(["prediction", "p_like"]) + [5] if i == 0 else bpr_ops.feature_ids(["emb", "grid"])
+            self.assertEqual(list(getattr(records[0], field)), expected)
 
 
 if __name__ == "__main__":

@@ -33,6 +33,12 @@ CHILD = textwrap.dedent(
             [7, 8], [tf.constant([[1, 2]], tf.int32), tf.constant([[b"a", b"\\xff"]])])
         fn = tf.function(lambda v: bpr_ops.batch_prediction_response_writer([3], v))
         yield "function", lambda: fn(tf.constant([1.0, 2.0]))
+        # FeatureId hashes in its kernel's constructor, and TensorFlow caches
+        # kernels by attrs: a new name each time makes each call construct one.
+        names.append(f"feature.{len(names)}")
+        yield "feature_id", lambda: bpr_ops.load_library().feature_id(feature_names=[names[-1]])
+
+    names = []
 
     for panic in (True, False, True, False):
         if panic:
@@ -49,6 +55,10 @@ CHILD = textwrap.dedent(
                 print(f"{name}: panic -> InternalError")
                 continue
             assert not panic, f"{name}: returned {out!r} although the kernel panicked"
+            if name == "feature_id":
+                assert out.dtype == tf.int64 and out.shape == [1], out
+                print(f"{name}: ok")
+                continue
             decoded = thrift_check.decode(thrift_check.to_bytes(out))
             assert len(decoded.predictions) >= 1
             print(f"{name}: ok, {len(decoded.predictions)} records")
@@ -84,6 +94,8 @@ def test_a_panicking_kernel_raises_and_the_process_goes_on():
     assert lines.count("continuous: ok, 1 records") == 2, result.stdout
     assert lines.count("tensor: ok, 1 records") == 2, result.stdout
     assert lines.count("function: ok, 2 records") == 2, result.stdout
+    assert lines.count("feature_id: panic -> InternalError") == 2, result.stdout
+    assert lines.count("feature_id: ok") == 2, result.stdout
     assert lines[-1] == "PROCESS SURVIVED"
 
 

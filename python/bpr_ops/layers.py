@@ -6,7 +6,7 @@ import numbers
 
 import keras
 
-from . import ops
+from . import _checks, ops
 
 
 def _checked_keys(keys, layer: str) -> list[int]:
@@ -43,8 +43,14 @@ class _WriterLayer(keras.layers.Layer):
     def compute_output_shape(self, input_shape):
         return (1, None)
 
-    def compute_output_spec(self, *args, **kwargs):
+    def compute_output_spec(self, values):
+        # Functional models are built here, on KerasTensors: what their static
+        # shapes and dtypes already tell is an error now, not in the server.
+        self._check_input(values)
         return keras.KerasTensor((1, None), dtype="uint8")
+
+    def _where(self) -> str:
+        return f"{type(self).__name__} '{self.name}' with keys {_checks.keys_text(self.keys)}"
 
     def get_config(self):
         return {**super().get_config(), "keys": list(self.keys)}
@@ -60,7 +66,17 @@ class BatchPredictionWriter(_WriterLayer):
         under keys[j]. A [B] input is accepted when K == 1.
     """
 
+    def _check_input(self, values):
+        values = _checks.dense(
+            values, "values", self._where(), "a dense float tensor [batch, K] (or [batch] with one key)"
+        )
+        _checks.check_continuous(self._where(), self.keys, len(self.keys), values)
+        return values
+
     def call(self, values):
+        # Subclassed models and tf.function tracing reach here with symbolic
+        # tensors: the same checks, before the op is added to the graph.
+        values = self._check_input(values)
         return ops.batch_prediction_response_writer(self.keys, values)
 
 
@@ -79,5 +95,11 @@ class BatchPredictionTensorWriter(_WriterLayer):
         if not self.keys:
             raise ValueError("BatchPredictionTensorWriter: keys is empty; give one key per tensor")
 
+    def _check_input(self, values):
+        values = _checks.dense_list(values, self._where(), self.keys)
+        _checks.check_tensor(self._where(), self.keys, len(self.keys), values)
+        return values
+
     def call(self, values):
-        return ops.batch_prediction_tensor_response_writer(self.keys, list(values))
+        values = self._check_input(values)
+        return ops.batch_prediction_tensor_response_writer(self.keys, values)

@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import numpy as np
 import tensorflow as tf
+from tensorflow.python.framework import ops as _eager_ops
 
+from . import _checks
 from ._loader import load_library
 
 _INT64 = tf.int64
+_CONTINUOUS = "BatchPredictionResponseWriter"
+_TENSOR = "BatchPredictionTensorResponseWriter"
+_EagerTensor = _eager_ops.EagerTensor
 
 
 def _keys_tensor(keys) -> tf.Tensor:
@@ -31,15 +36,41 @@ def _keys_tensor(keys) -> tf.Tensor:
     return tf.constant(array.astype(np.int64))
 
 
+def _static_keys(keys: tf.Tensor, op: str):
+    """What tracing knows of the keys: (where, their values or None, their count or None)."""
+    values = _checks.static_keys(keys, op)
+    where = f"{op} with keys {_checks.keys_text(values)}"
+    return where, values, _checks.num_static_keys(keys)
+
+
 def batch_prediction_response_writer(keys, values, name=None) -> tf.Tensor:
     """Serializes `values` [B, K] as a Thrift BatchPredictionResponse.
 
     Record i holds `continuousFeatures` {keys[j]: values[i, j]}, in the order
     of `keys`. `values` may be [B] when there is one key. Returns uint8 [1, N].
+
+    Raises TypeError for values that are not one dense float tensor, and, when
+    tracing (tf.function), ValueError (an InvalidArgumentError too) for shapes
+    that cannot be written; the kernel checks the rest when it runs.
     """
-    return load_library().batch_prediction_response_writer(
-        keys=_keys_tensor(keys), values=values, name=name
-    )
+    keys = _keys_tensor(keys)
+    # The eager hot path (an eager tensor) skips the Python-side checks: the
+    # kernel runs at once and checks them itself.
+    if type(values) is not _EagerTensor:
+        values = _checks.dense(
+            values, "values", _CONTINUOUS, "a dense float tensor [batch, K] (or [batch] with one key)"
+        )
+        if not tf.executing_eagerly():
+            where, ids, k = _static_keys(keys, _CONTINUOUS)
+            _checks.check_continuous(where, ids, k, values)
+    try:
+        return load_library().batch_prediction_response_writer(keys=keys, values=values, name=name)
+    except (TypeError, tf.errors.InvalidArgumentError) as e:
+        # TensorFlow's text for a dtype outside the op's list names attr 'T'.
+        error = _checks.unsupported_dtype(_CONTINUOUS, [values], _checks.CONTINUOUS_DTYPES)
+        if error is None:
+            raise
+        raise error from e
 
 
 def batch_prediction_tensor_response_writer(keys, values, name=None) -> tf.Tensor:
@@ -47,11 +78,17 @@ def batch_prediction_tensor_response_writer(keys, values, name=None) -> tf.Tenso
 
     `values` is a list of K tensors, each [B, ...] with the same B. Record i
     holds `tensors` {keys[j]: row i of values[j]}. Returns uint8 [1, N].
+
+    Raises TypeError for values that are not a list of dense tensors of the
+    supported dtypes, and, when tracing (tf.function), ValueError (an
+    InvalidArgumentError too) for shapes that cannot be written.
     """
-    if isinstance(values, (tf.Tensor, np.ndarray)):
-        values = [values]
-    values = list(values)
     keys = _keys_tensor(keys)
+    # The eager hot path (a list of eager tensors) skips the Python-side
+    # checks: the kernel runs at once and checks them itself.
+    if type(values) is list and all(type(v) is _EagerTensor for v in values) and values:
+        return _write_tensor(keys, values, name)
+    values = _checks.dense_list(values, _TENSOR)
     if not values:
         # TensorFlow itself rejects an empty input list, with a message about
         # attr 'T' that does not say what to do.
@@ -61,4 +98,17 @@ def batch_prediction_tensor_response_writer(keys, values, name=None) -> tf.Tenso
             f"values is empty (keys has shape {keys.shape}): the tensor writer needs at least "
             "one key and exactly one values tensor per key",
         )
-    return load_library().batch_prediction_tensor_response_writer(keys=keys, values=values, name=name)
+    if not tf.executing_eagerly():
+        where, ids, k = _static_keys(keys, _TENSOR)
+        _checks.check_tensor(where, ids, k, values)
+    return _write_tensor(keys, values, name)
+
+
+def _write_tensor(keys, values, name):
+    try:
+        return load_library().batch_prediction_tensor_response_writer(keys=keys, values=values, name=name)
+    except (TypeError, tf.errors.InvalidArgumentError) as e:
+        error = _checks.unsupported_dtype(_TENSOR, values, _checks.TENSOR_DTYPES)
+        if error is None:
+            raise
+        raise error from e

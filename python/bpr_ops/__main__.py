@@ -39,7 +39,9 @@ def read_response(path: Path):
 
 
 def _text(b: bytes) -> str:
-    return b.decode("utf-8", "backslashreplace")
+    """Bytes for a terminal: UTF-8 text, with invalid bytes and control characters escaped."""
+    text = b.decode("utf-8", "backslashreplace")
+    return "".join(c if c.isprintable() or c == "\\" else repr(c)[1:-1] for c in text)
 
 
 def _json_value(value):
@@ -62,7 +64,8 @@ def _json_value(value):
     if isinstance(value, (set, frozenset)):
         return [_json_value(v) for v in sorted(value)]
     if isinstance(value, dict):  # sparseContinuousFeatures: {name: value}
-        return {_text(k) if isinstance(k, bytes) else str(k): _json_value(v) for k, v in value.items()}
+        return {k.decode("utf-8", "backslashreplace") if isinstance(k, bytes) else str(k): _json_value(v)
+                for k, v in value.items()}
     return value
 
 

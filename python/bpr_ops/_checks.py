@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+import keras
 import numpy as np
 import tensorflow as tf
 
@@ -97,7 +98,8 @@ def _not_dense(value, what: str, where: str, accepted: str):
     if isinstance(value, Mapping):
         return TypeError(
             f"{where}: {what} is a dict (keys {list(value)[:8]}); expected {accepted}. "
-            "Pass the tensors in a list, in the order of the keys"
+            + ("Pass the tensors in a list, in the order of the keys" if "list" in accepted else
+               "Stack the scores into one tensor, a column per key in the order of the keys")
         )
     if isinstance(value, tf.RaggedTensor) or getattr(value, "ragged", False):
         return TypeError(
@@ -113,37 +115,32 @@ def _not_dense(value, what: str, where: str, accepted: str):
 
 
 def dense(value, what: str, where: str, accepted: str):
-    """`value` if it is a dense tensor (or KerasTensor), else converted to one.
+    """`value` if it is a dense tensor or KerasTensor, else converted to one.
 
     Raises TypeError for None, dicts, ragged and sparse values, and anything
     TensorFlow cannot make a dense tensor of.
     """
-    if isinstance(value, (tf.Tensor, np.ndarray)) or _is_keras_tensor(value):
-        error = _not_dense(value, what, where, accepted) if _is_keras_tensor(value) else None
-    else:
-        error = _not_dense(value, what, where, accepted)
-        if error is None:
-            try:
-                return tf.convert_to_tensor(value)
-            except (TypeError, ValueError) as e:
-                raise TypeError(
-                    f"{where}: {what} ({type(value).__name__}) cannot be made a dense tensor: {e}; "
-                    f"expected {accepted}"
-                ) from None
+    if isinstance(value, tf.Tensor):
+        return value
+    error = _not_dense(value, what, where, accepted)
     if error is not None:
         raise error
-    return value
-
-
-def _is_keras_tensor(value) -> bool:
-    return type(value).__name__ == "KerasTensor" and hasattr(value, "sparse")
+    if isinstance(value, keras.KerasTensor):
+        return value
+    try:
+        return tf.convert_to_tensor(value)
+    except (TypeError, ValueError) as e:
+        raise TypeError(
+            f"{where}: {what} ({type(value).__name__}) cannot be made a dense tensor: {e}; "
+            f"expected {accepted}"
+        ) from None
 
 
 def dense_list(values, where: str, keys=None) -> list:
     """The tensor writer's values as a list of dense tensors (a single tensor
     is a list of one)."""
     accepted = "a list of dense tensors [batch, ...], one per key"
-    if isinstance(values, (tf.Tensor, np.ndarray)) or _is_keras_tensor(values):
+    if isinstance(values, (tf.Tensor, np.ndarray, keras.KerasTensor)):
         values = [values]
     error = _not_dense(values, "values", where, accepted)
     if error is not None:

@@ -21,8 +21,8 @@ TENSOR_DTYPES = (
 )  # fmt: skip
 
 
-class InputShapeError(tf.errors.InvalidArgumentError, ValueError):
-    """A shape the writer cannot write, seen while the model is built or traced.
+class _InputError(tf.errors.InvalidArgumentError, ValueError):
+    """A value the writer cannot write, seen before the op runs.
 
     A ValueError, as Keras reports a model that cannot be built, and an
     InvalidArgumentError, the error the op raises at run time for the same
@@ -42,17 +42,21 @@ class InputShapeError(tf.errors.InvalidArgumentError, ValueError):
         return type(self), (self.node_def, self.op, self.message)
 
 
+class InputShapeError(_InputError):
+    """A shape the writer cannot write (ValueError, InvalidArgumentError)."""
+
+
+class InputDTypeError(_InputError, TypeError):
+    """A dtype the writer does not write: also a TypeError, what TensorFlow
+    raises for a dtype outside an op's list while tracing."""
+
+
 def _shape_error(message: str) -> InputShapeError:
     return InputShapeError(None, None, message)
 
 
-class InputDTypeError(TypeError, ValueError):
-    """A dtype the writer does not write. A TypeError (a wrong kind of value)
-    and a ValueError (a model that cannot be built)."""
-
-    # AutoGraph (tf.function) keeps the type of an error it re-raises only when
-    # the type is constructed like Exception; otherwise it becomes a StagingError.
-    __init__ = Exception.__init__
+def _dtype_error(message: str) -> InputDTypeError:
+    return InputDTypeError(None, None, message)
 
 
 def dtype_list(dtypes) -> str:
@@ -162,7 +166,7 @@ def check_continuous(where: str, keys, num_keys, value) -> None:
     dtype, shape = _dtype(value), _static_shape(value)
     got = f"{where} got values {dtype.name} {shape_text(shape)}"
     if dtype not in CONTINUOUS_DTYPES:
-        raise InputDTypeError(
+        raise _dtype_error(
             f"{got}: values must be {dtype_list(CONTINUOUS_DTYPES)} (one score per key), "
             f"got {dtype.name}; cast them first, e.g. tf.cast(values, tf.float32)"
         )
@@ -202,7 +206,7 @@ def check_tensor(where: str, keys, num_keys, values: list) -> None:
 
     for j, v in enumerate(values):
         if _dtype(v) not in TENSOR_DTYPES:
-            raise InputDTypeError(
+            raise _dtype_error(
                 f"{got}: {described(j)} has dtype {_dtype(v).name}, which the tensor writer does not "
                 f"write; supported dtypes: {dtype_list(TENSOR_DTYPES)}"
             )
@@ -275,7 +279,7 @@ def unsupported_dtype(where: str, values: list, supported) -> InputDTypeError | 
         dtype = getattr(v, "dtype", None)
         if dtype is not None and tf.as_dtype(dtype) not in supported:
             what = "values" if len(values) == 1 and supported is CONTINUOUS_DTYPES else f"values[{j}]"
-            return InputDTypeError(
+            return _dtype_error(
                 f"{where}: {what} has dtype {tf.as_dtype(dtype).name}, which this writer does not "
                 f"write; supported dtypes: {dtype_list(supported)}"
             )

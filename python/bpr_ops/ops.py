@@ -84,10 +84,28 @@ def batch_prediction_tensor_response_writer(keys, values, name=None) -> tf.Tenso
     InvalidArgumentError too) for shapes that cannot be written.
     """
     keys = _keys_tensor(keys)
-    # The eager hot path (a list of eager tensors) skips the Python-side
-    # checks: the kernel runs at once and checks them itself.
-    if type(values) is list and all(type(v) is _EagerTensor for v in values) and values:
-        return _write_tensor(keys, values, name)
+    # The eager hot path (a non-empty list of eager tensors) skips the
+    # Python-side checks: the kernel runs at once and checks them itself.
+    eager = type(values) is list and bool(values)
+    if eager:
+        for v in values:
+            if type(v) is not _EagerTensor:
+                eager = False
+                break
+    if not eager:
+        values = _checked_tensor_values(keys, values)
+    try:
+        return load_library().batch_prediction_tensor_response_writer(keys=keys, values=values, name=name)
+    except (TypeError, tf.errors.InvalidArgumentError) as e:
+        error = _checks.unsupported_dtype(_TENSOR, values, _checks.TENSOR_DTYPES)
+        if error is None:
+            raise
+        raise error from e
+
+
+def _checked_tensor_values(keys: tf.Tensor, values) -> list:
+    """The tensor writer's values as a list of dense tensors, checked as far
+    as Python types and, when tracing, static shapes and dtypes tell."""
     values = _checks.dense_list(values, _TENSOR)
     if not values:
         # TensorFlow itself rejects an empty input list, with a message about
@@ -101,14 +119,4 @@ def batch_prediction_tensor_response_writer(keys, values, name=None) -> tf.Tenso
     if not tf.executing_eagerly():
         where, ids, k = _static_keys(keys, _TENSOR)
         _checks.check_tensor(where, ids, k, values)
-    return _write_tensor(keys, values, name)
-
-
-def _write_tensor(keys, values, name):
-    try:
-        return load_library().batch_prediction_tensor_response_writer(keys=keys, values=values, name=name)
-    except (TypeError, tf.errors.InvalidArgumentError) as e:
-        error = _checks.unsupported_dtype(_TENSOR, values, _checks.TENSOR_DTYPES)
-        if error is None:
-            raise
-        raise error from e
+    return values

@@ -153,12 +153,15 @@ class ConstructionErrorTest(tf.test.TestCase, parameterized.TestCase):
             with self.assertRaisesRegex(error, pattern):
                 build()
 
-    def test_shape_errors_are_also_invalid_argument_errors(self):
+    def test_shape_and_dtype_errors_are_also_invalid_argument_errors(self):
         # The same class of error as the kernel raises at run time for the same mistake.
         with self.assertRaises(tf.errors.InvalidArgumentError):
             functional(W([1, 2]), keras.Input((3,)))
-        with self.assertRaises(ValueError):
-            functional(T([1]), keras.Input((3,), dtype="complex64"))
+        for error in (ValueError, TypeError, tf.errors.InvalidArgumentError):
+            with self.assertRaises(error):
+                functional(T([1]), keras.Input((3,), dtype="complex64"))
+        with self.assertRaises(tf.errors.InvalidArgumentError):  # eager: what TensorFlow raised before
+            bpr_ops.batch_prediction_tensor_response_writer([1], [tf.zeros([2], tf.int16)])
 
     def test_subclassed_model_fails_when_called_symbolically_and_when_traced(self):
         pattern = r"values has shape \[None,3\] \(3 columns\) but keys has 2 entries"

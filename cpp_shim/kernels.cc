@@ -40,6 +40,7 @@ bool DtypeCode(DataType dt, bpr_dtype* code) {
     case tensorflow::DT_INT32: *code = BPR_DTYPE_INT32; return true;
     case tensorflow::DT_INT64: *code = BPR_DTYPE_INT64; return true;
     case tensorflow::DT_UINT8: *code = BPR_DTYPE_UINT8; return true;
+    case tensorflow::DT_INT8: *code = BPR_DTYPE_INT8; return true;
     case tensorflow::DT_BOOL: *code = BPR_DTYPE_BOOL; return true;
     case tensorflow::DT_STRING: *code = BPR_DTYPE_STRING; return true;
     default: return false;

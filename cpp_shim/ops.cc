@@ -1,6 +1,6 @@
 // Op registrations, with twml's names, inputs and outputs so graphs exported
-// with twml's ops run unchanged. half, bfloat16 (both ops) and bool, uint8
-// (tensor op) are additions.
+// with twml's ops run unchanged. half, bfloat16 (both ops) and bool, uint8,
+// int8 (tensor op) are additions.
 //
 // The shape functions only state the output shape. Input ranks are checked by
 // the kernel, so a bad input is the same InvalidArgumentError, with the same
@@ -39,7 +39,7 @@ result: uint8 [1, N], the serialized response.
 )doc");
 
 REGISTER_OP("BatchPredictionTensorResponseWriter")
-    .Attr("T: list({string, int32, int64, float, double, bool, uint8, half, bfloat16})")
+    .Attr("T: list({string, int32, int64, float, double, bool, uint8, int8, half, bfloat16})")
     .Input("keys: int64")
     .Input("values: T")
     .Output("result: uint8")

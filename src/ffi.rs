@@ -202,6 +202,7 @@ unsafe fn tensor<'a>(
             sys::BPR_DTYPE_INT32 => Data::I32(elements(t.data, n, what)?),
             sys::BPR_DTYPE_INT64 => Data::I64(elements(t.data, n, what)?),
             sys::BPR_DTYPE_UINT8 => Data::U8(elements(t.data, n, what)?),
+            sys::BPR_DTYPE_INT8 => Data::I8(elements(t.data, n, what)?),
             sys::BPR_DTYPE_BOOL => Data::Bool(elements(t.data, n, what)?),
             sys::BPR_DTYPE_STRING => match strings {
                 Some(s) => Data::Str(s),

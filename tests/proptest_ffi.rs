@@ -23,6 +23,7 @@ const DOUBLE: i32 = 2;
 const INT64: i32 = 6;
 const UINT8: i32 = 7;
 const STRING: i32 = 9;
+const INT8: i32 = 10;
 
 #[repr(C)]
 #[derive(Clone, Copy)]
@@ -214,6 +215,7 @@ impl Owned {
                 DOUBLE => Data::F64(std::slice::from_raw_parts(p.cast(), self.n)),
                 INT64 => Data::I64(std::slice::from_raw_parts(p.cast(), self.n)),
                 UINT8 => Data::U8(std::slice::from_raw_parts(p.cast(), self.n)),
+                INT8 => Data::I8(std::slice::from_raw_parts(p.cast(), self.n)),
                 STRING => Data::Str(&self.strings),
                 _ => unreachable!(),
             }
@@ -246,7 +248,7 @@ impl Owned {
             // accessor: only numeric data can be checked for NULL and alignment.
             Fault::NullData if self.dtype != STRING => v.data = std::ptr::null(),
             // One byte in: misaligned for every dtype wider than a byte.
-            Fault::Misaligned if self.dtype != STRING && self.dtype != UINT8 => {
+            Fault::Misaligned if !matches!(self.dtype, STRING | UINT8 | INT8) => {
                 v.data = self.words.as_ptr().cast::<u8>().wrapping_add(1).cast()
             }
             Fault::NullData | Fault::Misaligned => {}
@@ -272,7 +274,7 @@ fn harmless(f: Fault, o: &Owned) -> bool {
         Fault::None => true,
         Fault::NullDims => o.dims.is_empty(),
         Fault::NullData => o.n == 0 || o.dtype == STRING,
-        Fault::Misaligned => o.n == 0 || o.dtype == STRING || o.dtype == UINT8,
+        Fault::Misaligned => o.n == 0 || matches!(o.dtype, STRING | UINT8 | INT8),
         Fault::CountTooLow => o.n == 0,
         Fault::CountTooHigh => o.dtype == STRING,
         Fault::NoStringAccessor => o.dtype != STRING,
@@ -375,7 +377,7 @@ proptest! {
         extra_values in prop_oneof![6 => Just(0i64), 1 => Just(-1), 1 => Just(1)],
         batch in 0i64..4,
         columns in prop::collection::vec(
-            (prop::sample::select(vec![FLOAT, DOUBLE, INT64, UINT8, STRING]),
+            (prop::sample::select(vec![FLOAT, DOUBLE, INT64, UINT8, INT8, STRING]),
              prop::collection::vec(0i64..3, 0..3), any::<u64>(), fault()),
             5,
         ),

@@ -38,6 +38,7 @@ typedef int32_t bpr_dtype;
 #define BPR_DTYPE_UINT8 7
 #define BPR_DTYPE_BOOL 8
 #define BPR_DTYPE_STRING 9
+#define BPR_DTYPE_INT8 10
 
 /* A borrowed byte string. */
 typedef struct bpr_bytes {

@@ -66,6 +66,8 @@ pub enum Data<'a> {
     I32(&'a [i32]),
     I64(&'a [i64]),
     U8(&'a [u8]),
+    /// Quantized outputs; written as Thrift `BYTE`, one byte per element.
+    I8(&'a [i8]),
     /// One byte per element, as TensorFlow stores `bool`.
     Bool(&'a [u8]),
     Str(&'a dyn StringSource),
@@ -81,6 +83,7 @@ pub enum DType {
     I32,
     I64,
     U8,
+    I8,
     Bool,
     Str,
 }
@@ -95,6 +98,7 @@ impl fmt::Display for DType {
             DType::I32 => "int32",
             DType::I64 => "int64",
             DType::U8 => "uint8",
+            DType::I8 => "int8",
             DType::Bool => "bool",
             DType::Str => "string",
         })
@@ -111,6 +115,7 @@ impl<'a> Data<'a> {
             Data::I32(v) => v.len(),
             Data::I64(v) => v.len(),
             Data::U8(v) | Data::Bool(v) => v.len(),
+            Data::I8(v) => v.len(),
             Data::Str(v) => v.len(),
         }
     }
@@ -129,6 +134,7 @@ impl<'a> Data<'a> {
             Data::I32(v) => Data::I32(&v[start..]),
             Data::I64(v) => Data::I64(&v[start..]),
             Data::U8(v) => Data::U8(&v[start..]),
+            Data::I8(v) => Data::I8(&v[start..]),
             Data::Bool(v) => Data::Bool(&v[start..]),
             Data::Str(_) => unreachable!("string data is read by index, not sliced"),
         }
@@ -143,6 +149,7 @@ impl<'a> Data<'a> {
             Data::I32(_) => DType::I32,
             Data::I64(_) => DType::I64,
             Data::U8(_) => DType::U8,
+            Data::I8(_) => DType::I8,
             Data::Bool(_) => DType::Bool,
             Data::Str(_) => DType::Str,
         }

@@ -222,6 +222,7 @@ fn raw_type(dtype: DType) -> (i32, usize) {
         DType::I32 => (data_type::INT32, 4),
         DType::I64 => (data_type::INT64, 8),
         DType::U8 => (data_type::UINT8, 1),
+        DType::I8 => (data_type::BYTE, 1),
         DType::Bool => (data_type::BOOL, 1),
         DType::Str => unreachable!("strings are written as stringTensor"),
     }
@@ -361,6 +362,7 @@ fn fill_column(data: Data<'_>, per_row: usize, body: &mut [u8], record_len: usiz
             widen::bf16_to_f32(x).to_le_bytes()
         }),
         Data::U8(v) | Data::Bool(v) => fill(v, n, b, record_len, o, |x| [x]),
+        Data::I8(v) => fill(v, n, b, record_len, o, i8::to_le_bytes),
         Data::Str(_) => unreachable!("string columns are not fixed-size"),
     }
 }
@@ -412,6 +414,7 @@ fn write_content(data: Data<'_>, start: usize, end: usize, out: &mut [u8]) {
         Data::F16(v) => le(&v[start..end], out, |x| widen::f16_to_f32(x).to_le_bytes()),
         Data::BF16(v) => le(&v[start..end], out, |x| widen::bf16_to_f32(x).to_le_bytes()),
         Data::U8(v) | Data::Bool(v) => out.copy_from_slice(&v[start..end]),
+        Data::I8(v) => le(&v[start..end], out, i8::to_le_bytes),
         Data::Str(_) => unreachable!("strings are written by the caller"),
     }
 }

@@ -52,6 +52,7 @@ pub mod data_type {
     pub const INT32: i32 = 2;
     pub const INT64: i32 = 3;
     pub const UINT8: i32 = 4;
+    pub const BYTE: i32 = 6;
     pub const BOOL: i32 = 7;
 }
 

@@ -417,6 +417,22 @@ fn must_write_tensor_uint8_row() {
 }
 
 #[test]
+fn must_write_tensor_int8_row() {
+    #[rustfmt::skip]
+    let want = one_tensor(&[
+        0x0c, 0x00, 0x01,
+        0x08, 0x00, 0x01, 0x00, 0x00, 0x00, 0x06,             // BYTE = 6
+        0x0b, 0x00, 0x02, 0x00, 0x00, 0x00, 0x04,             // one byte per element
+        0x80, 0xff, 0x00, 0x7f,                               // -128, -1, 0, 127
+        0x0f, 0x00, 0x03, 0x0a, 0x00, 0x00, 0x00, 0x01,
+        0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x04,
+        0x00, 0x00,
+    ]);
+    let got = tensor(&[7], &[(&[1, 4], Data::I8(&[-128, -1, 0, 127]))]).unwrap();
+    assert_bytes(&got, &want);
+}
+
+#[test]
 fn must_write_tensor_bool_row() {
     #[rustfmt::skip]
     let want = one_tensor(&[

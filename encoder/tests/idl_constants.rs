@@ -254,6 +254,7 @@ fn data_type_values_match_the_idl() {
         ("INT32", data_type::INT32),
         ("INT64", data_type::INT64),
         ("UINT8", data_type::UINT8),
+        ("BYTE", data_type::BYTE),
         ("BOOL", data_type::BOOL),
     ] {
         let key = format!("DataType.{member}");

@@ -72,6 +72,7 @@ impl Column {
             6 => Column::U8((0..n).map(|_| g.next() as u8).collect()),
             7 => Column::Bool((0..n).map(|_| (g.next() & 1) as u8).collect()),
             STR => Column::Str((0..n).map(|_| string(g)).collect()),
+            9 => Column::I8((0..n).map(|_| g.next() as i8).collect()),
             _ => unreachable!(),
         }
     }
@@ -99,7 +100,7 @@ impl Column {
         match self {
             Column::F64(_) | Column::I64(_) => 8,
             Column::F32(_) | Column::F16(_) | Column::BF16(_) | Column::I32(_) => 4,
-            Column::U8(_) | Column::Bool(_) => 1,
+            Column::U8(_) | Column::Bool(_) | Column::I8(_) => 1,
             Column::Str(_) => 0,
         }
     }

@@ -97,6 +97,7 @@ impl Column {
             6 => Column::U8((0..n).map(|_| rng.next() as u8).collect()),
             7 => Column::Bool((0..n).map(|_| (rng.next() & 1) as u8).collect()),
             8 => Column::Str((0..n).map(|_| rng.bytes(utf8)).collect()),
+            9 => Column::I8((0..n).map(|_| rng.next() as i8).collect()),
             _ => unreachable!(),
         }
     }

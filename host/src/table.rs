@@ -30,7 +30,7 @@ fn raw_values(dtype: i32, content: &[u8]) -> Vec<String> {
         data_type::INT32 => each(content, |b| i32::from_le_bytes(b).to_string()),
         data_type::INT64 => each(content, |b| i64::from_le_bytes(b).to_string()),
         data_type::UINT8 => each(content, |b: [u8; 1]| b[0].to_string()),
-        6 => each(content, |b: [u8; 1]| (b[0] as i8).to_string()),
+        data_type::BYTE => each(content, |b: [u8; 1]| (b[0] as i8).to_string()),
         data_type::BOOL => each(content, |b: [u8; 1]| (b[0] != 0).to_string()),
         _ => vec![format!("<{} bytes>", content.len())],
     }

@@ -10,7 +10,7 @@ The op library is loaded on first use (see `bpr_ops._loader`).
 """
 
 from ._loader import LibraryLoadError, library_path, load_library
-from .decode import DecodeError, decode_batch_prediction_response
+from .decode import DecodeError, SparseTensorValue, decode_batch_prediction_response
 from .feature_ids import feature_id, feature_ids
 from .layers import BatchPredictionTensorWriter, BatchPredictionWriter
 from .ops import batch_prediction_response_writer, batch_prediction_tensor_response_writer
@@ -22,6 +22,7 @@ __all__ = [
     "BatchPredictionWriter",
     "DecodeError",
     "LibraryLoadError",
+    "SparseTensorValue",
     "batch_prediction_response_writer",
     "batch_prediction_tensor_response_writer",
     "decode_batch_prediction_response",

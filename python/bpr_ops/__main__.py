@@ -1,8 +1,10 @@
 """bpr-decode / `python -m bpr_ops decode FILE`: prints what a model emitted.
 
-FILE holds a serialized BatchPredictionResponse: the raw bytes, or a .npy of
-the op's uint8 output tensor. Output: a table (default) or JSON. With --names
-or --names-file, keys that a given feature name hashes to are shown as names.
+FILE holds serialized BatchPredictionResponses: the raw bytes of one, or a .npy
+of the op's uint8 output tensor (or of model.predict's, one response per row).
+Every DataRecord field is shown; a key that appears under two fields is
+labelled field:key. Output: a table (default) or JSON. With --names or
+--names-file, keys that a given feature name hashes to are shown as names.
 """
 
 from __future__ import annotations
@@ -15,21 +17,25 @@ from pathlib import Path
 
 import numpy as np
 
-from .decode import DecodeError, decode_batch_prediction_response
+from .decode import DecodeError, SparseTensorValue, decode_responses, label_keys
 
 PROG = "bpr-decode"
 
 
-def read_response(path: Path) -> bytes:
+def read_response(path: Path):
+    """The file's bytes, or the array of a .npy file (one response per row)."""
     data = path.read_bytes()
     if data.startswith(b"\x93NUMPY"):
         try:
             array = np.load(path, allow_pickle=False)
         except ValueError as e:
             raise DecodeError(f"not a readable .npy file: {e}") from None
-        if array.dtype != np.uint8:
-            raise DecodeError(f".npy holds {array.dtype} {list(array.shape)}, expected the op's uint8 output")
-        return array.tobytes()
+        if array.dtype.kind not in "iu":
+            raise DecodeError(
+                f".npy holds {array.dtype} {list(array.shape)}, expected the op's uint8 output "
+                "(or the integer bytes model.predict returns)"
+            )
+        return array
     return data
 
 
@@ -48,6 +54,12 @@ def read_names(lists: list[str], files: list[Path]) -> list[str]:
     return names
 
 
+def _text(b: bytes) -> str:
+    """Bytes for a terminal: UTF-8 text, with invalid bytes and control characters escaped."""
+    text = b.decode("utf-8", "backslashreplace")
+    return "".join(c if c.isprintable() or c == "\\" else repr(c)[1:-1] for c in text)
+
+
 def _json_value(value):
     if isinstance(value, float):
         return value if math.isfinite(value) else repr(value)  # JSON has no NaN or infinity
@@ -59,39 +71,78 @@ def _json_value(value):
     if isinstance(value, np.ndarray):
         flat = [_json_value(v.item() if hasattr(v, "item") else v) for v in value.reshape(-1)]
         return {"dtype": str(value.dtype), "shape": list(value.shape), "values": flat}
+    if isinstance(value, SparseTensorValue):
+        return {
+            "indices": _json_value(value.indices),
+            "values": _json_value(value.values),
+            "dense_shape": list(value.dense_shape),
+        }
+    if isinstance(value, (set, frozenset)):
+        return [_json_value(v) for v in sorted(value)]
+    if isinstance(value, dict):  # sparseContinuousFeatures: {name: value}
+        return {k.decode("utf-8", "backslashreplace") if isinstance(k, bytes) else str(k): _json_value(v)
+                for k, v in value.items()}
     return value
 
 
+def _columns(records: list[dict]) -> list[tuple[str, int, str]]:
+    """(field, key, label) of every feature, in order of appearance. The label
+    is the key, or field:key when the key appears under two fields."""
+    pairs = list(dict.fromkeys((f, k) for r in records for f, entries in r.items() for k in entries))
+    fields_of: dict = {}
+    for f, k in pairs:
+        fields_of.setdefault(k, set()).add(f)
+    return [(f, k, str(k) if len(fields_of[k]) == 1 else f"{f}:{k}") for f, k in pairs]
+
+
 def to_json(records: list[dict]) -> str:
-    return json.dumps([{str(k): _json_value(v) for k, v in r.items()} for r in records], indent=2)
+    columns = _columns(records)
+    rows = [{label: _json_value(r[f][k]) for f, k, label in columns if k in r.get(f, {})} for r in records]
+    return json.dumps(rows, indent=2)
 
 
 def _cell(value) -> str:
     if isinstance(value, np.ndarray):
         if value.dtype == object:
-            items = ["'" + v.decode("utf-8", "backslashreplace") + "'" for v in value.reshape(-1)]
+            items = ["'" + _text(v) + "'" for v in value.reshape(-1)]
             body = "[" + ", ".join(items[:4]) + (", ...]" if len(items) > 4 else "]")
             return f"string{list(value.shape)} {body}"
         return f"{value.dtype}{list(value.shape)} " + np.array2string(
             value, precision=6, threshold=8, max_line_width=10**6
         ).replace("\n", "")
+    if isinstance(value, SparseTensorValue):
+        return f"sparse{list(value.dense_shape)} {_cell(value.values)} at {_cell(value.indices)}"
+    if isinstance(value, bytes):
+        return "'" + _text(value) + "'"
+    if isinstance(value, (set, frozenset)):
+        return "{" + ", ".join(_cell(v) for v in sorted(value)) + "}"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{_cell(k)}: {_cell(v)}" for k, v in value.items()) + "}"
     return f"{value:.9g}" if isinstance(value, float) else str(value)
 
 
 def to_table(records: list[dict]) -> str:
-    keys = list(dict.fromkeys(k for r in records for k in r))
-    rows = [["record"] + [str(k) for k in keys]]
-    rows += [[str(i)] + [_cell(r[k]) if k in r else "-" for k in keys] for i, r in enumerate(records)]
+    columns = _columns(records)
+    rows = [["record"] + [label for _, _, label in columns]]
+    rows += [
+        [str(i)] + [_cell(r[f][k]) if k in r.get(f, {}) else "-" for f, k, _ in columns]
+        for i, r in enumerate(records)
+    ]
     widths = [max(len(row[c]) for row in rows) for c in range(len(rows[0]))]
     lines = ["  ".join(cell.rjust(w) for cell, w in zip(row, widths)) for row in rows]
     return "\n".join(lines + [f"({len(records)} records)"])
+
+
+def skipped_note(skipped: dict) -> str:
+    items = [f"{owner} field {fid} ({ttype}) x{n}" for (owner, fid, ttype), n in skipped.items()]
+    return "skipped fields this schema does not know: " + ", ".join(items)
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     decode = sub.add_parser("decode", help="print the records of a serialized response")
-    decode.add_argument("file", type=Path, help="raw response bytes, or a .npy of the op's uint8 output")
+    decode.add_argument("file", type=Path, help="raw response bytes, or a .npy of the op's output")
     decode.add_argument("--format", choices=("table", "json"), default="table")
     decode.add_argument(
         "--names", action="append", default=[], metavar="A,B,...",
@@ -112,19 +163,20 @@ def main(argv=None) -> int:
         print(f"{PROG}: error: {e}", file=sys.stderr)
         return 2
     try:
-        records = decode_batch_prediction_response(read_response(args.file))
-    except (OSError, DecodeError) as e:
+        records, skipped = decode_responses(read_response(args.file), by_field=True)
+    except (OSError, DecodeError, TypeError) as e:
         print(f"{PROG}: error: {args.file}: {e}", file=sys.stderr)
         return 2
     if names:
         try:
-            from ._keys import label_records  # loads TensorFlow and the op library
-
-            records = label_records(records, names)
+            records = label_keys(records, names, by_field=True)  # loads TensorFlow and the op library
         except Exception as e:  # noqa: BLE001 - one line, whatever stopped the hashing
             print(f"{PROG}: error: feature names: {type(e).__name__}: {getattr(e, 'message', e)}", file=sys.stderr)
             return 2
     print(to_json(records) if args.format == "json" else to_table(records))
+    if skipped:
+        # stderr: the JSON on stdout stays JSON.
+        print(f"{PROG}: note: {skipped_note(skipped)}", file=sys.stderr)
     return 0
 
 

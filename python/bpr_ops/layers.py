@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import keras
 
-from . import ops
+from . import _checks, ops
 from ._keys import config_keys, resolve_keys
 
 
@@ -17,14 +17,20 @@ class _WriterLayer(keras.layers.Layer):
         super().__init__(**kwargs)
         # Names are hashed here, once (and again by from_config: a loaded
         # model hashes the names its config holds). `keys` stays as given,
-        # for get_config; `key_ids` is what the op writes.
+        # for get_config and messages; `key_ids` is what the op writes.
         self.key_ids, self.keys = resolve_keys(keys, type(self).__name__)
 
     def compute_output_shape(self, input_shape):
         return (1, None)
 
-    def compute_output_spec(self, *args, **kwargs):
+    def compute_output_spec(self, values):
+        # Functional models are built here, on KerasTensors: what their static
+        # shapes and dtypes already tell is an error now, not in the server.
+        self._check_input(values)
         return keras.KerasTensor((1, None), dtype="uint8")
+
+    def _where(self) -> str:
+        return f"{type(self).__name__} '{self.name}' with keys {_checks.keys_text(self.keys)}"
 
     def get_config(self):
         return {**super().get_config(), "keys": config_keys(self.keys)}
@@ -42,7 +48,17 @@ class BatchPredictionWriter(_WriterLayer):
         input is accepted when K == 1. `layer.key_ids` holds the ids.
     """
 
+    def _check_input(self, values):
+        values = _checks.dense(
+            values, "values", self._where(), "a dense float tensor [batch, K] (or [batch] with one key)"
+        )
+        _checks.check_continuous(self._where(), self.keys, len(self.keys), values)
+        return values
+
     def call(self, values):
+        # Subclassed models and tf.function tracing reach here with symbolic
+        # tensors: the same checks, before the op is added to the graph.
+        values = self._check_input(values)
         return ops.batch_prediction_response_writer(self.key_ids, values)
 
 
@@ -62,5 +78,11 @@ class BatchPredictionTensorWriter(_WriterLayer):
         if not self.keys:
             raise ValueError("BatchPredictionTensorWriter: keys is empty; give one key per tensor")
 
+    def _check_input(self, values):
+        values = _checks.dense_list(values, self._where(), self.keys)
+        _checks.check_tensor(self._where(), self.keys, len(self.keys), values)
+        return values
+
     def call(self, values):
-        return ops.batch_prediction_tensor_response_writer(self.key_ids, list(values))
+        values = self._check_input(values)
+        return ops.batch_prediction_tensor_response_writer(self.key_ids, values)

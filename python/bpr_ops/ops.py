@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import numpy as np
 import tensorflow as tf
+from tensorflow.python.framework import ops as _eager_ops
 
+from . import _checks
 from ._keys import has_names, resolve_keys
 from ._loader import load_library
 
 _INT64 = tf.int64
+_CONTINUOUS = "BatchPredictionResponseWriter"
+_TENSOR = "BatchPredictionTensorResponseWriter"
+_EagerTensor = _eager_ops.EagerTensor
 
 
 def _keys_tensor(keys) -> tf.Tensor:
@@ -44,6 +49,13 @@ def _named_keys(keys) -> list[int]:
         raise tf.errors.InvalidArgumentError(None, None, str(e)) from e
 
 
+def _static_keys(keys: tf.Tensor, op: str):
+    """What tracing knows of the keys: (where, their values or None, their count or None)."""
+    values = _checks.static_keys(keys, op)
+    where = f"{op} with keys {_checks.keys_text(values)}"
+    return where, values, _checks.num_static_keys(keys)
+
+
 def batch_prediction_response_writer(keys, values, name=None) -> tf.Tensor:
     """Serializes `values` [B, K] as a Thrift BatchPredictionResponse.
 
@@ -52,22 +64,66 @@ def batch_prediction_response_writer(keys, values, name=None) -> tf.Tensor:
 
     Record i holds `continuousFeatures` {keys[j]: values[i, j]}, in the order
     of `keys`. `values` may be [B] when there is one key. Returns uint8 [1, N].
+
+    Raises TypeError for values that are not one dense float tensor, and, when
+    tracing (tf.function), ValueError (an InvalidArgumentError too) for shapes
+    that cannot be written; the kernel checks the rest when it runs.
     """
-    return load_library().batch_prediction_response_writer(
-        keys=_keys_tensor(keys), values=values, name=name
-    )
+    keys = _keys_tensor(keys)
+    # The eager hot path (an eager tensor) skips the Python-side checks: the
+    # kernel runs at once and checks them itself.
+    if type(values) is not _EagerTensor:
+        values = _checks.dense(
+            values, "values", _CONTINUOUS, "a dense float tensor [batch, K] (or [batch] with one key)"
+        )
+        if not tf.executing_eagerly():
+            where, ids, k = _static_keys(keys, _CONTINUOUS)
+            _checks.check_continuous(where, ids, k, values)
+    try:
+        return load_library().batch_prediction_response_writer(keys=keys, values=values, name=name)
+    except (TypeError, tf.errors.InvalidArgumentError) as e:
+        # TensorFlow's text for a dtype outside the op's list names attr 'T'.
+        error = _checks.unsupported_dtype(_CONTINUOUS, [values], _checks.CONTINUOUS_DTYPES)
+        if error is None:
+            raise
+        raise error from e
 
 
 def batch_prediction_tensor_response_writer(keys, values, name=None) -> tf.Tensor:
     """Serializes one dense tensor per key as a Thrift BatchPredictionResponse.
 
+    `keys`: as for `batch_prediction_response_writer`, ids and/or names.
     `values` is a list of K tensors, each [B, ...] with the same B. Record i
     holds `tensors` {keys[j]: row i of values[j]}. Returns uint8 [1, N].
+
+    Raises TypeError for values that are not a list of dense tensors of the
+    supported dtypes, and, when tracing (tf.function), ValueError (an
+    InvalidArgumentError too) for shapes that cannot be written.
     """
-    if isinstance(values, (tf.Tensor, np.ndarray)):
-        values = [values]
-    values = list(values)
     keys = _keys_tensor(keys)
+    # The eager hot path (a non-empty list of eager tensors) skips the
+    # Python-side checks: the kernel runs at once and checks them itself.
+    eager = type(values) is list and bool(values)
+    if eager:
+        for v in values:
+            if type(v) is not _EagerTensor:
+                eager = False
+                break
+    if not eager:
+        values = _checked_tensor_values(keys, values)
+    try:
+        return load_library().batch_prediction_tensor_response_writer(keys=keys, values=values, name=name)
+    except (TypeError, tf.errors.InvalidArgumentError) as e:
+        error = _checks.unsupported_dtype(_TENSOR, values, _checks.TENSOR_DTYPES)
+        if error is None:
+            raise
+        raise error from e
+
+
+def _checked_tensor_values(keys: tf.Tensor, values) -> list:
+    """The tensor writer's values as a list of dense tensors, checked as far
+    as Python types and, when tracing, static shapes and dtypes tell."""
+    values = _checks.dense_list(values, _TENSOR)
     if not values:
         # TensorFlow itself rejects an empty input list, with a message about
         # attr 'T' that does not say what to do.
@@ -77,4 +133,7 @@ def batch_prediction_tensor_response_writer(keys, values, name=None) -> tf.Tenso
             f"values is empty (keys has shape {keys.shape}): the tensor writer needs at least "
             "one key and exactly one values tensor per key",
         )
-    return load_library().batch_prediction_tensor_response_writer(keys=keys, values=values, name=name)
+    if not tf.executing_eagerly():
+        where, ids, k = _static_keys(keys, _TENSOR)
+        _checks.check_tensor(where, ids, k, values)
+    return values

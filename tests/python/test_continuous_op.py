@@ -1,6 +1,7 @@
 """BatchPredictionResponseWriter through TensorFlow: bytes against a spec oracle,
 decoding with thriftpy2, every dtype, eager and tf.function, every error."""
 
+import re
 import struct
 
 import numpy as np
@@ -43,7 +44,10 @@ class ContinuousWriterTest(tf.test.TestCase, parameterized.TestCase):
         if mode == "eager":
             return bpr_ops.batch_prediction_response_writer(keys, values)
         keys_t = tf.constant(np.asarray(keys, np.int64).reshape(np.shape(keys)))
-        spec = tf.TensorSpec([None] * len(values.shape), values.dtype)
+        # "function": the rank is known when tracing (unknown dims), so the
+        # wrapper checks it then; "function_unknown_rank": only the kernel can.
+        rank = None if mode == "function_unknown_rank" else [None] * len(values.shape)
+        spec = tf.TensorSpec(rank, values.dtype)
         fn = tf.function(lambda v: bpr_ops.batch_prediction_response_writer(keys_t, v), input_signature=[spec])
         return fn(values)
 
@@ -145,13 +149,17 @@ class ContinuousWriterTest(tf.test.TestCase, parameterized.TestCase):
         with self.assertRaisesRegex(TypeError, "keys must be integers"):
             bpr_ops.batch_prediction_response_writer([1.5, 2.0], values)
 
-    @parameterized.parameters("eager", "function")
+    @parameterized.parameters("eager", "function", "function_unknown_rank")
     def test_errors(self, mode):
+        def shape(dims):
+            # Traced with a known rank, the error comes before the dims are known.
+            return re.escape("[" + ",".join("None" if mode == "function" else str(d) for d in dims) + "]")
+
         cases = [
             ([1], tf.constant(1.0), r"values must have shape \[batch, 1\] \(rank 2\) or \[batch\], got shape \[\] \(rank 0\)"),
-            ([1, 2], tf.zeros([2, 2, 3]), r"values must have shape \[batch, 2\] \(rank 2\), got shape \[2,2,3\] \(rank 3\)"),
+            ([1, 2], tf.zeros([2, 2, 3]), rf"values must have shape \[batch, 2\] \(rank 2\), got shape {shape([2, 2, 3])} \(rank 3\)"),
             ([1, 2, 3], tf.zeros([4, 2]), r"values has shape \[4,2\] \(2 columns\) but keys has 3 entries"),
-            ([1, 2], tf.zeros([4]), r"values has rank-1 shape \[4\] but keys has 2 entries"),
+            ([1, 2], tf.zeros([4]), rf"values has rank-1 shape {shape([4])} but keys has 2 entries"),
             ([[1, 2]], tf.zeros([1, 2]), r"keys must be a rank-1 tensor .*got shape \[1,2\] \(rank 2\)"),
             (5, tf.zeros([1, 1]), r"keys must be a rank-1 tensor .*got shape \[\] \(rank 0\)"),
             ([4, 7, 4], tf.zeros([1, 3]), r"keys has a duplicate: key 4 appears at index 0 and index 2"),

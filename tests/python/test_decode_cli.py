@@ -11,6 +11,7 @@ import numpy as np
 import tensorflow as tf
 
 import bpr_ops
+import every_field
 
 PYTHON_DIR = Path(bpr_ops.__file__).resolve().parents[1]
 
@@ -94,6 +95,73 @@ class DecodeCliTest(tf.test.TestCase):
             errors = [line for line in done.stderr.splitlines() if line.startswith("bpr-decode:")]
             self.assertLen(errors, 1)
             self.assertIn(message, errors[0])
+
+
+    def test_every_record_field(self):
+        path = self.tmp / "every_field.bin"
+        path.write_bytes(every_field.apache_bytes())
+        table = run(path)
+        self.assertEqual(table.returncode, 0, table.stderr)
+        lines = table.stdout.splitlines()
+        header = lines[0].split()
+        self.assertEqual(sorted(header[1:], key=int), [str(k) for k in sorted(every_field.EXPECTED[0])])
+        self.assertEqual(lines[-1], "(2 records)")
+        for cell in ("'café'", "{'x', 'y'}", "{'w': 1.25}", r"'\x00\x01\xfe'", "int8[3] [-128   -1    1]",
+                     "sparse[2, 3] float64[2] [7. 8.] at int64[2, 2] [[0 1] [1 2]]", "True", "-9223372036854775808"):
+            self.assertIn(cell, lines[1])
+        done = run(path, "--format", "json")
+        self.assertEqual(done.returncode, 0, done.stderr)
+        records = json.loads(done.stdout)
+        self.assertEqual(records[1], {"3": -1.0})
+        first = records[0]
+        self.assertEqual((first["1"], first["-4"], first["6"], first["7"], first["8"]), (True, "inf", "café", ["x", "y"], {"w": 1.25}))
+        self.assertEqual(first["18"], {"hex": "0001fe"})
+        self.assertEqual(first["9"], {"dtype": "int8", "shape": [3], "values": [-128, -1, 1]})
+        self.assertEqual(first["19"]["dense_shape"], [2, 3])
+        self.assertEqual(first["19"]["values"]["values"], [7.0, 8.0])
+
+    def test_unknown_fields_are_skipped_with_a_note(self):
+        path = self.tmp / "v2.bin"
+        path.write_bytes(every_field.extended_bytes(self.tmp))
+        done = run(path, "--format", "json")
+        self.assertEqual(done.returncode, 0, done.stderr)
+        self.assertLen(json.loads(done.stdout), 2)
+        notes = [line for line in done.stderr.splitlines() if line.startswith("bpr-decode: note:")]
+        self.assertLen(notes, 1)
+        self.assertIn("DataRecord field 25 (list) x2", notes[0])
+        truncated = self.tmp / "v2_truncated.bin"
+        truncated.write_bytes(path.read_bytes()[:-40])
+        done = run(truncated)
+        self.assertEqual(done.returncode, 2)
+        self.assertEqual(done.stdout, "")
+        errors = [line for line in done.stderr.splitlines() if line.startswith("bpr-decode:")]
+        self.assertLen(errors, 1)
+        self.assertRegex(errors[0], r"^bpr-decode: error: .*v2_truncated.bin: truncated response: ")
+
+    def test_a_key_under_two_fields_is_labelled_by_field(self):
+        from thrift_check import IDL, TBinaryProtocol, TMemoryBuffer
+
+        buf = TMemoryBuffer()
+        IDL.BatchPredictionResponse(
+            predictions=[IDL.data.DataRecord(continuousFeatures={3: 0.5}, discreteFeatures={3: 7})]
+        ).write(TBinaryProtocol(buf))
+        path = self.tmp / "two_fields.bin"
+        path.write_bytes(buf.getvalue())
+        done = run(path, "--format", "json")
+        self.assertEqual(done.returncode, 0, done.stderr)
+        self.assertEqual(json.loads(done.stdout), [{"continuousFeatures:3": 0.5, "discreteFeatures:3": 7}])
+
+    def test_predict_output_one_response_per_row(self):
+        import keras
+
+        inp = keras.Input((2,))
+        model = keras.Model(inp, bpr_ops.BatchPredictionWriter([1, 2])(inp))
+        x = np.arange(12, dtype=np.float32).reshape(6, 2)
+        out = model.predict(x, batch_size=2, verbose=0)  # 3 responses of equal length: [3, N]
+        np.save(self.tmp / "predict.npy", out)
+        done = run(self.tmp / "predict.npy", "--format", "json")
+        self.assertEqual(done.returncode, 0, done.stderr)
+        self.assertEqual(json.loads(done.stdout), [{"1": a, "2": b} for a, b in x.tolist()])
 
 
 if __name__ == "__main__":

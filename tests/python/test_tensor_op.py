@@ -18,6 +18,7 @@ RAW = {
     tf.int32: (DataType.INT32, "<i4"),
     tf.int64: (DataType.INT64, "<i8"),
     tf.uint8: (DataType.UINT8, "u1"),
+    tf.int8: (DataType.BYTE, "i1"),  # quantized outputs: one byte per element
     tf.bool: (DataType.BOOL, "?"),
     tf.float16: (DataType.FLOAT, "<f4"),
     tf.bfloat16: (DataType.FLOAT, "<f4"),
@@ -99,9 +100,9 @@ class TensorWriterTest(tf.test.TestCase, parameterized.TestCase):
     @parameterized.parameters("eager", "function")
     def test_mixed_dtypes_in_one_call(self, mode):
         rng = np.random.default_rng(5)
-        shapes = [[4], [4, 2], [4, 3, 2], [4, 0], [4, 1], [4], [4, 2, 2], [4, 5], [4, 3]]
+        shapes = [[4], [4, 2], [4, 3, 2], [4, 0], [4, 1], [4], [4, 2, 2], [4, 5], [4, 3], [4, 2]]
         values = [random_tensor(d, s, rng) for d, s in zip(ALL_DTYPES, shapes)]
-        keys = [-(2**63), 2**63 - 1, 0, 17, -5, 99, 1 << 40, 3, 4]
+        keys = [-(2**63), 2**63 - 1, 0, 17, -5, 99, 1 << 40, 3, 4, 8]
         data = self.check(keys, values, mode)
         ours = bpr_ops.decode_batch_prediction_response(data)
         for i in range(4):

@@ -30,6 +30,7 @@ enum Owned {
     U8(Vec<u8>),
     Bool(Vec<u8>),
     Str(Vec<Vec<u8>>),
+    I8(Vec<i8>),
 }
 
 impl Owned {
@@ -44,6 +45,7 @@ impl Owned {
             Owned::U8(v) => Data::U8(v),
             Owned::Bool(v) => Data::Bool(v),
             Owned::Str(v) => Data::Str(v),
+            Owned::I8(v) => Data::I8(v),
         }
     }
 }
@@ -79,6 +81,7 @@ fn owned(u: &mut Unstructured<'_>, dtype: u8, n: usize) -> Result<Owned> {
         5 => Owned::I64(many(n, || u.arbitrary())?),
         6 => Owned::U8(many(n, || u.arbitrary())?),
         7 => Owned::Bool(many(n, || Ok(u8::from(u.arbitrary::<bool>()?)))?),
+        9 => Owned::I8(many(n, || u.arbitrary())?),
         _ => Owned::Str(many(n, || {
             let len = u.int_in_range(0..=16)?;
             Ok(u.bytes(len)?.to_vec())
@@ -89,7 +92,7 @@ fn owned(u: &mut Unstructured<'_>, dtype: u8, n: usize) -> Result<Owned> {
 /// A tensor: dims and elements, or None when it would be too large to build. With `batch`,
 /// dim 0 is that batch (so that valid tensor-op inputs are common).
 fn tensor_parts(u: &mut Unstructured<'_>, batch: Option<i64>) -> Result<Option<(Vec<i64>, Owned)>> {
-    let dtype = u.int_in_range(0..=8)?;
+    let dtype = u.int_in_range(0..=9)?;
     let mut dims = dims(u)?;
     if let Some(b) = batch {
         dims.insert(0, b);

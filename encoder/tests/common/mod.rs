@@ -32,7 +32,7 @@ impl Rng {
 }
 
 /// Element types, in the order of the test files' column constructors.
-pub const DTYPES: usize = 9;
+pub const DTYPES: usize = 10;
 pub const STR: usize = 8;
 
 /// An owned input column of any dtype. Each test file adds its own constructors.
@@ -47,6 +47,7 @@ pub enum Column {
     U8(Vec<u8>),
     Bool(Vec<u8>),
     Str(Vec<Vec<u8>>),
+    I8(Vec<i8>),
 }
 
 impl Column {
@@ -61,6 +62,7 @@ impl Column {
             Column::U8(v) => Data::U8(v),
             Column::Bool(v) => Data::Bool(v),
             Column::Str(v) => Data::Str(v),
+            Column::I8(v) => Data::I8(v),
         }
     }
 
@@ -80,6 +82,7 @@ impl Column {
             Column::I64(v) => raw(3, le(&v[range], i64::to_le_bytes)),
             Column::U8(v) => raw(4, v[range].to_vec()),
             Column::Bool(v) => raw(7, v[range].to_vec()),
+            Column::I8(v) => raw(6, le(&v[range], i8::to_le_bytes)),
             Column::Str(s) => Row::Str {
                 strings: s[range].to_vec(),
                 shape: shape.to_vec(),

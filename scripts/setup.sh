@@ -235,7 +235,8 @@ if [ "${#deb[@]}" -gt 0 ]; then
     sudo) sudo=(sudo) ;;
     none) cannot "setup cannot install it (not root, and no sudo)" ;;
   esac
-  say "installing ${deb[*]} (apt-get)"
+  say "installing ${deb[*]} (apt-get), for:"
+  printf '[setup]   - %s\n' "${why[@]}"
   log=$(mktemp)
   export DEBIAN_FRONTEND=noninteractive
   if ! { "${sudo[@]}" apt-get update -q && "${sudo[@]}" apt-get install -y -q --no-install-recommends "${deb[@]}"; } >"$log" 2>&1; then

@@ -113,7 +113,7 @@ prepare_root() { # prepare_root VARIANT: unpack, configure, mount, clone
     cp /etc/apt/sources.list.d/debian.sources "$root/etc/apt/sources.list.d/"
     : >"$root/etc/apt/sources.list"
   fi
-  grep -l '^Acquire::' /etc/apt/apt.conf.d/* 2>/dev/null | xargs -r cp -t "$root/etc/apt/apt.conf.d/"
+  { grep -l '^Acquire::' /etc/apt/apt.conf.d/* 2>/dev/null || true; } | xargs -r cp -t "$root/etc/apt/apt.conf.d/"
   # The host's extra CA certificates (an egress proxy's, for one) in the root's trust store.
   if compgen -G '/usr/local/share/ca-certificates/*' >/dev/null; then
     cp -r /usr/local/share/ca-certificates/. "$root/usr/local/share/ca-certificates/"
@@ -123,7 +123,7 @@ prepare_root() { # prepare_root VARIANT: unpack, configure, mount, clone
   # variables), written as the root's /etc/pip.conf; find-links folders are copied in.
   {
     echo "[global]"
-    python3 -m pip config list 2>/dev/null | sed -n "s/^[^.]*\.\([a-z-]*\)='\(.*\)'$/\1 = \2/p" | sort -u -t= -k1,1
+    { python3 -m pip config list 2>/dev/null || true; } | sed -n "s/^[^.]*\.\([a-z-]*\)='\(.*\)'$/\1 = \2/p" | sort -u -t= -k1,1
   } >"$root/etc/pip.conf"
   sed -n 's/^find-links = //p' "$root/etc/pip.conf" | while read -r dir; do
     [ ! -d "$dir" ] || { mkdir -p "$root$dir" && cp -r "$dir/." "$root$dir/"; }

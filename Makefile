@@ -60,8 +60,8 @@ memcheck: build
 test-slow: build
 	scripts/large_output.sh
 
-# The README's two commands in a fresh Debian 12 root made with debootstrap (needs root; about
-# an hour: it downloads TensorFlow and builds everything there). FRESH_VARIANT: plain,
+# The README's two commands in a fresh Debian 12 root made with debootstrap (needs root; 30-50
+# minutes per full variant: it downloads TensorFlow and builds everything there). FRESH_VARIANT: plain,
 # libclang-cpp, nonroot (default: all three).
 FRESH_VARIANT ?=
 fresh-check:

@@ -1,7 +1,8 @@
 # make test   - every test (Rust and Python), from a fresh clone
 # make demo   - export a model through the ops, serve it with the Rust host, print the decoded response
 # make build  - target/release/libbpr_ops.so
-# Each target sets up what it needs (scripts/setup.sh: libclang, .venv).
+# Each target sets up what it needs (scripts/setup.sh: system packages, Rust version, .venv).
+# make fresh-check - the two README commands in a fresh Debian 12 root (slow; needs root)
 
 SHELL := /bin/bash
 VENV_PY := $(CURDIR)/.venv/bin/python
@@ -9,7 +10,7 @@ VENV_PY := $(CURDIR)/.venv/bin/python
 export PYTHON := $(VENV_PY)
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: all setup build test test-rust test-python lint demo bench fuzz memcheck test-slow clean
+.PHONY: all setup build test test-rust test-python lint demo bench fuzz memcheck test-slow fresh-check clean
 
 all: build
 
@@ -27,7 +28,8 @@ test-rust: setup
 test-python: build
 	$(VENV_PY) -m pytest tests/python
 
-lint: setup
+lint:
+	@scripts/setup.sh lint
 	cargo fmt --all -- --check
 	cargo clippy --release --all-targets -p bpr-ops -p bpr-encoder -p bpr-host -- -D warnings
 
@@ -51,11 +53,19 @@ fuzz: setup
 
 # valgrind on the Rust tests and on both ops inside TensorFlow; RSS over 100,000 calls.
 memcheck: build
+	@scripts/setup.sh memcheck
 	scripts/memcheck.sh
 
 # Responses over 2 GiB written exactly, 2^31-byte strings and rows rejected (about 12 GiB of RAM).
 test-slow: build
 	scripts/large_output.sh
+
+# The README's two commands in a fresh Debian 12 root made with debootstrap (needs root; 30-50
+# minutes per full variant: it downloads TensorFlow and builds everything there). FRESH_VARIANT: plain,
+# libclang-cpp, nonroot (default: all three).
+FRESH_VARIANT ?=
+fresh-check:
+	scripts/fresh-check.sh $(FRESH_VARIANT)
 
 clean:
 	cargo clean

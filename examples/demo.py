@@ -3,6 +3,7 @@ writer, serve a batch through the Rust serving host (target/release/bpr-host:
 the TensorFlow C API, the op library loaded at run time, no Python), and print
 the decoded BatchPredictionResponse as a table."""
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -13,10 +14,36 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "python"))
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
 
-import bpr_ops  # noqa: E402
+@contextlib.contextmanager
+def held_stderr():
+    """TensorFlow writes start-up lines (absl's "All log messages before
+    absl::InitializeLog()", the oneDNN note) straight to file descriptor 2,
+    whatever TF_CPP_MIN_LOG_LEVEL says. The demo prints its own output only:
+    fd 2 goes to a file meanwhile, shown only when something fails."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as held:
+        os.dup2(held.fileno(), 2)
+        try:
+            yield
+        except BaseException:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            held.seek(0)
+            sys.stderr.write(held.read().decode(errors="replace"))
+            raise
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+with held_stderr():
+    import keras
+    import numpy as np
+
+    import bpr_ops
 
 # Feature ids a consumer knows these predictions by.
 KEYS = {1001: "p_click", 1002: "p_like", 1003: "p_reply"}
@@ -46,12 +73,13 @@ def serve(model_dir: Path, batch: np.ndarray, work: Path) -> bytes:
 
 
 def main():
-    continuous, tensors = build_models()
     batch = np.random.default_rng(0).normal(size=(5, 4)).astype(np.float32)
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        for model, name in ((continuous, "continuous"), (tensors, "tensor")):
-            model.export(str(work / name), format="tf_saved_model", verbose=False)
+        with held_stderr():
+            continuous, tensors = build_models()
+            for model, name in ((continuous, "continuous"), (tensors, "tensor")):
+                model.export(str(work / name), format="tf_saved_model", verbose=False)
         print(f"exported 2 SavedModels; serving a batch of {len(batch)} through target/release/bpr-host")
         served = {name: serve(work / name, batch, work) for name in ("continuous", "tensor")}
 

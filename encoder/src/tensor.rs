@@ -11,8 +11,10 @@ use crate::parallel::{sharded, Runner, Serial};
 use crate::widen;
 use crate::wire::{self, data_type, field, ttype, Sink, FIELD_HEADER, LIST_HEADER, STOP};
 
-/// Bytes of records written together before moving on (about an L1 cache).
-const BLOCK_BYTES: usize = 32 << 10;
+/// Bytes of records written together before moving on (within an L1 cache).
+const BLOCK_BYTES: usize = 16 << 10;
+/// Outputs from this size on are built block by block in a stack buffer.
+const STAGE_FROM: usize = 1 << 20;
 
 /// `0C 0001` + dataType field + content field header and length.
 const RAW_PREFIX: usize = FIELD_HEADER + (FIELD_HEADER + 4) + (FIELD_HEADER + 4);
@@ -227,6 +229,69 @@ fn raw_type(dtype: DType) -> (i32, usize) {
     }
 }
 
+/// A validated call of the tensor writer: its inputs checked once, its exact
+/// size known, ready to write into a buffer of that size.
+///
+/// A host that allocates the output itself (the TensorFlow kernel) plans,
+/// allocates [`TensorPlan::size`] bytes and writes, validating once.
+pub struct TensorPlan<'a> {
+    layout: Layout<'a>,
+}
+
+/// Validates the inputs of the tensor writer and computes its output size.
+pub fn plan_tensor_response<'a>(
+    keys: &Tensor<'a>,
+    values: &[Tensor<'a>],
+) -> Result<TensorPlan<'a>> {
+    Ok(TensorPlan {
+        layout: layout(keys, values)?,
+    })
+}
+
+impl TensorPlan<'_> {
+    /// The exact number of bytes [`TensorPlan::write`] writes.
+    pub fn size(&self) -> usize {
+        self.layout.total
+    }
+
+    /// Writes the response into `out`, which must be exactly [`TensorPlan::size`]
+    /// bytes, in shards on `runner` when it is large and no column holds strings
+    /// (whose rows differ in size).
+    pub fn write(&self, out: &mut [u8], runner: &dyn Runner) -> Result<()> {
+        let l = &self.layout;
+        if out.len() != l.total {
+            return Err(Error::internal(format!(
+                "output buffer is {} bytes, the response needs {}",
+                out.len(),
+                l.total
+            )));
+        }
+        let mut sink = Sink::new(out);
+        sink.response_begin(l.batch);
+        let all_fixed = l.columns.iter().all(|c| matches!(c.rows, Rows::Raw { .. }));
+        if all_fixed {
+            let record_len = (l.total - wire::RESPONSE_OVERHEAD) / l.batch.max(1);
+            write_fixed_records(
+                &l.columns,
+                sink.take(l.batch * record_len),
+                record_len,
+                runner,
+            )?;
+        } else {
+            write_records(l, &mut sink);
+        }
+        sink.stop();
+        if sink.position() != l.total {
+            return Err(Error::internal(format!(
+                "wrote {} bytes, the layout said {} (a string tensor changed during the call?)",
+                sink.position(),
+                l.total
+            )));
+        }
+        Ok(())
+    }
+}
+
 /// The exact number of bytes [`write_tensor_response`] writes for these inputs.
 pub fn tensor_response_size(keys: &Tensor<'_>, values: &[Tensor<'_>]) -> Result<usize> {
     layout(keys, values).map(|l| l.total)
@@ -249,37 +314,7 @@ pub fn write_tensor_response_with(
     out: &mut [u8],
     runner: &dyn Runner,
 ) -> Result<()> {
-    let l = layout(keys, values)?;
-    if out.len() != l.total {
-        return Err(Error::internal(format!(
-            "output buffer is {} bytes, the response needs {}",
-            out.len(),
-            l.total
-        )));
-    }
-    let mut sink = Sink::new(out);
-    sink.response_begin(l.batch);
-    let all_fixed = l.columns.iter().all(|c| matches!(c.rows, Rows::Raw { .. }));
-    if all_fixed {
-        let record_len = (l.total - wire::RESPONSE_OVERHEAD) / l.batch.max(1);
-        write_fixed_records(
-            &l.columns,
-            sink.take(l.batch * record_len),
-            record_len,
-            runner,
-        )?;
-    } else {
-        write_records(&l, &mut sink);
-    }
-    sink.stop();
-    if sink.position() != l.total {
-        return Err(Error::internal(format!(
-            "wrote {} bytes, the layout said {} (a string tensor changed during the call?)",
-            sink.position(),
-            l.total
-        )));
-    }
-    Ok(())
+    plan_tensor_response(keys, values)?.write(out, runner)
 }
 
 /// Records of equal size (no string column): the framing of one record is
@@ -314,18 +349,34 @@ fn write_fixed_records(
     // filled in: filling a column across the whole output would stream it
     // from memory once per column.
     let per_block = (BLOCK_BYTES / record_len).max(1);
+    // Large outputs: each block is built in a stack buffer and copied out in
+    // one piece, so the output's lines are written whole without being read
+    // first (see continuous.rs, STAGE_BYTES).
+    let staged = body.len() >= STAGE_FROM && per_block >= 4;
+    let fill_block = |first: usize, block: &mut [u8]| {
+        for record in block.chunks_exact_mut(record_len) {
+            record.copy_from_slice(&template);
+        }
+        for (c, &offset) in columns.iter().zip(&offsets) {
+            if c.elements_per_row > 0 {
+                let rows = c.data.skip(first * c.elements_per_row);
+                fill_column(rows, c.elements_per_row, block, record_len, offset);
+            }
+        }
+    };
     sharded(body, record_len, runner, &|first, records| {
-        for (b, block) in records.chunks_mut(per_block * record_len).enumerate() {
-            let first = first + b * per_block;
-            for record in block.chunks_exact_mut(record_len) {
-                record.copy_from_slice(&template);
+        let blocks = records.chunks_mut(per_block * record_len).enumerate();
+        if !staged {
+            for (b, block) in blocks {
+                fill_block(first + b * per_block, block);
             }
-            for (c, &offset) in columns.iter().zip(&offsets) {
-                if c.elements_per_row > 0 {
-                    let rows = c.data.skip(first * c.elements_per_row);
-                    fill_column(rows, c.elements_per_row, block, record_len, offset);
-                }
-            }
+            return;
+        }
+        let mut stage = [0u8; BLOCK_BYTES];
+        for (b, block) in blocks {
+            let stage = &mut stage[..block.len()];
+            fill_block(first + b * per_block, stage);
+            block.copy_from_slice(stage);
         }
     })
 }

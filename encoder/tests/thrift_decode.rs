@@ -26,7 +26,7 @@ use half::{bf16, f16};
 use thrift::protocol::{TBinaryInputProtocol, TBinaryOutputProtocol, TSerializable};
 use thrift::OrderedFloat;
 
-use common::{decode, widen_bf16, widen_f16, widen_f32, Column, Record, Rng, Row, DTYPES};
+use common::{decode, widen_bf16, widen_f16, widen_f32, Column, Record, Rng, Row, DTYPES, STR};
 use data::DataRecord;
 use prediction_service::BatchPredictionResponse;
 use tensor::{DataType, GeneralTensor, RawTypedTensor, StringTensor};
@@ -273,6 +273,20 @@ fn continuous_rank1_values_decode_with_apache_thrift() {
     }
 }
 
+/// Outputs of 1 MiB and more are built block by block in a stack buffer and
+/// copied out: every record, across block boundaries and in the partial last
+/// block, must still decode to its values.
+#[test]
+fn continuous_large_outputs_through_the_stack_buffer_decode_with_apache_thrift() {
+    let mut rng = Rng(5);
+    // 266-byte records: 4099 of them are 1.09 MB, 61 per 16 KiB block, the last block partial.
+    for dtype in 0..4 {
+        check_continuous(&mut rng, 4099, 16, dtype, false);
+    }
+    // 26-byte records (K = 1), 40,330 of them: 1.05 MB.
+    check_continuous(&mut rng, 40_330, 1, 0, true);
+}
+
 #[test]
 fn continuous_bytes_equal_apache_encoder() {
     // Apache's generated code keeps maps in a BTreeMap, so it writes entries
@@ -400,6 +414,35 @@ fn check_tensor(ids: &[i64], inputs: &[Input], b: usize, utf8: bool, ctx: &str) 
     let want: Vec<Record> = want.into_iter().map(Record::Tensors).collect();
     assert_eq!(walked, want, "{ctx}");
     bytes
+}
+
+/// Outputs of 1 MiB and more with fixed-size records are built block by
+/// block in a stack buffer and copied out; every record must still decode.
+#[test]
+fn tensor_large_outputs_through_the_stack_buffer_decode_with_apache_thrift() {
+    let mut rng = Rng(6);
+    let b = 5003;
+    for dtype in (0..DTYPES).filter(|&d| d != STR) {
+        let ids = rng.keys(3);
+        let inputs: Vec<Input> = [vec![b as i64, 16], vec![b as i64, 2, 3], vec![b as i64]]
+            .into_iter()
+            .map(|dims| {
+                let n = dims.iter().product::<i64>() as usize;
+                Input {
+                    column: Column::random(&mut rng, dtype, n, true),
+                    dims,
+                }
+            })
+            .collect();
+        let bytes = check_tensor(&ids, &inputs, b, true, &format!("large, dtype {dtype}"));
+        if dtype == 0 {
+            assert!(
+                bytes.len() >= 1 << 20,
+                "{} bytes: not the staged path",
+                bytes.len()
+            );
+        }
+    }
 }
 
 #[test]

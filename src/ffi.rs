@@ -598,6 +598,115 @@ mod tests {
         assert_eq!(&buf, b"abcd\0\x55");
     }
 
+    /// A host allocator over a Vec: records the size asked for.
+    extern "C" fn vec_alloc(context: *mut c_void, size: u64) -> *mut u8 {
+        // SAFETY: the tests pass a &mut Vec<u8> as the context.
+        let out = unsafe { &mut *(context as *mut Vec<u8>) };
+        out.resize(size as usize, 0xAA);
+        out.as_mut_ptr()
+    }
+
+    extern "C" fn failing_alloc(_: *mut c_void, _: u64) -> *mut u8 {
+        std::ptr::null_mut()
+    }
+
+    fn view(dtype: u32, dims: &[i64], data: *const c_void, n: usize) -> bpr_tensor {
+        bpr_tensor {
+            dtype: dtype as i32,
+            rank: dims.len(),
+            dims: dims.as_ptr(),
+            num_elements: n,
+            data,
+            string_at: None,
+        }
+    }
+
+    #[test]
+    fn one_call_encode_writes_what_the_encoder_writes_and_reports_a_failed_allocation() {
+        let ids = [7i64, 9];
+        let v = [1.5f32, -0.0, f32::from_bits(1), f32::from_bits(0x7f80_0001)];
+        let (kd, vd) = ([2i64], [2i64, 2]);
+        let keys = view(sys::BPR_DTYPE_INT64, &kd, ids.as_ptr().cast(), 2);
+        let values = view(sys::BPR_DTYPE_FLOAT, &vd, v.as_ptr().cast(), 4);
+        let want = bpr_encoder::encode_continuous(
+            &Tensor::new(&kd, Data::I64(&ids)).unwrap(),
+            &Tensor::new(&vd, Data::F32(&v)).unwrap(),
+        )
+        .unwrap();
+        let mut msg = [0u8; 256];
+        let mut out: Vec<u8> = Vec::new();
+        // SAFETY: valid views, a conforming allocator and message buffer.
+        let status = unsafe {
+            bpr_continuous_encode(
+                &keys,
+                &values,
+                Some(vec_alloc),
+                (&mut out as *mut Vec<u8>).cast(),
+                std::ptr::null(),
+                msg.as_mut_ptr().cast(),
+                msg.len(),
+            )
+        };
+        assert_eq!(status, sys::BPR_OK as bpr_status);
+        assert_eq!(out, want);
+
+        let mut out: Vec<u8> = Vec::new();
+        let columns = [
+            view(sys::BPR_DTYPE_FLOAT, &vd, v.as_ptr().cast(), 4),
+            values,
+        ];
+        // SAFETY: as above, two value views.
+        let status = unsafe {
+            bpr_tensor_encode(
+                &keys,
+                columns.as_ptr(),
+                2,
+                Some(vec_alloc),
+                (&mut out as *mut Vec<u8>).cast(),
+                std::ptr::null(),
+                msg.as_mut_ptr().cast(),
+                msg.len(),
+            )
+        };
+        assert_eq!(status, sys::BPR_OK as bpr_status);
+        let t = Tensor::new(&vd, Data::F32(&v)).unwrap();
+        let want = bpr_encoder::encode_tensor_response(
+            &Tensor::new(&kd, Data::I64(&ids)).unwrap(),
+            &[t, t],
+        )
+        .unwrap();
+        assert_eq!(out, want);
+
+        // SAFETY: as above; the allocator fails.
+        let status = unsafe {
+            bpr_continuous_encode(
+                &keys,
+                &values,
+                Some(failing_alloc),
+                std::ptr::null_mut(),
+                std::ptr::null(),
+                msg.as_mut_ptr().cast(),
+                msg.len(),
+            )
+        };
+        assert_eq!(status, sys::BPR_HOST_ALLOC_FAILED as bpr_status);
+        // Bad input is reported before any allocation is asked for.
+        let bad = view(sys::BPR_DTYPE_FLOAT, &kd, v.as_ptr().cast(), 2);
+        // SAFETY: as above.
+        let status = unsafe {
+            bpr_continuous_encode(
+                &keys,
+                &bad,
+                Some(failing_alloc),
+                std::ptr::null_mut(),
+                std::ptr::null(),
+                msg.as_mut_ptr().cast(),
+                msg.len(),
+            )
+        };
+        assert_eq!(status, sys::BPR_INVALID_ARGUMENT as bpr_status);
+    }
+
     #[test]
     fn a_panic_becomes_an_internal_status() {
         let mut buf = [0u8; 128];

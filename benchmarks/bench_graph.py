@@ -50,7 +50,7 @@ CASES = [
 SAMPLE_SECONDS = 0.02
 
 
-def child(threads, quick):
+def child(threads, quick, only=""):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     sys.path.insert(0, str(HERE.parent / "python"))
     import numpy as np
@@ -105,6 +105,8 @@ def child(threads, quick):
     loops = {"continuous": loop_of(continuous_op), "tensor": loop_of(tensor_op), "fill": loop_of(fill)}
     results = []
     for label, kind, batch, k in CASES:
+        if only not in label:
+            continue
         if kind == "continuous":
             keys = tf.constant(list(range(100, 100 + k)), tf.int64)
             args = (keys, tf.constant(rng.normal(size=(batch, k)).astype(np.float32)))
@@ -172,10 +174,11 @@ def main():
     parser.add_argument("--runs", type=int, default=5, help="processes per thread count")
     parser.add_argument("--threads", default="1,2", help="intra-op pool sizes to measure")
     parser.add_argument("--quick", action="store_true", help="fewer rounds (a smoke run)")
+    parser.add_argument("--cases", default="", help="only the cases whose name contains this text")
     parser.add_argument("--out", type=Path, default=HERE / "results_graph.json")
     args = parser.parse_args()
     if args.child:
-        json.dump(child(args.intra_op_threads, args.quick), sys.stdout)
+        json.dump(child(args.intra_op_threads, args.quick, args.cases), sys.stdout)
         return
     threads = [int(t) for t in args.threads.split(",")]
     runs = {t: [] for t in threads}
@@ -186,6 +189,8 @@ def main():
             cmd = [sys.executable, __file__, "--child", "--intra-op-threads", str(t)]
             if args.quick:
                 cmd.append("--quick")
+            if args.cases:
+                cmd += ["--cases", args.cases]
             out = subprocess.run(cmd, capture_output=False, stdout=subprocess.PIPE, text=True, check=True).stdout
             runs[t].append(json.loads(out))
     first = runs[threads[0]][0]

@@ -11,10 +11,8 @@ use crate::parallel::{sharded, Runner, Serial};
 use crate::widen;
 use crate::wire::{self, data_type, field, ttype, Sink, FIELD_HEADER, LIST_HEADER, STOP};
 
-/// Bytes of records written together before moving on (within an L1 cache).
-const BLOCK_BYTES: usize = 16 << 10;
-/// Outputs from this size on are built block by block in a stack buffer.
-const STAGE_FROM: usize = 1 << 20;
+/// Bytes of records written together before moving on (about an L1 cache).
+const BLOCK_BYTES: usize = 32 << 10;
 
 /// `0C 0001` + dataType field + content field header and length.
 const RAW_PREFIX: usize = FIELD_HEADER + (FIELD_HEADER + 4) + (FIELD_HEADER + 4);
@@ -349,34 +347,18 @@ fn write_fixed_records(
     // filled in: filling a column across the whole output would stream it
     // from memory once per column.
     let per_block = (BLOCK_BYTES / record_len).max(1);
-    // Large outputs: each block is built in a stack buffer and copied out in
-    // one piece, so the output's lines are written whole without being read
-    // first (see continuous.rs, STAGE_BYTES).
-    let staged = body.len() >= STAGE_FROM && per_block >= 4;
-    let fill_block = |first: usize, block: &mut [u8]| {
-        for record in block.chunks_exact_mut(record_len) {
-            record.copy_from_slice(&template);
-        }
-        for (c, &offset) in columns.iter().zip(&offsets) {
-            if c.elements_per_row > 0 {
-                let rows = c.data.skip(first * c.elements_per_row);
-                fill_column(rows, c.elements_per_row, block, record_len, offset);
-            }
-        }
-    };
     sharded(body, record_len, runner, &|first, records| {
-        let blocks = records.chunks_mut(per_block * record_len).enumerate();
-        if !staged {
-            for (b, block) in blocks {
-                fill_block(first + b * per_block, block);
+        for (b, block) in records.chunks_mut(per_block * record_len).enumerate() {
+            let first = first + b * per_block;
+            for record in block.chunks_exact_mut(record_len) {
+                record.copy_from_slice(&template);
             }
-            return;
-        }
-        let mut stage = [0u8; BLOCK_BYTES];
-        for (b, block) in blocks {
-            let stage = &mut stage[..block.len()];
-            fill_block(first + b * per_block, stage);
-            block.copy_from_slice(stage);
+            for (c, &offset) in columns.iter().zip(&offsets) {
+                if c.elements_per_row > 0 {
+                    let rows = c.data.skip(first * c.elements_per_row);
+                    fill_column(rows, c.elements_per_row, block, record_len, offset);
+                }
+            }
         }
     })
 }

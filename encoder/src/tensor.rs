@@ -10,6 +10,7 @@ use crate::input::{check_keys, DType, Data, StringSource, Tensor};
 use crate::parallel::{sharded, Runner, Serial};
 use crate::widen;
 use crate::wire::{self, data_type, field, ttype, Sink, FIELD_HEADER, LIST_HEADER, STOP};
+use std::ops::Range;
 
 /// Bytes of records written together before moving on (about an L1 cache).
 const BLOCK_BYTES: usize = 32 << 10;
@@ -34,16 +35,27 @@ struct Column<'a> {
     data: Data<'a>,
     elements_per_row: usize,
     rows: Rows<'a>,
-    /// The map key and the framing up to the row data: one copy per entry.
-    head: Vec<u8>,
-    /// The shape list, the payload struct's STOP and the union's STOP.
-    suffix: Vec<u8>,
+    /// The map key and the framing up to the row data (a range of
+    /// `Layout::framing`): one copy per entry.
+    head: Range<usize>,
+    /// The shape list, the payload struct's STOP and the union's STOP (a
+    /// range of `Layout::framing`).
+    suffix: Range<usize>,
 }
 
 struct Layout<'a> {
     batch: usize,
     columns: Vec<Column<'a>>,
+    /// Every column's head and suffix, back to back: one allocation per call.
+    framing: Vec<u8>,
     total: usize,
+}
+
+/// Appends `n` zero bytes to `framing` and returns their range.
+fn reserve(framing: &mut Vec<u8>, n: usize) -> Range<usize> {
+    let start = framing.len();
+    framing.resize(start + n, 0);
+    start..start + n
 }
 
 fn described(j: usize, key: i64, t: &Tensor<'_>) -> String {
@@ -105,6 +117,8 @@ fn layout<'a>(keys: &Tensor<'a>, values: &[Tensor<'a>]) -> Result<Layout<'a>> {
         .checked_add(wire::RESPONSE_OVERHEAD)
         .ok_or_else(too_large)?;
     let mut columns = Vec::with_capacity(values.len());
+    // Heads and suffixes of rank <= 4 rows fit without growing.
+    let mut framing = Vec::with_capacity(values.len() * 96);
     for (j, (t, &key)) in values.iter().zip(ids).enumerate() {
         let row_dims = &t.dims()[1..];
         // Checked even though Tensor::new checked the product of all dims: with
@@ -128,8 +142,8 @@ fn layout<'a>(keys: &Tensor<'a>, values: &[Tensor<'a>]) -> Result<Layout<'a>> {
                         wire::MAX_COUNT
                     )));
                 }
-                let mut prefix = vec![0; 8 + STRING_PREFIX];
-                let mut w = Sink::new(&mut prefix);
+                let prefix = reserve(&mut framing, 8 + STRING_PREFIX);
+                let mut w = Sink::new(&mut framing[prefix.clone()]);
                 w.i64(key);
                 w.field(ttype::STRUCT, field::GENERAL_STRING_TENSOR);
                 w.field(ttype::LIST, field::STRING_STRINGS);
@@ -153,8 +167,8 @@ fn layout<'a>(keys: &Tensor<'a>, values: &[Tensor<'a>]) -> Result<Layout<'a>> {
                             wire::MAX_COUNT
                         ))
                     })?;
-                let mut prefix = vec![0; 8 + RAW_PREFIX];
-                let mut w = Sink::new(&mut prefix);
+                let prefix = reserve(&mut framing, 8 + RAW_PREFIX);
+                let mut w = Sink::new(&mut framing[prefix.clone()]);
                 w.i64(key);
                 w.field(ttype::STRUCT, field::GENERAL_RAW_TYPED_TENSOR);
                 w.field(ttype::I32, field::RAW_DATA_TYPE);
@@ -164,8 +178,11 @@ fn layout<'a>(keys: &Tensor<'a>, values: &[Tensor<'a>]) -> Result<Layout<'a>> {
                 (prefix, Rows::Raw { content })
             }
         };
-        let mut suffix = vec![0; FIELD_HEADER + LIST_HEADER + 8 * row_dims.len() + 2 * STOP];
-        let mut w = Sink::new(&mut suffix);
+        let suffix = reserve(
+            &mut framing,
+            FIELD_HEADER + LIST_HEADER + 8 * row_dims.len() + 2 * STOP,
+        );
+        let mut w = Sink::new(&mut framing[suffix.clone()]);
         let shape_field = match rows {
             Rows::Raw { .. } => field::RAW_SHAPE,
             Rows::Str { .. } => field::STRING_SHAPE,
@@ -210,6 +227,7 @@ fn layout<'a>(keys: &Tensor<'a>, values: &[Tensor<'a>]) -> Result<Layout<'a>> {
     Ok(Layout {
         batch,
         columns,
+        framing,
         total,
     })
 }
@@ -269,12 +287,7 @@ impl TensorPlan<'_> {
         let all_fixed = l.columns.iter().all(|c| matches!(c.rows, Rows::Raw { .. }));
         if all_fixed {
             let record_len = (l.total - wire::RESPONSE_OVERHEAD) / l.batch.max(1);
-            write_fixed_records(
-                &l.columns,
-                sink.take(l.batch * record_len),
-                record_len,
-                runner,
-            )?;
+            write_fixed_records(l, sink.take(l.batch * record_len), record_len, runner)?;
         } else {
             write_records(l, &mut sink);
         }
@@ -320,7 +333,7 @@ pub fn write_tensor_response_with(
 /// filled in, column by column, with its dtype dispatched once per column
 /// rather than once per entry.
 fn write_fixed_records(
-    columns: &[Column<'_>],
+    l: &Layout<'_>,
     body: &mut [u8],
     record_len: usize,
     runner: &dyn Runner,
@@ -328,6 +341,7 @@ fn write_fixed_records(
     if body.is_empty() {
         return Ok(());
     }
+    let columns = &l.columns;
     let mut template = vec![0; record_len];
     let mut offsets = Vec::with_capacity(columns.len());
     let mut t = Sink::new(&mut template);
@@ -337,10 +351,10 @@ fn write_fixed_records(
         let Rows::Raw { content } = c.rows else {
             unreachable!("fixed records have raw columns only")
         };
-        t.bytes(&c.head);
+        t.bytes(&l.framing[c.head.clone()]);
         offsets.push(t.position());
         t.take(content); // filled per record below
-        t.bytes(&c.suffix);
+        t.bytes(&l.framing[c.suffix.clone()]);
     }
     t.stop();
     // Blocks of records small enough to stay in cache while every column is
@@ -404,7 +418,7 @@ fn write_records(l: &Layout<'_>, sink: &mut Sink<'_>) {
         sink.field(ttype::MAP, field::RECORD_TENSORS);
         sink.map_header(ttype::I64, ttype::STRUCT, l.columns.len());
         for c in &l.columns {
-            sink.bytes(&c.head);
+            sink.bytes(&l.framing[c.head.clone()]);
             let start = i * c.elements_per_row;
             let end = start + c.elements_per_row;
             match c.rows {
@@ -417,7 +431,7 @@ fn write_records(l: &Layout<'_>, sink: &mut Sink<'_>) {
                     }
                 }
             }
-            sink.bytes(&c.suffix);
+            sink.bytes(&l.framing[c.suffix.clone()]);
         }
         sink.stop();
     }

@@ -46,7 +46,7 @@ bench: build
 	$(VENV_PY) benchmarks/bench_ops.py
 	$(VENV_PY) benchmarks/bench_ops.py --intra-op-threads 1 --out benchmarks/results_1thread.json
 	cargo bench -p bpr-encoder --bench encode
-	$(VENV_PY) benchmarks/report.py benchmarks/memory.md
+	$(VENV_PY) benchmarks/report.py benchmarks/analysis.md benchmarks/memory.md
 
 # Reliability runs that are too slow for `make test` (results: the issue notes).
 FUZZ_SECONDS ?= 300

@@ -242,8 +242,7 @@ def main():
                 f"{fmt_time(t['apache_build_write'] * 1e-9)} | {t['apache_write'] / t['bpr_ops']:.1f}x | "
                 f"{t['apache_build_write'] / t['bpr_ops']:.1f}x |"
             )
-    extra = sys.argv[1] if len(sys.argv) > 1 else None
-    if extra:
+    for extra in sys.argv[1:]:  # hand-written sections (analysis, memory), in order
         lines += ["", Path(extra).read_text().rstrip()]
     (ROOT / "BENCHMARKS.md").write_text("\n".join(lines) + "\n")
     print(f"wrote {ROOT / 'BENCHMARKS.md'} and {HERE / 'plot.png'}")

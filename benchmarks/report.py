@@ -109,7 +109,8 @@ def graph_section():
         "Targets: every case within 1.25x of tf.fill, calls with B <= 64 within 1.15x. "
         + ("Every case meets its target (medians)." if not missed else
            f"{len(missed)} of {sum(len(v) for v in worst.values())} (case, pool size) pairs miss their target "
-           "(medians): " + "; ".join(f"{c}, {t} thread(s): {r:.2f}" for t, c, r in missed) + "."),
+           "(medians): " + "; ".join(f"{c}, {t} thread(s): {r:.2f}" for t, c, r in missed)
+           + ". Why, with the profiles: \"What is left, and why\" below."),
     ]
     return lines
 

@@ -38,12 +38,17 @@ demo: build
 	$(VENV_PY) examples/demo.py
 
 # Side-by-side timings (BENCHMARKS.md, benchmarks/plot.png). Run on a quiet machine.
+# Graph mode first (where production runs the op), 1 and 2 intra-op threads, BENCH_RUNS
+# processes each; then the encoder alone against memset; then eager mode and criterion.
+BENCH_RUNS ?= 5
 bench: build
 	$(VENV_PY) -m pip install -q --disable-pip-version-check -r benchmarks/requirements.txt
+	$(VENV_PY) benchmarks/bench_graph.py --runs $(BENCH_RUNS) --threads 1,2
+	cargo bench -p bpr-encoder --bench floor -- --runs $(BENCH_RUNS) --out $(CURDIR)/benchmarks/results_encoder.json
 	$(VENV_PY) benchmarks/bench_ops.py
 	$(VENV_PY) benchmarks/bench_ops.py --intra-op-threads 1 --out benchmarks/results_1thread.json
 	cargo bench -p bpr-encoder --bench encode
-	$(VENV_PY) benchmarks/report.py benchmarks/memory.md
+	$(VENV_PY) benchmarks/report.py benchmarks/analysis.md benchmarks/memory.md
 
 # Reliability runs that are too slow for `make test` (results: the issue notes).
 FUZZ_SECONDS ?= 300

@@ -1,10 +1,11 @@
-// CPU kernels: view the inputs as bpr_tensor structs, ask Rust for the exact
-// output size, allocate the output once, let Rust write it. No encoding here.
+// CPU kernels: view the inputs as bpr_tensor structs and make one call into
+// Rust, which validates them, asks back through AllocateOutput for the exact
+// output size, and writes the output in place. No encoding here.
 
 #include <algorithm>
 #include <cstdint>
-#include <vector>
 
+#include "absl/container/inlined_vector.h"
 #include "bpr_ops.h"
 #include "tensorflow/core/framework/op_kernel.h"
 #include "tensorflow/core/framework/tensor.h"
@@ -15,7 +16,6 @@ namespace bpr_ops {
 namespace {
 
 using ::tensorflow::DataType;
-using ::tensorflow::OpInputList;
 using ::tensorflow::OpKernel;
 using ::tensorflow::OpKernelConstruction;
 using ::tensorflow::OpKernelContext;
@@ -47,8 +47,11 @@ bool DtypeCode(DataType dt, bpr_dtype* code) {
   }
 }
 
+// Dims of one input: inline up to rank 4, so a call allocates nothing here.
+using Dims = absl::InlinedVector<int64_t, 4>;
+
 // A view of `t`; `dims` must outlive it.
-absl::Status View(const Tensor& t, std::vector<int64_t>* dims, bpr_tensor* view) {
+absl::Status View(const Tensor& t, Dims* dims, bpr_tensor* view) {
   bpr_dtype code;
   if (!DtypeCode(t.dtype(), &code)) {
     return tensorflow::errors::InvalidArgument(
@@ -92,13 +95,35 @@ bpr_runner IntraOpRunner(OpKernelContext* ctx) {
   return bpr_runner{workers->workers, workers->num_threads, ParallelFor};
 }
 
-// Allocates the [1, size] output; `size` comes from Rust's exact count.
-absl::Status AllocateOutput(OpKernelContext* ctx, uint64_t size, Tensor** out) {
+// The output allocation Rust asks for (bpr_alloc_fn), and TensorFlow's status
+// when it fails.
+struct Output {
+  OpKernelContext* ctx;
+  absl::Status status;
+};
+
+// Allocates the [1, size] output; `size` is Rust's exact count.
+uint8_t* AllocateOutput(void* context, uint64_t size) noexcept {
+  auto* output = static_cast<Output*>(context);
   if (size > static_cast<uint64_t>(INT64_MAX)) {
-    return tensorflow::errors::InvalidArgument("response of ", size,
-                                               " bytes is too large for a tensor");
+    output->status = tensorflow::errors::InvalidArgument(
+        "response of ", size, " bytes is too large for a tensor");
+    return nullptr;
   }
-  return ctx->allocate_output(0, TensorShape({1, static_cast<int64_t>(size)}), out);
+  Tensor* out = nullptr;
+  output->status =
+      output->ctx->allocate_output(0, TensorShape({1, static_cast<int64_t>(size)}), &out);
+  if (!output->status.ok()) return nullptr;
+  return out->flat<uint8_t>().data();
+}
+
+absl::Status Finish(bpr_status status, const char* message, const Output& output) {
+  if (status == BPR_HOST_ALLOC_FAILED) {
+    return output.status.ok()
+               ? tensorflow::errors::Internal("output allocation failed without a status")
+               : output.status;
+  }
+  return ToStatus(status, message);
 }
 
 class ContinuousWriterOp : public OpKernel {
@@ -106,21 +131,17 @@ class ContinuousWriterOp : public OpKernel {
   explicit ContinuousWriterOp(OpKernelConstruction* ctx) : OpKernel(ctx) {}
 
   void Compute(OpKernelContext* ctx) override {
-    std::vector<int64_t> key_dims, value_dims;
+    Dims key_dims, value_dims;
     bpr_tensor keys, values;
     OP_REQUIRES_OK(ctx, View(ctx->input(0), &key_dims, &keys));
     OP_REQUIRES_OK(ctx, View(ctx->input(1), &value_dims, &values));
 
     char msg[kMessageCapacity];
-    uint64_t size = 0;
-    OP_REQUIRES_OK(ctx, ToStatus(bpr_continuous_size(&keys, &values, &size, msg,
-                                                     sizeof msg), msg));
-    Tensor* out = nullptr;
-    OP_REQUIRES_OK(ctx, AllocateOutput(ctx, size, &out));
-    uint8_t* bytes = out->flat<uint8_t>().data();
+    Output output{ctx, absl::OkStatus()};
     const bpr_runner runner = IntraOpRunner(ctx);
-    OP_REQUIRES_OK(ctx, ToStatus(bpr_continuous_write(&keys, &values, bytes, size, &runner,
-                                                      msg, sizeof msg), msg));
+    const bpr_status status = bpr_continuous_encode(&keys, &values, AllocateOutput, &output,
+                                                    &runner, msg, sizeof msg);
+    OP_REQUIRES_OK(ctx, Finish(status, msg, output));
   }
 };
 
@@ -129,27 +150,24 @@ class TensorWriterOp : public OpKernel {
   explicit TensorWriterOp(OpKernelConstruction* ctx) : OpKernel(ctx) {}
 
   void Compute(OpKernelContext* ctx) override {
-    std::vector<int64_t> key_dims;
+    Dims key_dims;
     bpr_tensor keys;
     OP_REQUIRES_OK(ctx, View(ctx->input(0), &key_dims, &keys));
-    OpInputList inputs;
-    OP_REQUIRES_OK(ctx, ctx->input_list("values", &inputs));
-    std::vector<std::vector<int64_t>> dims(inputs.size());
-    std::vector<bpr_tensor> values(inputs.size());
-    for (int j = 0; j < inputs.size(); ++j) {
-      OP_REQUIRES_OK(ctx, View(inputs[j], &dims[j], &values[j]));
+    // Input 0 is keys; the values list follows (no name lookup per call).
+    const int num_values = ctx->num_inputs() - 1;
+    absl::InlinedVector<Dims, 8> dims(num_values);
+    absl::InlinedVector<bpr_tensor, 8> values(num_values);
+    for (int j = 0; j < num_values; ++j) {
+      OP_REQUIRES_OK(ctx, View(ctx->input(j + 1), &dims[j], &values[j]));
     }
 
     char msg[kMessageCapacity];
-    uint64_t size = 0;
-    OP_REQUIRES_OK(ctx, ToStatus(bpr_tensor_size(&keys, values.data(), values.size(),
-                                                 &size, msg, sizeof msg), msg));
-    Tensor* out = nullptr;
-    OP_REQUIRES_OK(ctx, AllocateOutput(ctx, size, &out));
-    uint8_t* bytes = out->flat<uint8_t>().data();
+    Output output{ctx, absl::OkStatus()};
     const bpr_runner runner = IntraOpRunner(ctx);
-    OP_REQUIRES_OK(ctx, ToStatus(bpr_tensor_write(&keys, values.data(), values.size(), bytes,
-                                                  size, &runner, msg, sizeof msg), msg));
+    const bpr_status status = bpr_tensor_encode(&keys, values.data(), values.size(),
+                                                AllocateOutput, &output, &runner, msg,
+                                                sizeof msg);
+    OP_REQUIRES_OK(ctx, Finish(status, msg, output));
   }
 };
 

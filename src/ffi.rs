@@ -17,7 +17,7 @@ mod sys {
     include!(concat!(env!("OUT_DIR"), "/bpr_ops_sys.rs"));
 }
 
-use sys::{bpr_bytes, bpr_runner, bpr_status, bpr_tensor};
+use sys::{bpr_alloc_fn, bpr_bytes, bpr_runner, bpr_status, bpr_tensor};
 
 /// Compile-time proof that the definitions below have the signatures the header
 /// declares: each header declaration fixes a function-pointer type, and the Rust
@@ -36,7 +36,11 @@ fn definitions_match_header() {
     v = bpr_tensorflow_version;
     let mut n: unsafe extern "C" fn(_, _, _, _, _) -> _ = sys::bpr_feature_ids;
     n = bpr_feature_ids;
-    let _ = (f, g, h, i, v, n);
+    let mut ce: unsafe extern "C" fn(_, _, _, _, _, _, _) -> _ = sys::bpr_continuous_encode;
+    ce = bpr_continuous_encode;
+    let mut te: unsafe extern "C" fn(_, _, _, _, _, _, _, _) -> _ = sys::bpr_tensor_encode;
+    te = bpr_tensor_encode;
+    let _ = (f, g, h, i, v, n, ce, te);
 }
 
 /// The marker and the version, NUL-terminated; see the header.
@@ -153,12 +157,31 @@ unsafe fn host_strings(t: *const bpr_tensor) -> Result<Option<HostStrings>> {
     }))
 }
 
+/// Which input a view is, for messages: formatted only when there is an error,
+/// so the hot path allocates no names.
+#[derive(Clone, Copy)]
+enum Input {
+    Keys,
+    Values,
+    ValuesAt(usize),
+}
+
+impl std::fmt::Display for Input {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Input::Keys => f.write_str("keys"),
+            Input::Values => f.write_str("values"),
+            Input::ValuesAt(j) => write!(f, "values[{j}]"),
+        }
+    }
+}
+
 /// A slice of `n` elements at `ptr`, checked for NULL and alignment.
 ///
 /// # Safety
 /// When non-null, `ptr` points to `n` initialised `T`s that stay valid and
 /// unchanged for `'a`.
-unsafe fn elements<'a, T>(ptr: *const c_void, n: usize, what: &str) -> Result<&'a [T]> {
+unsafe fn elements<'a, T>(ptr: *const c_void, n: usize, what: Input) -> Result<&'a [T]> {
     if n == 0 {
         return Ok(&[]);
     }
@@ -183,7 +206,7 @@ unsafe fn elements<'a, T>(ptr: *const c_void, n: usize, what: &str) -> Result<&'
 unsafe fn tensor<'a>(
     t: *const bpr_tensor,
     strings: Option<&'a HostStrings>,
-    what: &str,
+    what: Input,
 ) -> Result<Tensor<'a>> {
     if t.is_null() {
         return Err(Error::internal(format!("{what}: NULL tensor view")));
@@ -336,7 +359,12 @@ pub unsafe extern "C" fn bpr_continuous_size(
 ) -> bpr_status {
     guarded(msg, msg_cap, || {
         // SAFETY: the caller's contract covers both views.
-        let (k, v) = unsafe { (tensor(keys, None, "keys")?, tensor(values, None, "values")?) };
+        let (k, v) = unsafe {
+            (
+                tensor(keys, None, Input::Keys)?,
+                tensor(values, None, Input::Values)?,
+            )
+        };
         let size = bpr_encoder::continuous_size(&k, &v)?;
         if out_size.is_null() {
             return Err(Error::internal("NULL out_size"));
@@ -364,8 +392,8 @@ pub unsafe extern "C" fn bpr_continuous_write(
         // SAFETY: the caller's contract covers the views, the output and the runner.
         let (k, v, out) = unsafe {
             (
-                tensor(keys, None, "keys")?,
-                tensor(values, None, "values")?,
+                tensor(keys, None, Input::Keys)?,
+                tensor(values, None, Input::Values)?,
                 output(out, out_size)?,
             )
         };
@@ -387,11 +415,11 @@ unsafe fn tensor_inputs<'a>(
     strings: &'a [Option<HostStrings>],
 ) -> Result<(Tensor<'a>, Vec<Tensor<'a>>)> {
     // SAFETY: per the contract.
-    let k = unsafe { tensor(keys, None, "keys")? };
+    let k = unsafe { tensor(keys, None, Input::Keys)? };
     let mut views = Vec::with_capacity(strings.len());
     for (j, s) in strings.iter().enumerate() {
         // SAFETY: j < num_values.
-        views.push(unsafe { tensor(values.add(j), s.as_ref(), &format!("values[{j}]"))? });
+        views.push(unsafe { tensor(values.add(j), s.as_ref(), Input::ValuesAt(j))? });
     }
     Ok((k, views))
 }
@@ -508,6 +536,103 @@ pub unsafe extern "C" fn bpr_feature_ids(
     })
 }
 
+/// Asks the host for the `size`-byte output. `Ok(None)`: the host could not
+/// allocate it and keeps its own error.
+///
+/// # Safety
+/// `alloc` is NULL or a function that returns NULL or `size` writable bytes,
+/// not aliased until the encode call returns.
+unsafe fn host_output<'a>(
+    alloc: bpr_alloc_fn,
+    context: *mut c_void,
+    size: usize,
+) -> Result<Option<&'a mut [u8]>> {
+    let alloc = alloc.ok_or_else(|| Error::internal("NULL alloc function"))?;
+    // SAFETY: per the contract; size > 0 (every response has its framing).
+    let out = unsafe { alloc(context, size as u64) };
+    if out.is_null() {
+        return Ok(None);
+    }
+    // SAFETY: non-null and `size` writable bytes per the contract.
+    Ok(Some(unsafe { std::slice::from_raw_parts_mut(out, size) }))
+}
+
+/// Runs an encode call: `f` returns false when the host's allocation failed,
+/// which becomes BPR_HOST_ALLOC_FAILED (the host reports its own error).
+fn guarded_encode(
+    msg: *mut c_char,
+    msg_cap: usize,
+    f: impl FnOnce() -> Result<bool>,
+) -> bpr_status {
+    let mut allocated = true;
+    let status = guarded(msg, msg_cap, || {
+        allocated = f()?;
+        Ok(())
+    });
+    if allocated {
+        status
+    } else {
+        sys::BPR_HOST_ALLOC_FAILED as bpr_status
+    }
+}
+
+/// # Safety
+/// `keys` and `values` point to valid views (header contract); `alloc` follows
+/// the `bpr_alloc_fn` contract with `alloc_context`; `runner` is NULL or a
+/// valid `bpr_runner`; `msg` is NULL or `msg_cap` writable bytes.
+#[no_mangle]
+pub unsafe extern "C" fn bpr_continuous_encode(
+    keys: *const bpr_tensor,
+    values: *const bpr_tensor,
+    alloc: bpr_alloc_fn,
+    alloc_context: *mut c_void,
+    runner: *const bpr_runner,
+    msg: *mut c_char,
+    msg_cap: usize,
+) -> bpr_status {
+    guarded_encode(msg, msg_cap, || {
+        // SAFETY: the caller's contract covers the views, `alloc` and the runner.
+        let (k, v) = unsafe {
+            (
+                tensor(keys, None, Input::Keys)?,
+                tensor(values, None, Input::Values)?,
+            )
+        };
+        let plan = bpr_encoder::plan_continuous(&k, &v)?;
+        let Some(out) = (unsafe { host_output(alloc, alloc_context, plan.size())? }) else {
+            return Ok(false);
+        };
+        unsafe { with_runner(runner, |r| plan.write(out, r)) }?;
+        Ok(true)
+    })
+}
+
+/// # Safety
+/// As [`bpr_continuous_encode`]; `values` points to `num_values` valid views.
+#[no_mangle]
+pub unsafe extern "C" fn bpr_tensor_encode(
+    keys: *const bpr_tensor,
+    values: *const bpr_tensor,
+    num_values: usize,
+    alloc: bpr_alloc_fn,
+    alloc_context: *mut c_void,
+    runner: *const bpr_runner,
+    msg: *mut c_char,
+    msg_cap: usize,
+) -> bpr_status {
+    guarded_encode(msg, msg_cap, || {
+        // SAFETY: the caller's contract covers every view, `alloc` and the runner.
+        let strings = unsafe { string_sources(values, num_values)? };
+        let (k, v) = unsafe { tensor_inputs(keys, values, &strings)? };
+        let plan = bpr_encoder::plan_tensor_response(&k, &v)?;
+        let Some(out) = (unsafe { host_output(alloc, alloc_context, plan.size())? }) else {
+            return Ok(false);
+        };
+        unsafe { with_runner(runner, |r| plan.write(out, r)) }?;
+        Ok(true)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -591,6 +716,115 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("byte offset 2"), "{text}");
+    }
+
+    /// A host allocator over a Vec: records the size asked for.
+    extern "C" fn vec_alloc(context: *mut c_void, size: u64) -> *mut u8 {
+        // SAFETY: the tests pass a &mut Vec<u8> as the context.
+        let out = unsafe { &mut *(context as *mut Vec<u8>) };
+        out.resize(size as usize, 0xAA);
+        out.as_mut_ptr()
+    }
+
+    extern "C" fn failing_alloc(_: *mut c_void, _: u64) -> *mut u8 {
+        std::ptr::null_mut()
+    }
+
+    fn view(dtype: u32, dims: &[i64], data: *const c_void, n: usize) -> bpr_tensor {
+        bpr_tensor {
+            dtype: dtype as i32,
+            rank: dims.len(),
+            dims: dims.as_ptr(),
+            num_elements: n,
+            data,
+            string_at: None,
+        }
+    }
+
+    #[test]
+    fn one_call_encode_writes_what_the_encoder_writes_and_reports_a_failed_allocation() {
+        let ids = [7i64, 9];
+        let v = [1.5f32, -0.0, f32::from_bits(1), f32::from_bits(0x7f80_0001)];
+        let (kd, vd) = ([2i64], [2i64, 2]);
+        let keys = view(sys::BPR_DTYPE_INT64, &kd, ids.as_ptr().cast(), 2);
+        let values = view(sys::BPR_DTYPE_FLOAT, &vd, v.as_ptr().cast(), 4);
+        let want = bpr_encoder::encode_continuous(
+            &Tensor::new(&kd, Data::I64(&ids)).unwrap(),
+            &Tensor::new(&vd, Data::F32(&v)).unwrap(),
+        )
+        .unwrap();
+        let mut msg = [0u8; 256];
+        let mut out: Vec<u8> = Vec::new();
+        // SAFETY: valid views, a conforming allocator and message buffer.
+        let status = unsafe {
+            bpr_continuous_encode(
+                &keys,
+                &values,
+                Some(vec_alloc),
+                (&mut out as *mut Vec<u8>).cast(),
+                std::ptr::null(),
+                msg.as_mut_ptr().cast(),
+                msg.len(),
+            )
+        };
+        assert_eq!(status, sys::BPR_OK as bpr_status);
+        assert_eq!(out, want);
+
+        let mut out: Vec<u8> = Vec::new();
+        let columns = [
+            view(sys::BPR_DTYPE_FLOAT, &vd, v.as_ptr().cast(), 4),
+            values,
+        ];
+        // SAFETY: as above, two value views.
+        let status = unsafe {
+            bpr_tensor_encode(
+                &keys,
+                columns.as_ptr(),
+                2,
+                Some(vec_alloc),
+                (&mut out as *mut Vec<u8>).cast(),
+                std::ptr::null(),
+                msg.as_mut_ptr().cast(),
+                msg.len(),
+            )
+        };
+        assert_eq!(status, sys::BPR_OK as bpr_status);
+        let t = Tensor::new(&vd, Data::F32(&v)).unwrap();
+        let want = bpr_encoder::encode_tensor_response(
+            &Tensor::new(&kd, Data::I64(&ids)).unwrap(),
+            &[t, t],
+        )
+        .unwrap();
+        assert_eq!(out, want);
+
+        // SAFETY: as above; the allocator fails.
+        let status = unsafe {
+            bpr_continuous_encode(
+                &keys,
+                &values,
+                Some(failing_alloc),
+                std::ptr::null_mut(),
+                std::ptr::null(),
+                msg.as_mut_ptr().cast(),
+                msg.len(),
+            )
+        };
+        assert_eq!(status, sys::BPR_HOST_ALLOC_FAILED as bpr_status);
+        // Bad input is reported before any allocation is asked for.
+        let bad = view(sys::BPR_DTYPE_FLOAT, &kd, v.as_ptr().cast(), 2);
+        // SAFETY: as above.
+        let status = unsafe {
+            bpr_continuous_encode(
+                &keys,
+                &bad,
+                Some(failing_alloc),
+                std::ptr::null_mut(),
+                std::ptr::null(),
+                msg.as_mut_ptr().cast(),
+                msg.len(),
+            )
+        };
+        assert_eq!(status, sys::BPR_INVALID_ARGUMENT as bpr_status);
     }
 
     #[test]

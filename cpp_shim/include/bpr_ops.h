@@ -25,6 +25,8 @@ typedef int32_t bpr_status;
 #define BPR_OK 0
 #define BPR_INVALID_ARGUMENT 1
 #define BPR_INTERNAL 2
+/* The host's bpr_alloc_fn returned NULL: the host keeps and reports its own error. */
+#define BPR_HOST_ALLOC_FAILED 3
 
 /* Element types of a tensor view. These are bpr_ops' own numbers, neither
  * TensorFlow's DT_* nor Thrift's DataType. Stable. */
@@ -101,6 +103,25 @@ bpr_status bpr_tensor_size(const bpr_tensor* keys, const bpr_tensor* values,
 bpr_status bpr_tensor_write(const bpr_tensor* keys, const bpr_tensor* values,
                             size_t num_values, uint8_t* out, uint64_t out_size,
                             const bpr_runner* runner, char* msg, size_t msg_cap);
+
+/* Allocates the output of exactly `size` bytes (size > 0) and returns where to
+ * write it, or NULL when the host cannot allocate it (the host keeps its own
+ * error; the encode call then returns BPR_HOST_ALLOC_FAILED). Called at most
+ * once per encode call, after every input is validated. */
+typedef uint8_t* (*bpr_alloc_fn)(void* context, uint64_t size);
+
+/*
+ * One call per op: validates the inputs once, asks the host for the output
+ * through `alloc`, and writes it (on `runner`'s threads too when large). What
+ * a kernel calls; the _size/_write pairs above do the same in two calls and
+ * validate twice.
+ */
+bpr_status bpr_continuous_encode(const bpr_tensor* keys, const bpr_tensor* values,
+                                 bpr_alloc_fn alloc, void* alloc_context,
+                                 const bpr_runner* runner, char* msg, size_t msg_cap);
+bpr_status bpr_tensor_encode(const bpr_tensor* keys, const bpr_tensor* values,
+                             size_t num_values, bpr_alloc_fn alloc, void* alloc_context,
+                             const bpr_runner* runner, char* msg, size_t msg_cap);
 
 /* The TensorFlow version (tf.__version__) this library was built against, as a
  * static NUL-terminated string. The same text follows the marker

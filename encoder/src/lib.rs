@@ -15,6 +15,9 @@
 //!   [`tensor_response_size`] / [`write_tensor_response`]) write into a buffer the
 //!   caller owns, with no allocation; the `_with` variants shard large responses
 //!   over a [`Runner`] (a host's thread pool).
+//! - [`plan_continuous`] / [`plan_tensor_response`] validate once and return a
+//!   plan that knows its exact size and then writes: for a host that allocates
+//!   the output between the two steps (the TensorFlow kernel).
 //! - [`decode`] reads a response into plain Rust values.
 //! - [`feature_id`] turns a feature name into the id twml's `FeatureId` gives it,
 //!   the key a consumer looks a prediction up with.
@@ -48,11 +51,15 @@ mod tensor;
 pub mod widen;
 pub mod wire;
 
-pub use continuous::{continuous_size, encode_continuous, write_continuous, write_continuous_with};
+pub use continuous::{
+    continuous_size, encode_continuous, plan_continuous, write_continuous, write_continuous_with,
+    ContinuousPlan,
+};
 pub use error::{Error, ErrorKind, Result};
 pub use feature_id::{feature_id, feature_id_bytes, feature_ids, write_feature_ids};
 pub use input::{DType, Data, StringSource, Tensor};
 pub use parallel::{Runner, Serial};
 pub use tensor::{
-    encode_tensor_response, tensor_response_size, write_tensor_response, write_tensor_response_with,
+    encode_tensor_response, plan_tensor_response, tensor_response_size, write_tensor_response,
+    write_tensor_response_with, TensorPlan,
 };

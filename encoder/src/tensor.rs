@@ -10,6 +10,7 @@ use crate::input::{check_keys, DType, Data, StringSource, Tensor};
 use crate::parallel::{sharded, Runner, Serial};
 use crate::widen;
 use crate::wire::{self, data_type, field, ttype, Sink, FIELD_HEADER, LIST_HEADER, STOP};
+use std::ops::Range;
 
 /// Bytes of records written together before moving on (about an L1 cache).
 const BLOCK_BYTES: usize = 32 << 10;
@@ -34,16 +35,27 @@ struct Column<'a> {
     data: Data<'a>,
     elements_per_row: usize,
     rows: Rows<'a>,
-    /// The map key and the framing up to the row data: one copy per entry.
-    head: Vec<u8>,
-    /// The shape list, the payload struct's STOP and the union's STOP.
-    suffix: Vec<u8>,
+    /// The map key and the framing up to the row data (a range of
+    /// `Layout::framing`): one copy per entry.
+    head: Range<usize>,
+    /// The shape list, the payload struct's STOP and the union's STOP (a
+    /// range of `Layout::framing`).
+    suffix: Range<usize>,
 }
 
 struct Layout<'a> {
     batch: usize,
     columns: Vec<Column<'a>>,
+    /// Every column's head and suffix, back to back: one allocation per call.
+    framing: Vec<u8>,
     total: usize,
+}
+
+/// Appends `n` zero bytes to `framing` and returns their range.
+fn reserve(framing: &mut Vec<u8>, n: usize) -> Range<usize> {
+    let start = framing.len();
+    framing.resize(start + n, 0);
+    start..start + n
 }
 
 fn described(j: usize, key: i64, t: &Tensor<'_>) -> String {
@@ -105,6 +117,8 @@ fn layout<'a>(keys: &Tensor<'a>, values: &[Tensor<'a>]) -> Result<Layout<'a>> {
         .checked_add(wire::RESPONSE_OVERHEAD)
         .ok_or_else(too_large)?;
     let mut columns = Vec::with_capacity(values.len());
+    // Heads and suffixes of rank <= 4 rows fit without growing.
+    let mut framing = Vec::with_capacity(values.len() * 96);
     for (j, (t, &key)) in values.iter().zip(ids).enumerate() {
         let row_dims = &t.dims()[1..];
         // Checked even though Tensor::new checked the product of all dims: with
@@ -128,8 +142,8 @@ fn layout<'a>(keys: &Tensor<'a>, values: &[Tensor<'a>]) -> Result<Layout<'a>> {
                         wire::MAX_COUNT
                     )));
                 }
-                let mut prefix = vec![0; 8 + STRING_PREFIX];
-                let mut w = Sink::new(&mut prefix);
+                let prefix = reserve(&mut framing, 8 + STRING_PREFIX);
+                let mut w = Sink::new(&mut framing[prefix.clone()]);
                 w.i64(key);
                 w.field(ttype::STRUCT, field::GENERAL_STRING_TENSOR);
                 w.field(ttype::LIST, field::STRING_STRINGS);
@@ -153,8 +167,8 @@ fn layout<'a>(keys: &Tensor<'a>, values: &[Tensor<'a>]) -> Result<Layout<'a>> {
                             wire::MAX_COUNT
                         ))
                     })?;
-                let mut prefix = vec![0; 8 + RAW_PREFIX];
-                let mut w = Sink::new(&mut prefix);
+                let prefix = reserve(&mut framing, 8 + RAW_PREFIX);
+                let mut w = Sink::new(&mut framing[prefix.clone()]);
                 w.i64(key);
                 w.field(ttype::STRUCT, field::GENERAL_RAW_TYPED_TENSOR);
                 w.field(ttype::I32, field::RAW_DATA_TYPE);
@@ -164,8 +178,11 @@ fn layout<'a>(keys: &Tensor<'a>, values: &[Tensor<'a>]) -> Result<Layout<'a>> {
                 (prefix, Rows::Raw { content })
             }
         };
-        let mut suffix = vec![0; FIELD_HEADER + LIST_HEADER + 8 * row_dims.len() + 2 * STOP];
-        let mut w = Sink::new(&mut suffix);
+        let suffix = reserve(
+            &mut framing,
+            FIELD_HEADER + LIST_HEADER + 8 * row_dims.len() + 2 * STOP,
+        );
+        let mut w = Sink::new(&mut framing[suffix.clone()]);
         let shape_field = match rows {
             Rows::Raw { .. } => field::RAW_SHAPE,
             Rows::Str { .. } => field::STRING_SHAPE,
@@ -210,6 +227,7 @@ fn layout<'a>(keys: &Tensor<'a>, values: &[Tensor<'a>]) -> Result<Layout<'a>> {
     Ok(Layout {
         batch,
         columns,
+        framing,
         total,
     })
 }
@@ -225,6 +243,64 @@ fn raw_type(dtype: DType) -> (i32, usize) {
         DType::I8 => (data_type::BYTE, 1),
         DType::Bool => (data_type::BOOL, 1),
         DType::Str => unreachable!("strings are written as stringTensor"),
+    }
+}
+
+/// A validated call of the tensor writer: its inputs checked once, its exact
+/// size known, ready to write into a buffer of that size.
+///
+/// A host that allocates the output itself (the TensorFlow kernel) plans,
+/// allocates [`TensorPlan::size`] bytes and writes, validating once.
+pub struct TensorPlan<'a> {
+    layout: Layout<'a>,
+}
+
+/// Validates the inputs of the tensor writer and computes its output size.
+pub fn plan_tensor_response<'a>(
+    keys: &Tensor<'a>,
+    values: &[Tensor<'a>],
+) -> Result<TensorPlan<'a>> {
+    Ok(TensorPlan {
+        layout: layout(keys, values)?,
+    })
+}
+
+impl TensorPlan<'_> {
+    /// The exact number of bytes [`TensorPlan::write`] writes.
+    pub fn size(&self) -> usize {
+        self.layout.total
+    }
+
+    /// Writes the response into `out`, which must be exactly [`TensorPlan::size`]
+    /// bytes, in shards on `runner` when it is large and no column holds strings
+    /// (whose rows differ in size).
+    pub fn write(&self, out: &mut [u8], runner: &dyn Runner) -> Result<()> {
+        let l = &self.layout;
+        if out.len() != l.total {
+            return Err(Error::internal(format!(
+                "output buffer is {} bytes, the response needs {}",
+                out.len(),
+                l.total
+            )));
+        }
+        let mut sink = Sink::new(out);
+        sink.response_begin(l.batch);
+        let all_fixed = l.columns.iter().all(|c| matches!(c.rows, Rows::Raw { .. }));
+        if all_fixed {
+            let record_len = (l.total - wire::RESPONSE_OVERHEAD) / l.batch.max(1);
+            write_fixed_records(l, sink.take(l.batch * record_len), record_len, runner)?;
+        } else {
+            write_records(l, &mut sink);
+        }
+        sink.stop();
+        if sink.position() != l.total {
+            return Err(Error::internal(format!(
+                "wrote {} bytes, the layout said {} (a string tensor changed during the call?)",
+                sink.position(),
+                l.total
+            )));
+        }
+        Ok(())
     }
 }
 
@@ -250,37 +326,7 @@ pub fn write_tensor_response_with(
     out: &mut [u8],
     runner: &dyn Runner,
 ) -> Result<()> {
-    let l = layout(keys, values)?;
-    if out.len() != l.total {
-        return Err(Error::internal(format!(
-            "output buffer is {} bytes, the response needs {}",
-            out.len(),
-            l.total
-        )));
-    }
-    let mut sink = Sink::new(out);
-    sink.response_begin(l.batch);
-    let all_fixed = l.columns.iter().all(|c| matches!(c.rows, Rows::Raw { .. }));
-    if all_fixed {
-        let record_len = (l.total - wire::RESPONSE_OVERHEAD) / l.batch.max(1);
-        write_fixed_records(
-            &l.columns,
-            sink.take(l.batch * record_len),
-            record_len,
-            runner,
-        )?;
-    } else {
-        write_records(&l, &mut sink);
-    }
-    sink.stop();
-    if sink.position() != l.total {
-        return Err(Error::internal(format!(
-            "wrote {} bytes, the layout said {} (a string tensor changed during the call?)",
-            sink.position(),
-            l.total
-        )));
-    }
-    Ok(())
+    plan_tensor_response(keys, values)?.write(out, runner)
 }
 
 /// Records of equal size (no string column): the framing of one record is
@@ -288,7 +334,7 @@ pub fn write_tensor_response_with(
 /// filled in, column by column, with its dtype dispatched once per column
 /// rather than once per entry.
 fn write_fixed_records(
-    columns: &[Column<'_>],
+    l: &Layout<'_>,
     body: &mut [u8],
     record_len: usize,
     runner: &dyn Runner,
@@ -296,6 +342,7 @@ fn write_fixed_records(
     if body.is_empty() {
         return Ok(());
     }
+    let columns = &l.columns;
     let mut template = vec![0; record_len];
     let mut offsets = Vec::with_capacity(columns.len());
     let mut t = Sink::new(&mut template);
@@ -305,10 +352,10 @@ fn write_fixed_records(
         let Rows::Raw { content } = c.rows else {
             unreachable!("fixed records have raw columns only")
         };
-        t.bytes(&c.head);
+        t.bytes(&l.framing[c.head.clone()]);
         offsets.push(t.position());
         t.take(content); // filled per record below
-        t.bytes(&c.suffix);
+        t.bytes(&l.framing[c.suffix.clone()]);
     }
     t.stop();
     // Blocks of records small enough to stay in cache while every column is
@@ -373,7 +420,7 @@ fn write_records(l: &Layout<'_>, sink: &mut Sink<'_>) {
         sink.field(ttype::MAP, field::RECORD_TENSORS);
         sink.map_header(ttype::I64, ttype::STRUCT, l.columns.len());
         for c in &l.columns {
-            sink.bytes(&c.head);
+            sink.bytes(&l.framing[c.head.clone()]);
             let start = i * c.elements_per_row;
             let end = start + c.elements_per_row;
             match c.rows {
@@ -386,7 +433,7 @@ fn write_records(l: &Layout<'_>, sink: &mut Sink<'_>) {
                     }
                 }
             }
-            sink.bytes(&c.suffix);
+            sink.bytes(&l.framing[c.suffix.clone()]);
         }
         sink.stop();
     }

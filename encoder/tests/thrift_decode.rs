@@ -26,7 +26,7 @@ use half::{bf16, f16};
 use thrift::protocol::{TBinaryInputProtocol, TBinaryOutputProtocol, TSerializable};
 use thrift::OrderedFloat;
 
-use common::{decode, widen_bf16, widen_f16, widen_f32, Column, Record, Rng, Row, DTYPES};
+use common::{decode, widen_bf16, widen_f16, widen_f32, Column, Record, Rng, Row, DTYPES, STR};
 use data::DataRecord;
 use prediction_service::BatchPredictionResponse;
 use tensor::{DataType, GeneralTensor, RawTypedTensor, StringTensor};
@@ -274,6 +274,19 @@ fn continuous_rank1_values_decode_with_apache_thrift() {
     }
 }
 
+/// Outputs over 1 MB (the size where writing strategies such as sharding or
+/// staging through a buffer take over): every record must decode to its values.
+#[test]
+fn continuous_large_outputs_decode_with_apache_thrift() {
+    let mut rng = Rng(5);
+    // 266-byte records: 4099 of them are 1.09 MB (not a multiple of any power-of-two block).
+    for dtype in 0..4 {
+        check_continuous(&mut rng, 4099, 16, dtype, false);
+    }
+    // 26-byte records (K = 1), 40,330 of them: 1.05 MB.
+    check_continuous(&mut rng, 40_330, 1, 0, true);
+}
+
 #[test]
 fn continuous_bytes_equal_apache_encoder() {
     // Apache's generated code keeps maps in a BTreeMap, so it writes entries
@@ -401,6 +414,35 @@ fn check_tensor(ids: &[i64], inputs: &[Input], b: usize, utf8: bool, ctx: &str) 
     let want: Vec<Record> = want.into_iter().map(Record::Tensors).collect();
     assert_eq!(walked, want, "{ctx}");
     bytes
+}
+
+/// Outputs over 1 MB with fixed-size records (written block by block): every
+/// record must decode to its rows.
+#[test]
+fn tensor_large_outputs_decode_with_apache_thrift() {
+    let mut rng = Rng(6);
+    let b = 5003;
+    for dtype in (0..DTYPES).filter(|&d| d != STR) {
+        let ids = rng.keys(3);
+        let inputs: Vec<Input> = [vec![b as i64, 16], vec![b as i64, 2, 3], vec![b as i64]]
+            .into_iter()
+            .map(|dims| {
+                let n = dims.iter().product::<i64>() as usize;
+                Input {
+                    column: Column::random(&mut rng, dtype, n, true),
+                    dims,
+                }
+            })
+            .collect();
+        let bytes = check_tensor(&ids, &inputs, b, true, &format!("large, dtype {dtype}"));
+        if dtype == 0 {
+            assert!(
+                bytes.len() >= 1 << 20,
+                "{} bytes: not the staged path",
+                bytes.len()
+            );
+        }
+    }
 }
 
 #[test]

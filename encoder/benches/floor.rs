@@ -1,0 +1,150 @@
+//! The encoder alone against the floor of its job: `write_*` into a
+//! preallocated buffer against filling that same buffer with one byte value
+//! (`slice::fill`, a memset), on the cases of the graph-mode benchmark
+//! (benchmarks/bench_graph.py). Single thread, no TensorFlow.
+//!
+//! Run: `cargo bench -p bpr-encoder --bench floor [-- --runs 5 --out FILE]`.
+//! Each run alternates write / fill for a number of rounds and keeps the
+//! median of each; the JSON written to `--out` holds every run.
+
+use bpr_encoder::{
+    continuous_size, tensor_response_size, write_continuous, write_tensor_response, Data, Tensor,
+};
+use std::hint::black_box;
+use std::time::Instant;
+
+/// Deterministic values with varied bits (no NaN, no subnormal: the common case).
+fn values(n: usize, seed: usize) -> Vec<f32> {
+    (0..n)
+        .map(|i| (((i + seed) * 2_654_435_761) % 100_003) as f32 / 7.0 - 7000.0)
+        .collect()
+}
+
+/// Seconds per call of `f`, repeated so one sample lasts about 2 ms.
+fn per_call(reps: usize, f: &mut dyn FnMut()) -> f64 {
+    let t0 = Instant::now();
+    for _ in 0..reps {
+        f();
+    }
+    t0.elapsed().as_secs_f64() / reps as f64
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+/// Median seconds per call of `write` and of `fill`, interleaved round by round.
+fn compare(write: &mut dyn FnMut(), fill: &mut dyn FnMut(), rounds: usize) -> (f64, f64) {
+    let once = per_call(3, write).max(1e-9);
+    let reps = ((2e-3 / once) as usize).clamp(1, 1_000_000);
+    let (mut w, mut f) = (Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        w.push(per_call(reps, write));
+        f.push(per_call(reps, fill));
+    }
+    (median(&mut w), median(&mut f))
+}
+
+struct Row {
+    case: String,
+    bytes: usize,
+    write_s: f64,
+    fill_s: f64,
+}
+
+fn run(rounds: usize) -> Vec<Row> {
+    let mut rows = Vec::new();
+    for &(batch, k) in &[
+        (1usize, 1usize),
+        (64, 4),
+        (1024, 4),
+        (8192, 16),
+        (65536, 16),
+    ] {
+        let keys: Vec<i64> = (100..100 + k as i64).collect();
+        let v = values(batch * k, 0);
+        let (kd, vd) = ([k as i64], [batch as i64, k as i64]);
+        let kt = Tensor::new(&kd, Data::I64(&keys)).unwrap();
+        let vt = Tensor::new(&vd, Data::F32(&v)).unwrap();
+        let mut out = vec![0u8; continuous_size(&kt, &vt).unwrap()];
+        let mut buf = vec![0u8; out.len()];
+        let (write_s, fill_s) = compare(
+            &mut || write_continuous(black_box(&kt), black_box(&vt), &mut out).unwrap(),
+            &mut || black_box(&mut buf[..]).fill(black_box(7)),
+            rounds,
+        );
+        rows.push(Row {
+            case: format!("continuous f32 B={batch} K={k}"),
+            bytes: out.len(),
+            write_s,
+            fill_s,
+        });
+    }
+    for &batch in &[64usize, 1024, 16384] {
+        let keys: Vec<i64> = (1..=4).collect();
+        let cols: Vec<Vec<f32>> = (0..4).map(|j| values(batch * 16, j)).collect();
+        let (kd, vd) = ([4i64], [batch as i64, 16]);
+        let kt = Tensor::new(&kd, Data::I64(&keys)).unwrap();
+        let vts: Vec<Tensor> = cols
+            .iter()
+            .map(|c| Tensor::new(&vd, Data::F32(c)).unwrap())
+            .collect();
+        let mut out = vec![0u8; tensor_response_size(&kt, &vts).unwrap()];
+        let mut buf = vec![0u8; out.len()];
+        let (write_s, fill_s) = compare(
+            &mut || write_tensor_response(black_box(&kt), black_box(&vts), &mut out).unwrap(),
+            &mut || black_box(&mut buf[..]).fill(black_box(7)),
+            rounds,
+        );
+        rows.push(Row {
+            case: format!("tensor 4 x f32 [B,16] B={batch}"),
+            bytes: out.len(),
+            write_s,
+            fill_s,
+        });
+    }
+    rows
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let flag = |name: &str| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1).cloned())
+    };
+    let runs: usize = flag("--runs").map_or(5, |s| s.parse().expect("--runs N"));
+    let rounds: usize = flag("--rounds").map_or(15, |s| s.parse().expect("--rounds N"));
+    let mut json = Vec::new();
+    for r in 0..runs {
+        let rows = run(rounds);
+        for row in &rows {
+            println!(
+                "run {} {:34} {:>11} B  write {:>10.2} us  memset {:>10.2} us  write/memset {:5.2}",
+                r + 1,
+                row.case,
+                row.bytes,
+                row.write_s * 1e6,
+                row.fill_s * 1e6,
+                row.write_s / row.fill_s
+            );
+        }
+        json.push(
+            rows.iter()
+                .map(|row| {
+                    format!(
+                        "{{\"case\": \"{}\", \"bytes\": {}, \"write_s\": {:e}, \"fill_s\": {:e}}}",
+                        row.case, row.bytes, row.write_s, row.fill_s
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(",\n    "),
+        );
+    }
+    if let Some(path) = flag("--out") {
+        let body = format!("[\n  [\n    {}\n  ]\n]\n", json.join("\n  ],\n  [\n    "));
+        std::fs::write(&path, body).expect("write --out");
+        println!("wrote {path}");
+    }
+}

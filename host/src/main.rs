@@ -207,7 +207,7 @@ fn feed(name: &str, info: &TensorInfo, batch: &Batch) -> Result<Feed, String> {
             && dims
                 .iter()
                 .zip(&batch.shape)
-                .all(|(d, &b)| d.map_or(true, |d| d < 0 || d as u64 == b));
+                .all(|(d, &b)| d.is_none_or(|d| d < 0 || d as u64 == b));
         if !fits {
             let want: Vec<String> = dims
                 .iter()

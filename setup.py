@@ -76,7 +76,18 @@ class BinaryDistribution(Distribution):
         return True
 
 
-class PackPrebuilt(build_py):
+class FreshBuildPy(build_py):
+    """setuptools reuses build/lib: a library left there by an earlier build
+    (another mode, another TensorFlow) would be packed too. build_py runs
+    before build_ext, so this never removes the library of this build."""
+
+    def run(self):
+        for stale in (Path(self.build_lib) / "bpr_ops").glob("libbpr_ops*.so"):
+            stale.unlink()
+        super().run()
+
+
+class PackPrebuilt(FreshBuildPy):
     def run(self):
         super().run()
         package = Path(self.build_lib) / "bpr_ops"
@@ -106,7 +117,7 @@ else:
         "rust_extensions": [
             RustExtension("bpr_ops.libbpr_ops", path="Cargo.toml", binding=Binding.NoBinding, py_limited_api=False)
         ],
-        "cmdclass": {"bdist_wheel": PlatformWheel},
+        "cmdclass": {"bdist_wheel": PlatformWheel, "build_py": FreshBuildPy},
     }
 
 setup(zip_safe=False, **options)

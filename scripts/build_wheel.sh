@@ -11,7 +11,7 @@ tools="$(scripts/tools_venv.sh)"
 minors="$(grep -v "^#" scripts/tf_versions.txt | cut -d. -f1,2)"
 
 # Nothing from an earlier build may slip into this one (setuptools reuses build/lib).
-rm -rf build/prebuilt build/lib build/bdist.* build/wheel-raw
+rm -rf build/prebuilt build/lib* build/bdist.* build/wheel-raw
 mkdir -p build/prebuilt dist
 for minor in $minors; do
   lib="$(scripts/build_for_tf.sh "$minor")"

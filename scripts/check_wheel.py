@@ -28,7 +28,7 @@ ALLOWED_NEEDED = {
 RUNPATH = "$ORIGIN/../tensorflow"
 
 
-def main(wheel: Path, tensorflow_lib: str) -> list[str]:
+def main(wheel: Path) -> list[str]:
     problems = []
     minors = [line.rsplit(".", 1)[0] for line in (ROOT / "scripts/tf_versions.txt").read_text().split()
               if not line.startswith("#") and line[0].isdigit()]
@@ -59,8 +59,11 @@ def main(wheel: Path, tensorflow_lib: str) -> list[str]:
     # `auditwheel show` cannot be told that libtensorflow_framework.so.2 is
     # excluded (repair can): its overall tag stays linux_x86_64 because that
     # library is not bundled. Its symbol tag is the wheel's manylinux tag, and
-    # TensorFlow's framework must be the only library it would bundle.
-    env = {**os.environ, "AUDITWHEEL_LD_LIBRARY_PATH": tensorflow_lib}
+    # TensorFlow's framework must be the only library it would bundle. The
+    # framework stays unresolved (no TensorFlow on its search path): found, its
+    # own symbols would count (TensorFlow 2.21's need manylinux_2_27), which
+    # the user's TensorFlow brings whatever our tag.
+    env = {k: v for k, v in os.environ.items() if k not in ("AUDITWHEEL_LD_LIBRARY_PATH", "LD_LIBRARY_PATH")}
     show = subprocess.run(["auditwheel", "show", "--json", str(wheel)], capture_output=True, text=True, env=env)
     try:
         report = json.loads(show.stdout)
@@ -78,8 +81,7 @@ def main(wheel: Path, tensorflow_lib: str) -> list[str]:
 
 
 if __name__ == "__main__":
-    # argv[2]: a TensorFlow's lib directory, where auditwheel finds its framework.
-    problems = main(Path(sys.argv[1]), sys.argv[2])
+    problems = main(Path(sys.argv[1]))
     for p in problems:
         print(f"check_wheel: {p}", file=sys.stderr)
     if problems:

@@ -20,9 +20,16 @@ cd "$(dirname "$0")/.."
 root="$PWD"
 versions="$(grep -v '^#' scripts/tf_versions.txt)"
 out=build/matrix
-rm -rf "$out" && mkdir -p "$out"
+# MATRIX_ONLY=wheel: steps 2 and 3 only, with the harness results of the last
+# full run (build/matrix/harness-*.txt), e.g. after changing only packaging.
+only="${MATRIX_ONLY:-}"
+if [ "$only" = wheel ]; then
+  ls "$out"/harness-*.txt >/dev/null 2>&1 || { echo "[matrix] MATRIX_ONLY=wheel: no harness results in $out"; exit 1; }
+  rm -f "$out"/wheel-* "$out"/smoke-* "$out"/install-* "$out"/pip-list-*
+else
+  rm -rf "$out" && mkdir -p "$out"
+fi
 failed=0
-rows=()
 
 # Pythons for the fresh wheel venvs: spread over 3.10 to 3.13 (each one a
 # Python the minor has wheels for), where this machine has them; else python3.
@@ -40,6 +47,7 @@ summary() {  # pytest's closing counts, without the timing
 }
 
 for version in $versions; do
+  [ "$only" = wheel ] && break
   minor="${version%.*}"
   echo "=== [matrix] TensorFlow $version: build and op harness"
   venv="$(scripts/tf_venv.sh "$minor")"

@@ -7,7 +7,7 @@
 #     per minor, with that TensorFlow only (and once with the full `tensorflow`
 #     distribution, which must not bring tensorflow-cpu along); run both ops
 #     and bpr-decode there (scripts/wheel_smoke.py).
-#  3. Write the results as a table into README.md (between the matrix markers).
+#  3. Write the results as a table into README.md (scripts/matrix_table.py).
 # Keeps going after a failure so the table shows every row; exits 1 if any failed.
 #
 # Not in the per-minor harness: test_serving_host.py (builds the Rust serving
@@ -108,41 +108,6 @@ else
 fi
 
 # The table.
-python3 - "$out" "$tag" "$default" <<'PY'
-import json, re, sys
-from pathlib import Path
-out, tag, default = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
-versions = [v for v in Path("scripts/tf_versions.txt").read_text().split() if v[0].isdigit()]
-rows = ["| TensorFlow | Keras | numpy | op harness (pytest tests/python) on the build for it | the wheel, fresh venv: both ops and bpr-decode |",
-        "|---|---|---|---|---|"]
-def smoke(label):
-    try:
-        return json.loads((out / f"smoke-{label}.json").read_text().strip().splitlines()[-1])
-    except Exception:
-        return {}
-for version in versions:
-    minor = version.rsplit(".", 1)[0]
-    info = smoke(minor)
-    harness = (out / f"harness-{minor}.txt").read_text().strip()
-    wheel = (out / f"wheel-{minor}.txt").read_text().strip()
-    if info:
-        wheel = f"{wheel}, Python {info['python']}, `{info['library']}`"
-    rows.append(f"| tensorflow-cpu {version} | {info.get('keras', '?')} | {info.get('numpy', '?')} | {harness} | {wheel} |")
-info = smoke("full")
-full = (out / "wheel-full.txt").read_text().strip()
-rows.append(f"| tensorflow {default} (not -cpu) | {info.get('keras', '?')} | {info.get('numpy', '?')} | (the build for {default.rsplit('.', 1)[0]}) | "
-            f"{full}, Python {info.get('python', '?')}, no tensorflow-cpu installed beside it |")
-table = "\n".join(rows)
-note = (f"Measured by `make matrix` with `bpr_ops-0.1.0-py3-none-{tag}.whl`. Keras and numpy: the versions "
-        "pip chose for each TensorFlow in the wheel's fresh venv (the harness venvs get the same ones).")
-readme = Path("README.md")
-text = readme.read_text()
-start, end = "<!-- matrix:start -->", "<!-- matrix:end -->"
-if start not in text:
-    sys.exit("README.md has no matrix markers")
-text = re.sub(re.escape(start) + ".*?" + re.escape(end), f"{start}\n{table}\n\n{note}\n{end}", text, flags=re.S)
-readme.write_text(text)
-print(table)
-PY
+python3 scripts/matrix_table.py "$out" "$tag" || failed=1
 [ "$failed" = 0 ] || { echo "[matrix] FAILED (see build/matrix/)"; exit 1; }
 echo "[matrix] all passed"

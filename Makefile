@@ -1,6 +1,8 @@
 # make test   - every test (Rust and Python), from a fresh clone
 # make demo   - export a model through the ops, serve it with the Rust host, print the decoded response
 # make build  - target/release/libbpr_ops.so
+# make wheel  - the release wheel in dist/: a library per TensorFlow 2.16 to 2.21
+# make matrix - each supported TensorFlow: op harness on its build, the wheel in a fresh venv
 # Each target sets up what it needs (scripts/setup.sh: system packages, Rust version, .venv).
 # make fresh-check - the two README commands in a fresh Debian 12 root (slow; needs root)
 
@@ -10,7 +12,7 @@ VENV_PY := $(CURDIR)/.venv/bin/python
 export PYTHON := $(VENV_PY)
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: all setup build test test-rust test-python lint demo bench fuzz memcheck test-slow fresh-check clean
+.PHONY: all setup build test test-rust test-python test-python-oldest-tf wheel matrix lint demo bench fuzz memcheck test-slow fresh-check clean
 
 all: build
 
@@ -20,13 +22,32 @@ setup:
 build: setup
 	cargo build --release
 
-test: build test-rust test-python
+test: build test-rust test-python test-python-oldest-tf
 
 test-rust: setup
 	cargo test --release
 
 test-python: build
 	$(VENV_PY) -m pytest tests/python
+
+# The oldest supported TensorFlow too (the default is the newest): the library
+# built against it as the wheel packs it (scripts/build_for_tf.sh, cached venv
+# outside the tree), the op harness pointed at that build. Not the serving host
+# and source-wheel tests: they build against the default TensorFlow (make matrix
+# says why). Every other minor: `make matrix`.
+OLDEST_TF := $(shell grep -v '^\#' scripts/tf_versions.txt | head -1 | cut -d. -f1,2)
+test-python-oldest-tf: setup
+	lib=$$(scripts/build_for_tf.sh $(OLDEST_TF)) && venv=$$(scripts/tf_venv.sh $(OLDEST_TF)) && \
+	  BPR_OPS_LIBRARY=$$lib PYTHON=$$venv/bin/python $$venv/bin/python -m pytest tests/python \
+	    --ignore tests/python/test_serving_host.py --ignore tests/python/test_wheel.py
+
+# The release wheel (dist/bpr_ops-*-manylinux_*.whl), checked by scripts/check_wheel.py.
+wheel: setup
+	scripts/build_wheel.sh
+
+# Every supported TensorFlow, measured; writes the table in README.md. Not in CI (about an hour).
+matrix: setup
+	scripts/matrix.sh
 
 lint:
 	@scripts/setup.sh lint

@@ -111,10 +111,30 @@ fn main() {
     for flag in &tf.compile_flags {
         build.flag(flag);
     }
+    let compiler = build.get_compiler();
     build.compile("bpr_shim");
     println!("cargo:rustc-link-search=native={}", out_dir.display());
     println!("cargo:rustc-link-lib=static:+whole-archive=bpr_shim");
-    println!("cargo:rustc-link-lib=stdc++");
+    // The shim's C++ runtime is the libstdc++ (and libgcc_s) of the compiler
+    // that built it, TensorFlow's: linked by file, so that a linker with a C++
+    // runtime of its own (zig, which a release wheel links with to reach old
+    // glibc versions: scripts/build_for_tf.sh) cannot put libc++ in its place.
+    for lib in ["libstdc++.so.6", "libgcc_s.so.1"] {
+        match Command::new(compiler.path())
+            .arg(format!("-print-file-name={lib}"))
+            .output()
+        {
+            Ok(out) if out.status.success() && out.stdout.starts_with(b"/") => {
+                let path = String::from_utf8_lossy(&out.stdout).trim().to_string();
+                println!("cargo:rustc-link-arg={path}");
+            }
+            // Not found by name: leave it to the linker's own search.
+            _ => println!(
+                "cargo:rustc-link-lib=dylib={}",
+                &lib[3..lib.find('.').unwrap_or(lib.len())]
+            ),
+        }
+    }
 
     for flag in &tf.link_flags {
         if let Some(dir) = flag.strip_prefix("-L") {
@@ -130,9 +150,15 @@ fn main() {
     // Found at run time without LD_LIBRARY_PATH: first TensorFlow next to an
     // installed package (site-packages/bpr_ops/../tensorflow), then the one we
     // built against. In a Python process TensorFlow is already loaded and the
-    // soname matches, so neither path is searched there.
-    println!("cargo:rustc-link-arg=-Wl,-rpath,$ORIGIN/../tensorflow");
-    println!("cargo:rustc-link-arg=-Wl,-rpath,{}", tf.lib_dir);
+    // soname matches, so neither path is searched there. A wheel sets
+    // BPR_OPS_RPATH to the first alone: the build machine's path means
+    // nothing on the machines the wheel is installed on.
+    println!("cargo:rerun-if-env-changed=BPR_OPS_RPATH");
+    let rpath = env::var("BPR_OPS_RPATH")
+        .unwrap_or_else(|_| format!("$ORIGIN/../tensorflow:{}", tf.lib_dir));
+    for dir in rpath.split(':').filter(|d| !d.is_empty()) {
+        println!("cargo:rustc-link-arg=-Wl,-rpath,{dir}");
+    }
 
     println!("cargo:rustc-env=BPR_OPS_TF_VERSION={}", tf.version);
 

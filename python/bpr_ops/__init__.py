@@ -9,9 +9,25 @@
 The op library is loaded on first use (see `bpr_ops._loader`).
 """
 
-from ._loader import LibraryLoadError, library_path, load_library
-from .decode import DecodeError, SparseTensorValue, decode_batch_prediction_response
-from .feature_ids import feature_id, feature_ids
+import importlib.util
+
+from ._loader import SUPPORTED_TENSORFLOW
+
+# TensorFlow is an extra of the wheel (a hard requirement would make pip
+# install tensorflow-cpu next to a user's tensorflow: one import package, two
+# distributions), so its absence gets a message saying what to install rather
+# than "No module named 'keras'" from deep inside.
+if importlib.util.find_spec("tensorflow") is None:
+    raise ImportError(
+        f"bpr_ops needs TensorFlow ({SUPPORTED_TENSORFLOW}), which is not installed in this Python "
+        "environment: install it with bpr_ops, `pip install 'bpr-ops[tensorflow]'` (or "
+        "`'bpr-ops[tensorflow-cpu]'` for the CPU-only build)",
+        name="tensorflow",
+    )
+
+from ._loader import LibraryLoadError, UnsupportedTensorFlowError, library_path, load_library  # noqa: E402
+from .decode import DecodeError, SparseTensorValue, decode_batch_prediction_response  # noqa: E402
+from .feature_ids import feature_id, feature_ids  # noqa: E402
 from .layers import BatchPredictionTensorWriter, BatchPredictionWriter
 from .ops import batch_prediction_response_writer, batch_prediction_tensor_response_writer
 
@@ -23,6 +39,7 @@ __all__ = [
     "DecodeError",
     "LibraryLoadError",
     "SparseTensorValue",
+    "UnsupportedTensorFlowError",
     "batch_prediction_response_writer",
     "batch_prediction_tensor_response_writer",
     "decode_batch_prediction_response",

@@ -17,7 +17,6 @@ import tensorflow as tf
 import bpr_ops
 import thrift_check
 
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def continuous_model(keys=(11, 12, 13)):
@@ -35,12 +34,14 @@ def tensor_model(keys=(21, 22)):
 
 def serve_in_fresh_process(model_dir: Path, inputs: np.ndarray, tmp: Path) -> bytes:
     """Loads the SavedModel where nothing but TensorFlow and the op library is
-    imported (as a model server does) and returns the response bytes."""
+    imported (as a model server does) and returns the response bytes. The
+    library is the one this process tests (BPR_OPS_LIBRARY when set), never a
+    build found elsewhere."""
     np.save(tmp / "inputs.npy", inputs)
     script = textwrap.dedent(
         f"""
         import numpy as np, tensorflow as tf
-        tf.load_op_library({str(ROOT / "target/release/libbpr_ops.so")!r})
+        tf.load_op_library({str(bpr_ops.library_path())!r})
         fn = tf.saved_model.load({str(model_dir)!r}).signatures["serving_default"]
         out, = fn(tf.constant(np.load({str(tmp / "inputs.npy")!r}))).values()
         open({str(tmp / "out.bin")!r}, "wb").write(out.numpy().tobytes())

@@ -2,7 +2,7 @@
 panics inside every kernel call while BPR_OPS_TEST_PANIC is set. The call must raise an error
 (InternalError) and the same process must go on serving correct responses afterwards.
 
-The library is built into its own target directory (target/test-panic) and loaded in a
+The library is built into its own target directory (target/test-panic-tfX.Y) and loaded in a
 subprocess through BPR_OPS_LIBRARY, so this test process keeps the normal library."""
 
 from __future__ import annotations
@@ -14,9 +14,13 @@ import textwrap
 from pathlib import Path
 
 import pytest
+import tensorflow as tf
 
 ROOT = Path(__file__).resolve().parents[2]
-TARGET = ROOT / "target" / "test-panic"
+# Built against the TensorFlow this process runs (make matrix runs the harness
+# under each supported minor): one target directory per minor, so that
+# switching does not rebuild everything.
+TARGET = ROOT / "target" / f"test-panic-tf{'.'.join(tf.__version__.split('.')[:2])}"
 LIBRARY = TARGET / "release" / "libbpr_ops.so"
 
 CHILD = textwrap.dedent(

@@ -1,6 +1,9 @@
-"""The shipping path: `pip wheel .` (PEP 517, isolated build), installed into a
-new venv, used from outside the source tree: the op, the packaged library, the
-TensorFlow pin in the metadata, and the bpr-decode console script."""
+"""The source path: `pip wheel .` (PEP 517, isolated build), installed into a
+new venv, used from outside the source tree: the op, the packaged library,
+TensorFlow as an extra limited to the minor it was built against (never a hard
+requirement), the ImportError without TensorFlow, and the bpr-decode console
+script. The release wheel (a library per minor) is `make wheel`, tested by
+`make matrix` (scripts/check_wheel.py, scripts/wheel_smoke.py)."""
 
 import os
 import subprocess
@@ -43,22 +46,49 @@ def installed(tmp_path_factory):
     run([sys.executable, "-m", "pip", "wheel", str(ROOT), "-w", str(tmp / "dist"), "--no-deps", "-q"], env=env)
     (wheel,) = (tmp / "dist").glob("bpr_ops-*.whl")
     run([sys.executable, "-m", "venv", str(tmp / "venv")])
-    run([str(tmp / "venv/bin/pip"), "install", "-q", "--disable-pip-version-check", str(wheel)], env=env)
-    return tmp, wheel, {**env, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    pip = [str(tmp / "venv/bin/pip"), "install", "-q", "--disable-pip-version-check"]
+    # TensorFlow is an extra: the wheel alone brings none, and says so on import.
+    run(pip + [str(wheel)], env=env)
+    no_tf = subprocess.run([str(tmp / "venv/bin/python"), "-c", "import bpr_ops"], capture_output=True, text=True,
+                           cwd=tmp, env=env)
+    run(pip + [f"{wheel}[tensorflow-cpu]"], env=env)
+    return tmp, wheel, {**env, "TF_CPP_MIN_LOG_LEVEL": "3"}, no_tf
 
 
 def test_wheel_metadata(installed):
-    _, wheel, _ = installed
+    _, wheel, _, _ = installed
     assert wheel.name.endswith("-py3-none-linux_x86_64.whl"), wheel.name
     with zipfile.ZipFile(wheel) as z:
         names = z.namelist()
         metadata = z.read(next(n for n in names if n.endswith(".dist-info/METADATA"))).decode()
     assert any(n.startswith("bpr_ops/libbpr_ops") and n.endswith(".so") for n in names), names
-    assert "Requires-Dist: tensorflow-cpu<2.22,>=2.21" in metadata, metadata
+    requires = [line for line in metadata.splitlines() if line.startswith("Requires-Dist:")]
+    # Built against tensorflow-cpu 2.21 (pyproject.toml): both extras name that minor.
+    assert sorted(requires) == sorted([
+        "Requires-Dist: numpy",
+        'Requires-Dist: tensorflow<2.22,>=2.21; extra == "tensorflow"',
+        'Requires-Dist: tensorflow-cpu<2.22,>=2.21; extra == "tensorflow-cpu"',
+    ]), metadata
+    assert "Requires-Python: >=3.10" in metadata, metadata
+
+
+def test_without_tensorflow_the_import_says_what_to_install(installed):
+    *_, no_tf = installed
+    assert no_tf.returncode != 0
+    assert no_tf.stderr.strip().splitlines()[-1].startswith(
+        "ImportError: bpr_ops needs TensorFlow (2.16 to 2.21), which is not installed"), no_tf.stderr
+
+
+def test_the_library_has_no_path_of_the_build_machine(installed):
+    tmp, _, _, _ = installed
+    (library,) = (tmp / "venv").glob("lib/python*/site-packages/bpr_ops/libbpr_ops*.so")
+    dynamic = run(["readelf", "-d", str(library)]).stdout
+    runpath = [line for line in dynamic.splitlines() if "RUNPATH" in line or "RPATH" in line]
+    assert len(runpath) == 1 and runpath[0].endswith("[$ORIGIN/../tensorflow]"), runpath
 
 
 def test_op_and_decode_command_from_outside_the_source_tree(installed):
-    tmp, _, env = installed
+    tmp, _, env, _ = installed
     response = tmp / "response.bin"
     done = run([str(tmp / "venv/bin/python"), "-c", CHECK, str(response)], cwd=tmp, env=env)
     assert done.stdout.startswith("ok libbpr_ops"), done.stdout

@@ -56,6 +56,7 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
+/// The encoder's result type.
 pub type Result<T> = std::result::Result<T, Error>;
 
 /// Formats a shape the way TensorFlow prints it: `[2,3]`, `[]` for a scalar.

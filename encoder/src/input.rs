@@ -13,6 +13,7 @@ pub trait StringSource: Sync {
     fn len(&self) -> usize;
     /// String `index` (`index < len()`), as raw bytes: not necessarily UTF-8.
     fn get(&self, index: usize) -> &[u8];
+    /// True when there are no strings.
     fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -59,32 +60,50 @@ impl<S: StringSource + ?Sized> StringSource for &S {
 /// The elements of a tensor, row-major.
 #[derive(Clone, Copy)]
 pub enum Data<'a> {
+    /// `float`.
     F32(&'a [f32]),
+    /// `double`.
     F64(&'a [f64]),
+    /// `half`.
     F16(&'a [f16]),
+    /// `bfloat16`.
     BF16(&'a [bf16]),
+    /// `int32`.
     I32(&'a [i32]),
+    /// `int64`.
     I64(&'a [i64]),
+    /// `uint8`.
     U8(&'a [u8]),
     /// Quantized outputs; written as Thrift `BYTE`, one byte per element.
     I8(&'a [i8]),
     /// One byte per element, as TensorFlow stores `bool`.
     Bool(&'a [u8]),
+    /// `string`: byte strings, not necessarily UTF-8, read in place.
     Str(&'a dyn StringSource),
 }
 
 /// Element types, named as TensorFlow names them in messages.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DType {
+    /// `float`.
     F32,
+    /// `double`.
     F64,
+    /// `half`.
     F16,
+    /// `bfloat16`.
     BF16,
+    /// `int32`.
     I32,
+    /// `int64`.
     I64,
+    /// `uint8`.
     U8,
+    /// `int8`.
     I8,
+    /// `bool`.
     Bool,
+    /// `string`.
     Str,
 }
 
@@ -106,6 +125,7 @@ impl fmt::Display for DType {
 }
 
 impl<'a> Data<'a> {
+    /// Number of elements.
     pub fn len(&self) -> usize {
         match self {
             Data::F32(v) => v.len(),
@@ -120,6 +140,7 @@ impl<'a> Data<'a> {
         }
     }
 
+    /// True when there are no elements.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -140,6 +161,7 @@ impl<'a> Data<'a> {
         }
     }
 
+    /// The element type.
     pub fn dtype(&self) -> DType {
         match self {
             Data::F32(_) => DType::F32,
@@ -193,18 +215,22 @@ impl<'a> Tensor<'a> {
         Ok(Tensor { dims, data })
     }
 
+    /// The shape.
     pub fn dims(&self) -> &'a [i64] {
         self.dims
     }
 
+    /// The elements, row-major.
     pub fn data(&self) -> Data<'a> {
         self.data
     }
 
+    /// The number of dimensions.
     pub fn rank(&self) -> usize {
         self.dims.len()
     }
 
+    /// The element type.
     pub fn dtype(&self) -> DType {
         self.data.dtype()
     }

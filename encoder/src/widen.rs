@@ -94,11 +94,13 @@ pub fn bf16_to_f32(x: bf16) -> f32 {
     f32::from_bits(u32::from(x.to_bits()) << 16)
 }
 
+/// f16 -> f64, exact for every value (NaN payloads kept).
 #[inline]
 pub fn f16_to_f64(x: f16) -> f64 {
     f32_to_f64(f16_to_f32(x))
 }
 
+/// bf16 -> f64, exact for every value (NaN payloads kept).
 #[inline]
 pub fn bf16_to_f64(x: bf16) -> f64 {
     f32_to_f64(bf16_to_f32(x))

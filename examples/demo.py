@@ -45,19 +45,21 @@ with held_stderr():
 
     import bpr_ops
 
-# Feature ids a consumer knows these predictions by.
-KEYS = {1001: "p_click", 1002: "p_like", 1003: "p_reply"}
-EMBEDDING_KEY = 2001
+# Feature names the consumers look these predictions up by: the layers write
+# their twml feature ids (bpr_ops.feature_ids), what Feature.Continuous("p_click")
+# finds on the JVM side.
+NAMES = ["p_click", "p_like", "p_reply"]
+EMBEDDING = "embedding"
 
 
 def build_models():
     keras.utils.set_random_seed(7)
     features = keras.Input((4,), name="features")
     hidden = keras.layers.Dense(8, activation="relu")(features)
-    scores = keras.layers.Dense(len(KEYS), activation="sigmoid")(hidden)
-    continuous = keras.Model(features, bpr_ops.BatchPredictionWriter(list(KEYS))(scores))
+    scores = keras.layers.Dense(len(NAMES), activation="sigmoid")(hidden)
+    continuous = keras.Model(features, bpr_ops.BatchPredictionWriter(NAMES)(scores))
     embedding = keras.layers.Dense(3)(hidden)
-    tensors = keras.Model(features, bpr_ops.BatchPredictionTensorWriter([EMBEDDING_KEY])([embedding]))
+    tensors = keras.Model(features, bpr_ops.BatchPredictionTensorWriter([EMBEDDING])([embedding]))
     return continuous, tensors
 
 
@@ -83,21 +85,25 @@ def main():
         print(f"exported 2 SavedModels; serving a batch of {len(batch)} through target/release/bpr-host")
         served = {name: serve(work / name, batch, work) for name in ("continuous", "tensor")}
 
+    print("keys, by name: " + ", ".join(
+        f"{name} = feature id {key}" for name, key in zip(NAMES + [EMBEDDING], bpr_ops.feature_ids(NAMES + [EMBEDDING]))
+    ))
+
+    # Decoded with the names: every key one of them hashes to shows as that name.
     data = served["continuous"]
-    records = bpr_ops.decode_batch_prediction_response(data)
+    records = bpr_ops.decode_batch_prediction_response(data, names=NAMES)
     print(f"\nBatchPredictionWriter: {len(data)} bytes, {len(records)} records (continuousFeatures)")
-    header = ["record"] + [f"{k} {v}" for k, v in KEYS.items()]
-    print("  ".join(f"{h:>14}" for h in header))
+    print("  ".join(f"{h:>10}" for h in ["record"] + NAMES))
     for i, record in enumerate(records):
-        print("  ".join([f"{i:>14}"] + [f"{record[k]:>14.6f}" for k in KEYS]))
+        print("  ".join([f"{i:>10}"] + [f"{record[name]:>10.6f}" for name in NAMES]))
 
     data = served["tensor"]
-    records = bpr_ops.decode_batch_prediction_response(data)
+    records = bpr_ops.decode_batch_prediction_response(data, names=[EMBEDDING])
     print(f"\nBatchPredictionTensorWriter: {len(data)} bytes, {len(records)} records (tensors)")
-    print(f"{'record':>14}  {EMBEDDING_KEY} embedding")
+    print(f"{'record':>10}  {EMBEDDING}")
     for i, record in enumerate(records):
-        row = record[EMBEDDING_KEY]
-        print(f"{i:>14}  {row.dtype}{list(row.shape)} {np.array2string(row, precision=4)}")
+        row = record[EMBEDDING]
+        print(f"{i:>10}  {row.dtype}{list(row.shape)} {np.array2string(row, precision=4)}")
 
 
 if __name__ == "__main__":

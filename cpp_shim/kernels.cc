@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <new>
 
 #include "absl/container/inlined_vector.h"
 #include "bpr_ops.h"
@@ -47,8 +48,29 @@ bool DtypeCode(DataType dt, bpr_dtype* code) {
   }
 }
 
+// std::allocator<T>::allocate of GCC 11+ calls std::__throw_bad_array_new_length
+// (GLIBCXX_3.4.29) on overflow, and absl::InlinedVector calls it unguarded: that
+// one symbol would raise the release wheel's tag from manylinux_2_24 to 2_34
+// (README, "Install"). The inline vectors allocate through this instead.
+template <typename T>
+struct PlainAllocator {
+  using value_type = T;
+  PlainAllocator() = default;
+  template <typename U>
+  PlainAllocator(const PlainAllocator<U>&) {}
+  T* allocate(size_t n) {
+    if (n > SIZE_MAX / sizeof(T)) throw std::bad_alloc();
+    return static_cast<T*>(::operator new(n * sizeof(T)));
+  }
+  void deallocate(T* p, size_t) { ::operator delete(p); }
+  friend bool operator==(const PlainAllocator&, const PlainAllocator&) { return true; }
+  friend bool operator!=(const PlainAllocator&, const PlainAllocator&) { return false; }
+};
+template <typename T, size_t N>
+using InlineVector = absl::InlinedVector<T, N, PlainAllocator<T>>;
+
 // Dims of one input: inline up to rank 4, so a call allocates nothing here.
-using Dims = absl::InlinedVector<int64_t, 4>;
+using Dims = InlineVector<int64_t, 4>;
 
 // A view of `t`; `dims` must outlive it.
 absl::Status View(const Tensor& t, Dims* dims, bpr_tensor* view) {
@@ -155,8 +177,8 @@ class TensorWriterOp : public OpKernel {
     OP_REQUIRES_OK(ctx, View(ctx->input(0), &key_dims, &keys));
     // Input 0 is keys; the values list follows (no name lookup per call).
     const int num_values = ctx->num_inputs() - 1;
-    absl::InlinedVector<Dims, 8> dims(num_values);
-    absl::InlinedVector<bpr_tensor, 8> values(num_values);
+    InlineVector<Dims, 8> dims(num_values);
+    InlineVector<bpr_tensor, 8> values(num_values);
     for (int j = 0; j < num_values; ++j) {
       OP_REQUIRES_OK(ctx, View(ctx->input(j + 1), &dims[j], &values[j]));
     }

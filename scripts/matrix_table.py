@@ -49,7 +49,7 @@ def main(out: Path, tag: str):
     rows.append(f"| tensorflow {default} (the full package) | (the build for {default.rsplit('.', 1)[0]}, above) | "
                 f"| {full}, and no tensorflow-cpu installed next to it | "
                 f"{w.get('python', '?')}, {w.get('keras', '?')}, {w.get('numpy', '?')} |")
-    note = (f"Measured by `make matrix` with `bpr_ops-0.1.0-py3-none-{tag}.whl`. Keras and numpy are the "
+    note = (f"Measured by `make matrix` with `bpr_ops-0.1.0-{tag}.whl`. Keras and numpy are the "
             "versions pip chose for each TensorFlow and Python (Keras 3.13 and later need Python 3.11). "
             "The 4 skipped tests are `test_large_output.py`'s over-2-GiB cases (`make test-slow`).")
     readme = Path("README.md")

@@ -397,11 +397,8 @@ pub unsafe extern "C" fn bpr_continuous_write(
                 output(out, out_size)?,
             )
         };
-        unsafe {
-            with_runner(runner, |r| {
-                bpr_encoder::write_continuous_with(&k, &v, out, r)
-            })
-        }
+        let plan = bpr_encoder::plan_continuous(&k, &v)?;
+        unsafe { with_runner(runner, |r| write_continuous(&plan, out, r)) }
     })
 }
 
@@ -602,9 +599,36 @@ pub unsafe extern "C" fn bpr_continuous_encode(
         let Some(out) = (unsafe { host_output(alloc, alloc_context, plan.size())? }) else {
             return Ok(false);
         };
-        unsafe { with_runner(runner, |r| plan.write(out, r)) }?;
+        unsafe { with_runner(runner, |r| write_continuous(&plan, out, r)) }?;
         Ok(true)
     })
+}
+
+/// Whether the continuous writer runs its AVX2 code: the CPU has AVX2 and
+/// `BPR_OPS_PORTABLE` is not set (it forces the portable code, the same bytes;
+/// for tests, and a way out should the AVX2 code ever be suspected). Decided
+/// once per process.
+#[cfg(target_arch = "x86_64")]
+fn use_avx2() -> bool {
+    static AVX2: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *AVX2.get_or_init(|| {
+        std::env::var_os("BPR_OPS_PORTABLE").is_none() && is_x86_feature_detected!("avx2")
+    })
+}
+
+/// Writes a validated continuous call with the fastest code this CPU runs.
+fn write_continuous(
+    plan: &bpr_encoder::ContinuousPlan<'_>,
+    out: &mut [u8],
+    runner: &dyn Runner,
+) -> Result<()> {
+    #[cfg(target_arch = "x86_64")]
+    if use_avx2() {
+        // SAFETY: use_avx2() checked that this CPU has AVX2, the one
+        // requirement of a #[target_feature(enable = "avx2")] function.
+        return unsafe { plan.write_avx2(out, runner) };
+    }
+    plan.write(out, runner)
 }
 
 /// # Safety

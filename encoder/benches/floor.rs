@@ -8,7 +8,8 @@
 //! median of each; the JSON written to `--out` holds every run.
 
 use bpr_encoder::{
-    continuous_size, tensor_response_size, write_continuous, write_tensor_response, Data, Tensor,
+    continuous_size, plan_continuous, tensor_response_size, write_continuous,
+    write_tensor_response, Data, Serial, Tensor,
 };
 use std::hint::black_box;
 use std::time::Instant;
@@ -34,22 +35,39 @@ fn median(v: &mut [f64]) -> f64 {
     v[v.len() / 2]
 }
 
-/// Median seconds per call of `write` and of `fill`, interleaved round by round.
-fn compare(write: &mut dyn FnMut(), fill: &mut dyn FnMut(), rounds: usize) -> (f64, f64) {
-    let once = per_call(3, write).max(1e-9);
+/// Median seconds per call of each series, interleaved round by round (the
+/// first series, the slowest, sets the repetitions).
+fn compare(series: &mut [&mut dyn FnMut()], rounds: usize) -> Vec<f64> {
+    let once = per_call(3, series[0]).max(1e-9);
     let reps = ((2e-3 / once) as usize).clamp(1, 1_000_000);
-    let (mut w, mut f) = (Vec::new(), Vec::new());
+    let mut times = vec![Vec::new(); series.len()];
     for _ in 0..rounds {
-        w.push(per_call(reps, write));
-        f.push(per_call(reps, fill));
+        for (f, t) in series.iter_mut().zip(&mut times) {
+            t.push(per_call(reps, *f));
+        }
     }
-    (median(&mut w), median(&mut f))
+    times.iter_mut().map(|t| median(t)).collect()
+}
+
+/// Whether this CPU runs the AVX2 writers.
+fn avx2() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        is_x86_feature_detected!("avx2")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
 }
 
 struct Row {
     case: String,
     bytes: usize,
+    /// The portable writer (`write_*`).
     write_s: f64,
+    /// The AVX2 writer, on a CPU that has it (the TensorFlow op's choice).
+    avx2_s: Option<f64>,
     fill_s: f64,
 }
 
@@ -68,16 +86,32 @@ fn run(rounds: usize) -> Vec<Row> {
         let kt = Tensor::new(&kd, Data::I64(&keys)).unwrap();
         let vt = Tensor::new(&vd, Data::F32(&v)).unwrap();
         let mut out = vec![0u8; continuous_size(&kt, &vt).unwrap()];
+        let mut out2 = out.clone();
         let mut buf = vec![0u8; out.len()];
-        let (write_s, fill_s) = compare(
-            &mut || write_continuous(black_box(&kt), black_box(&vt), &mut out).unwrap(),
-            &mut || black_box(&mut buf[..]).fill(black_box(7)),
-            rounds,
-        );
+        let plan = plan_continuous(&kt, &vt).unwrap();
+        let mut write = || write_continuous(black_box(&kt), black_box(&vt), &mut out).unwrap();
+        let mut fill = || black_box(&mut buf[..]).fill(black_box(7));
+        let (write_s, avx2_s, fill_s) = if avx2() {
+            let mut simd = || {
+                let plan = black_box(&plan);
+                // SAFETY: this CPU has AVX2 (avx2() checked it above).
+                #[cfg(target_arch = "x86_64")]
+                unsafe { plan.write_avx2(&mut out2, &Serial) }.unwrap()
+            };
+            let t = compare(&mut [&mut write, &mut simd, &mut fill], rounds);
+            (t[0], Some(t[1]), t[2])
+        } else {
+            let t = compare(&mut [&mut write, &mut fill], rounds);
+            (t[0], None, t[1])
+        };
+        if avx2_s.is_some() {
+            assert_eq!(out, out2, "the AVX2 writer's bytes differ");
+        }
         rows.push(Row {
             case: format!("continuous f32 B={batch} K={k}"),
             bytes: out.len(),
             write_s,
+            avx2_s,
             fill_s,
         });
     }
@@ -92,16 +126,19 @@ fn run(rounds: usize) -> Vec<Row> {
             .collect();
         let mut out = vec![0u8; tensor_response_size(&kt, &vts).unwrap()];
         let mut buf = vec![0u8; out.len()];
-        let (write_s, fill_s) = compare(
-            &mut || write_tensor_response(black_box(&kt), black_box(&vts), &mut out).unwrap(),
-            &mut || black_box(&mut buf[..]).fill(black_box(7)),
+        let t = compare(
+            &mut [
+                &mut || write_tensor_response(black_box(&kt), black_box(&vts), &mut out).unwrap(),
+                &mut || black_box(&mut buf[..]).fill(black_box(7)),
+            ],
             rounds,
         );
         rows.push(Row {
             case: format!("tensor 4 x f32 [B,16] B={batch}"),
             bytes: out.len(),
-            write_s,
-            fill_s,
+            write_s: t[0],
+            avx2_s: None,
+            fill_s: t[1],
         });
     }
     rows
@@ -120,8 +157,15 @@ fn main() {
     for r in 0..runs {
         let rows = run(rounds);
         for row in &rows {
+            let simd = row.avx2_s.map_or(String::new(), |s| {
+                format!(
+                    "  avx2 {:>10.2} us  avx2/memset {:5.2}",
+                    s * 1e6,
+                    s / row.fill_s
+                )
+            });
             println!(
-                "run {} {:34} {:>11} B  write {:>10.2} us  memset {:>10.2} us  write/memset {:5.2}",
+                "run {} {:34} {:>11} B  write {:>10.2} us  memset {:>10.2} us  write/memset {:5.2}{simd}",
                 r + 1,
                 row.case,
                 row.bytes,
@@ -134,8 +178,12 @@ fn main() {
             rows.iter()
                 .map(|row| {
                     format!(
-                        "{{\"case\": \"{}\", \"bytes\": {}, \"write_s\": {:e}, \"fill_s\": {:e}}}",
-                        row.case, row.bytes, row.write_s, row.fill_s
+                        "{{\"case\": \"{}\", \"bytes\": {}, \"write_s\": {:e}, \"avx2_s\": {}, \"fill_s\": {:e}}}",
+                        row.case,
+                        row.bytes,
+                        row.write_s,
+                        row.avx2_s.map_or("null".to_string(), |s| format!("{s:e}")),
+                        row.fill_s
                     )
                 })
                 .collect::<Vec<_>>()

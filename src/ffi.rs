@@ -190,7 +190,7 @@ unsafe fn elements<'a, T>(ptr: *const c_void, n: usize, what: Input) -> Result<&
             "{what}: NULL data for {n} elements"
         )));
     }
-    if (ptr as usize) % std::mem::align_of::<T>() != 0 {
+    if !(ptr as usize).is_multiple_of(std::mem::align_of::<T>()) {
         return Err(Error::internal(format!(
             "{what}: misaligned data at {ptr:p}"
         )));
@@ -631,6 +631,20 @@ fn write_continuous(
     plan.write(out, runner)
 }
 
+/// Writes a validated tensor call with the fastest code this CPU runs.
+fn write_tensor(
+    plan: &bpr_encoder::TensorPlan<'_>,
+    out: &mut [u8],
+    runner: &dyn Runner,
+) -> Result<()> {
+    #[cfg(target_arch = "x86_64")]
+    if use_avx2() {
+        // SAFETY: as in write_continuous.
+        return unsafe { plan.write_avx2(out, runner) };
+    }
+    plan.write(out, runner)
+}
+
 /// # Safety
 /// As [`bpr_continuous_encode`]; `values` points to `num_values` valid views.
 #[no_mangle]
@@ -652,7 +666,7 @@ pub unsafe extern "C" fn bpr_tensor_encode(
         let Some(out) = (unsafe { host_output(alloc, alloc_context, plan.size())? }) else {
             return Ok(false);
         };
-        unsafe { with_runner(runner, |r| plan.write(out, r)) }?;
+        unsafe { with_runner(runner, |r| write_tensor(&plan, out, r)) }?;
         Ok(true)
     })
 }

@@ -8,7 +8,7 @@
 //! median of each; the JSON written to `--out` holds every run.
 
 use bpr_encoder::{
-    continuous_size, plan_continuous, tensor_response_size, write_continuous,
+    continuous_size, plan_continuous, plan_tensor_response, tensor_response_size, write_continuous,
     write_tensor_response, Data, Serial, Tensor,
 };
 use std::hint::black_box;
@@ -126,19 +126,33 @@ fn run(rounds: usize) -> Vec<Row> {
             .collect();
         let mut out = vec![0u8; tensor_response_size(&kt, &vts).unwrap()];
         let mut buf = vec![0u8; out.len()];
-        let t = compare(
-            &mut [
-                &mut || write_tensor_response(black_box(&kt), black_box(&vts), &mut out).unwrap(),
-                &mut || black_box(&mut buf[..]).fill(black_box(7)),
-            ],
-            rounds,
-        );
+        let mut out2 = out.clone();
+        let plan = plan_tensor_response(&kt, &vts).unwrap();
+        let mut write =
+            || write_tensor_response(black_box(&kt), black_box(&vts), &mut out).unwrap();
+        let mut fill = || black_box(&mut buf[..]).fill(black_box(7));
+        let (write_s, avx2_s, fill_s) = if avx2() {
+            let mut simd = || {
+                let plan = black_box(&plan);
+                // SAFETY: this CPU has AVX2 (avx2() checked it above).
+                #[cfg(target_arch = "x86_64")]
+                unsafe { plan.write_avx2(&mut out2, &Serial) }.unwrap()
+            };
+            let t = compare(&mut [&mut write, &mut simd, &mut fill], rounds);
+            (t[0], Some(t[1]), t[2])
+        } else {
+            let t = compare(&mut [&mut write, &mut fill], rounds);
+            (t[0], None, t[1])
+        };
+        if avx2_s.is_some() {
+            assert_eq!(out, out2, "the AVX2 writer's bytes differ");
+        }
         rows.push(Row {
             case: format!("tensor 4 x f32 [B,16] B={batch}"),
             bytes: out.len(),
-            write_s: t[0],
-            avx2_s: None,
-            fill_s: t[1],
+            write_s,
+            avx2_s,
+            fill_s,
         });
     }
     rows

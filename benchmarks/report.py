@@ -125,21 +125,27 @@ def encoder_section():
         "",
         "## The encoder alone against memset (cargo bench -p bpr-encoder --bench floor)",
         "",
-        "`write_*` into a preallocated buffer against `slice::fill` (glibc memset) of a buffer of the same size, "
-        "single thread, no TensorFlow, the inputs of the graph-mode cases; rounds alternate write / memset, "
-        f"medians per run, {len(runs)} runs. memset of a cache-resident buffer runs at L1/L2 speed, so at small "
-        "sizes the ratio shows the encoder's per-record work, not TensorFlow's floor.",
+        "`write` (the portable writer) and `write_avx2` (the AVX2 writer, which the TensorFlow op runs on CPUs "
+        "that have AVX2) into a preallocated buffer against `slice::fill` (glibc memset) of a buffer of the "
+        "same size, single thread, no TensorFlow, the inputs of the graph-mode cases; rounds alternate "
+        f"write / AVX2 write / memset, medians per run, {len(runs)} runs. memset of a cache-resident buffer "
+        "runs at L1/L2 speed, so at small sizes the ratio shows the encoder's per-record work, not "
+        "TensorFlow's floor.",
         "",
-        "| case | output | write | memset | write / memset (median, min..max) |",
-        "|---|---:|---:|---:|---|",
+        "| case | output | write | AVX2 write | memset | write / memset | AVX2 / memset (median, min..max) |",
+        "|---|---:|---:|---:|---:|---:|---|",
     ]
     for i, row in enumerate(runs[0]):
         rows = [run[i] for run in runs]
         ratios = [r["write_s"] / r["fill_s"] for r in rows]
+        simd = [r["avx2_s"] / r["fill_s"] for r in rows if r.get("avx2_s") is not None]
+        simd_time = [r["avx2_s"] for r in rows if r.get("avx2_s") is not None]
         lines.append(
             f"| {row['case']} | {row['bytes']:,} B | {fmt_time(statistics.median(r['write_s'] for r in rows))} | "
+            f"{fmt_time(statistics.median(simd_time)) if simd_time else 'n/a'} | "
             f"{fmt_time(statistics.median(r['fill_s'] for r in rows))} | "
-            f"{statistics.median(ratios):.2f} ({min(ratios):.2f}..{max(ratios):.2f}) |"
+            f"{statistics.median(ratios):.2f} | "
+            + (f"{statistics.median(simd):.2f} ({min(simd):.2f}..{max(simd):.2f}) |" if simd else "n/a |")
         )
     return lines
 

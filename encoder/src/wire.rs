@@ -83,15 +83,6 @@ pub(crate) fn output_buffer(size: usize) -> crate::Result<Vec<u8>> {
     Ok(out)
 }
 
-/// Each of `values` as the native-endian u64 whose in-memory bytes are the
-/// value's big-endian bytes: written with `to_ne_bytes`, it is an i64 on the wire.
-pub(crate) fn be_words(values: &[i64]) -> Vec<u64> {
-    values
-        .iter()
-        .map(|v| u64::from_ne_bytes(v.to_be_bytes()))
-        .collect()
-}
-
 /// A cursor over the output buffer.
 ///
 /// Sizes are computed before writing, so a write past the end is a bug in

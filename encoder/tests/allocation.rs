@@ -1,7 +1,7 @@
 // Extra memory of the encoder beyond the output buffer: counted by a global
 // allocator, it must not grow with the batch (issue: performance, memory target).
 
-use bpr_encoder::{write_continuous, write_tensor_response, Data, Tensor};
+use bpr_encoder::{write_continuous, write_tensor_response, Data, Serial, Tensor};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 
@@ -87,4 +87,49 @@ fn tensor_extra_memory_does_not_grow_with_the_batch() {
         assert_eq!(small, large);
         assert!(large <= 4096, "{large} bytes for 3 columns");
     }
+}
+
+/// The AVX2 writers (what the TensorFlow op runs on AVX2 CPUs): no heap memory for the continuous
+/// writer, at any K (fixed-K and general loops), and none that grows with the batch for the tensor
+/// writer.
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn avx2_writers_extra_memory_does_not_grow_with_the_batch() {
+    if !is_x86_feature_detected!("avx2") {
+        return;
+    }
+    for k in [4usize, 13] {
+        for batch in [10usize, 100_000] {
+            let keys: Vec<i64> = (0..k as i64).collect();
+            let values = vec![0.5f32; batch * k];
+            let (kd, vd) = ([k as i64], [batch as i64, k as i64]);
+            let kt = Tensor::new(&kd, Data::I64(&keys)).unwrap();
+            let vt = Tensor::new(&vd, Data::F32(&values)).unwrap();
+            let plan = bpr_encoder::plan_continuous(&kt, &vt).unwrap();
+            let mut out = vec![0u8; plan.size()];
+            // SAFETY: this CPU has AVX2 (checked above).
+            let extra = allocated_by(|| unsafe { plan.write_avx2(&mut out, &Serial) }.unwrap());
+            assert_eq!(
+                extra, 0,
+                "K={k} B={batch}: the AVX2 continuous writer allocated"
+            );
+        }
+    }
+    let tensor = |batch: usize| {
+        let keys = [1i64, 2];
+        let floats = vec![1.5f32; batch * 16];
+        let d16 = [batch as i64, 16];
+        let kt = Tensor::new(&[2], Data::I64(&keys)).unwrap();
+        let values = [
+            Tensor::new(&d16, Data::F32(&floats)).unwrap(),
+            Tensor::new(&d16, Data::F32(&floats)).unwrap(),
+        ];
+        let plan = bpr_encoder::plan_tensor_response(&kt, &values).unwrap();
+        let mut out = vec![0u8; plan.size()];
+        // SAFETY: this CPU has AVX2 (checked above).
+        allocated_by(|| unsafe { plan.write_avx2(&mut out, &Serial) }.unwrap())
+    };
+    let (small, large) = (tensor(10), tensor(100_000));
+    assert_eq!(small, large);
+    assert!(large <= 4096, "{large} bytes");
 }

@@ -481,11 +481,8 @@ pub unsafe extern "C" fn bpr_tensor_write(
         let strings = unsafe { string_sources(values, num_values)? };
         let (k, v) = unsafe { tensor_inputs(keys, values, &strings)? };
         let out = unsafe { output(out, out_size)? };
-        unsafe {
-            with_runner(runner, |r| {
-                bpr_encoder::write_tensor_response_with(&k, &v, out, r)
-            })
-        }
+        let plan = bpr_encoder::plan_tensor_response(&k, &v)?;
+        unsafe { with_runner(runner, |r| write_tensor(&plan, out, r)) }
     })
 }
 

@@ -71,6 +71,38 @@ struct Row {
     fill_s: f64,
 }
 
+/// One row: the portable `write`, the AVX2 `simd` (when the CPU has AVX2) and
+/// a memset of the same size, interleaved; both writers' bytes must agree.
+fn measure(
+    case: String,
+    size: usize,
+    write: &mut dyn FnMut(&mut [u8]),
+    simd: &mut dyn FnMut(&mut [u8]),
+    rounds: usize,
+) -> Row {
+    let (mut out, mut out2, mut buf) = (vec![0u8; size], vec![0u8; size], vec![0u8; size]);
+    let mut w = || write(&mut out);
+    let mut fill = || black_box(&mut buf[..]).fill(black_box(7));
+    let (write_s, avx2_s, fill_s) = if avx2() {
+        let mut s = || simd(&mut out2);
+        let t = compare(&mut [&mut w, &mut s, &mut fill], rounds);
+        (t[0], Some(t[1]), t[2])
+    } else {
+        let t = compare(&mut [&mut w, &mut fill], rounds);
+        (t[0], None, t[1])
+    };
+    if avx2_s.is_some() {
+        assert_eq!(out, out2, "{case}: the AVX2 writer's bytes differ");
+    }
+    Row {
+        case,
+        bytes: size,
+        write_s,
+        avx2_s,
+        fill_s,
+    }
+}
+
 fn run(rounds: usize) -> Vec<Row> {
     let mut rows = Vec::new();
     for &(batch, k) in &[
@@ -85,35 +117,18 @@ fn run(rounds: usize) -> Vec<Row> {
         let (kd, vd) = ([k as i64], [batch as i64, k as i64]);
         let kt = Tensor::new(&kd, Data::I64(&keys)).unwrap();
         let vt = Tensor::new(&vd, Data::F32(&v)).unwrap();
-        let mut out = vec![0u8; continuous_size(&kt, &vt).unwrap()];
-        let mut out2 = out.clone();
-        let mut buf = vec![0u8; out.len()];
         let plan = plan_continuous(&kt, &vt).unwrap();
-        let mut write = || write_continuous(black_box(&kt), black_box(&vt), &mut out).unwrap();
-        let mut fill = || black_box(&mut buf[..]).fill(black_box(7));
-        let (write_s, avx2_s, fill_s) = if avx2() {
-            let mut simd = || {
-                let plan = black_box(&plan);
-                // SAFETY: this CPU has AVX2 (avx2() checked it above).
-                #[cfg(target_arch = "x86_64")]
-                unsafe { plan.write_avx2(&mut out2, &Serial) }.unwrap()
-            };
-            let t = compare(&mut [&mut write, &mut simd, &mut fill], rounds);
-            (t[0], Some(t[1]), t[2])
-        } else {
-            let t = compare(&mut [&mut write, &mut fill], rounds);
-            (t[0], None, t[1])
-        };
-        if avx2_s.is_some() {
-            assert_eq!(out, out2, "the AVX2 writer's bytes differ");
-        }
-        rows.push(Row {
-            case: format!("continuous f32 B={batch} K={k}"),
-            bytes: out.len(),
-            write_s,
-            avx2_s,
-            fill_s,
-        });
+        rows.push(measure(
+            format!("continuous f32 B={batch} K={k}"),
+            continuous_size(&kt, &vt).unwrap(),
+            &mut |out| write_continuous(black_box(&kt), black_box(&vt), out).unwrap(),
+            // SAFETY: measure() calls this only when avx2() found AVX2.
+            #[cfg(target_arch = "x86_64")]
+            &mut |out| unsafe { black_box(&plan).write_avx2(out, &Serial) }.unwrap(),
+            #[cfg(not(target_arch = "x86_64"))]
+            &mut |_| unreachable!(),
+            rounds,
+        ));
     }
     for &batch in &[64usize, 1024, 16384] {
         let keys: Vec<i64> = (1..=4).collect();
@@ -124,36 +139,18 @@ fn run(rounds: usize) -> Vec<Row> {
             .iter()
             .map(|c| Tensor::new(&vd, Data::F32(c)).unwrap())
             .collect();
-        let mut out = vec![0u8; tensor_response_size(&kt, &vts).unwrap()];
-        let mut buf = vec![0u8; out.len()];
-        let mut out2 = out.clone();
         let plan = plan_tensor_response(&kt, &vts).unwrap();
-        let mut write =
-            || write_tensor_response(black_box(&kt), black_box(&vts), &mut out).unwrap();
-        let mut fill = || black_box(&mut buf[..]).fill(black_box(7));
-        let (write_s, avx2_s, fill_s) = if avx2() {
-            let mut simd = || {
-                let plan = black_box(&plan);
-                // SAFETY: this CPU has AVX2 (avx2() checked it above).
-                #[cfg(target_arch = "x86_64")]
-                unsafe { plan.write_avx2(&mut out2, &Serial) }.unwrap()
-            };
-            let t = compare(&mut [&mut write, &mut simd, &mut fill], rounds);
-            (t[0], Some(t[1]), t[2])
-        } else {
-            let t = compare(&mut [&mut write, &mut fill], rounds);
-            (t[0], None, t[1])
-        };
-        if avx2_s.is_some() {
-            assert_eq!(out, out2, "the AVX2 writer's bytes differ");
-        }
-        rows.push(Row {
-            case: format!("tensor 4 x f32 [B,16] B={batch}"),
-            bytes: out.len(),
-            write_s,
-            avx2_s,
-            fill_s,
-        });
+        rows.push(measure(
+            format!("tensor 4 x f32 [B,16] B={batch}"),
+            tensor_response_size(&kt, &vts).unwrap(),
+            &mut |out| write_tensor_response(black_box(&kt), black_box(&vts), out).unwrap(),
+            // SAFETY: measure() calls this only when avx2() found AVX2.
+            #[cfg(target_arch = "x86_64")]
+            &mut |out| unsafe { black_box(&plan).write_avx2(out, &Serial) }.unwrap(),
+            #[cfg(not(target_arch = "x86_64"))]
+            &mut |_| unreachable!(),
+            rounds,
+        ));
     }
     rows
 }

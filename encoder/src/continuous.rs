@@ -281,6 +281,7 @@ fn write_records<T: Copy>(
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
     use super::{RecordHeader, ENTRY};
+    use crate::avx2::bytes;
     use crate::wire::ttype;
     use std::arch::x86_64::*;
 
@@ -366,22 +367,6 @@ mod avx2 {
             widen4_f64(lo.try_into().expect("4 of 8")),
             widen4_f64(hi.try_into().expect("4 of 8")),
         )
-    }
-
-    /// The 32 bytes of a register, in memory order.
-    #[target_feature(enable = "avx2")]
-    fn bytes(v: __m256i) -> [u8; 32] {
-        let words = [
-            _mm256_extract_epi64::<0>(v),
-            _mm256_extract_epi64::<1>(v),
-            _mm256_extract_epi64::<2>(v),
-            _mm256_extract_epi64::<3>(v),
-        ];
-        let mut out = [0u8; 32];
-        for (o, w) in out.chunks_exact_mut(8).zip(words) {
-            o.copy_from_slice(&w.to_le_bytes());
-        }
-        out
     }
 
     /// Four consecutive keys as the two halves of their four entries:

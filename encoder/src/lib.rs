@@ -47,6 +47,8 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+#[cfg(target_arch = "x86_64")]
+mod avx2;
 mod continuous;
 pub mod decode;
 mod error;

@@ -546,6 +546,7 @@ fn write_content(data: Data<'_>, start: usize, end: usize, out: &mut [u8]) {
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
     use super::{Column, Layout, Rows};
+    use crate::avx2::bytes;
     use crate::input::Data;
     use std::arch::x86_64::*;
 
@@ -601,22 +602,6 @@ mod avx2 {
             b[0][..len - split].copy_from_slice(&bytes[split..]);
             Some(Gap { bytes: padded, len })
         }
-    }
-
-    /// The 32 bytes of a register, in memory order.
-    #[target_feature(enable = "avx2")]
-    fn bytes(v: __m256i) -> [u8; 32] {
-        let words = [
-            _mm256_extract_epi64::<0>(v),
-            _mm256_extract_epi64::<1>(v),
-            _mm256_extract_epi64::<2>(v),
-            _mm256_extract_epi64::<3>(v),
-        ];
-        let mut out = [0u8; 32];
-        for (o, w) in out.chunks_exact_mut(8).zip(words) {
-            o.copy_from_slice(&w.to_le_bytes());
-        }
-        out
     }
 
     // The 32 bytes of a row from element `at` on, little-endian, built with

@@ -1,15 +1,15 @@
 //! Fuzzes the encoder's entry points (`*_size` then `write_*`, as the kernels call them) with
 //! arbitrary keys, dtypes, shapes (huge dims included, as long as the tensor stays small) and
 //! element bytes. A crash is any panic, an error that is not InvalidArgument, a size that the
-//! write disagrees with, bytes that are not a framed response, or two different encodings of
-//! one input.
+//! write disagrees with, bytes that are not a framed response, two different encodings of
+//! one input, or (on a CPU with AVX2) AVX2 writers whose bytes differ from the portable ones.
 
 #![no_main]
 
 use arbitrary::{Result, Unstructured};
 use bpr_encoder::{
     continuous_size, encode_continuous, encode_tensor_response, tensor_response_size, Data,
-    ErrorKind, Tensor,
+    ErrorKind, Serial, Tensor,
 };
 use half::{bf16, f16};
 use libfuzzer_sys::fuzz_target;
@@ -115,6 +115,12 @@ fn check_frame(bytes: &[u8], size: usize) {
     }
 }
 
+/// Whether the AVX2 writers can run here: they are then checked against the portable ones.
+#[cfg(target_arch = "x86_64")]
+fn avx2() -> bool {
+    is_x86_feature_detected!("avx2")
+}
+
 fn check_error(e: &bpr_encoder::Error) {
     assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{e}");
     assert!(!e.message().is_empty());
@@ -151,6 +157,14 @@ fn run(u: &mut Unstructured<'_>) -> Result<()> {
                 let bytes = encode_continuous(&keys, &values).expect("size succeeded");
                 check_frame(&bytes, size);
                 assert_eq!(bytes, encode_continuous(&keys, &values).unwrap());
+                #[cfg(target_arch = "x86_64")]
+                if avx2() {
+                    let plan = bpr_encoder::plan_continuous(&keys, &values).unwrap();
+                    let mut fast = vec![0xa5; size];
+                    // SAFETY: avx2() checked that this CPU has AVX2.
+                    unsafe { plan.write_avx2(&mut fast, &Serial) }.unwrap();
+                    assert_eq!(fast, bytes, "the AVX2 continuous writer differs");
+                }
             }
             Ok(_) => {}
         }
@@ -177,6 +191,14 @@ fn run(u: &mut Unstructured<'_>) -> Result<()> {
             let bytes = encode_tensor_response(&keys, &values).expect("size succeeded");
             check_frame(&bytes, size);
             assert_eq!(bytes, encode_tensor_response(&keys, &values).unwrap());
+            #[cfg(target_arch = "x86_64")]
+            if avx2() {
+                let plan = bpr_encoder::plan_tensor_response(&keys, &values).unwrap();
+                let mut fast = vec![0xa5; size];
+                // SAFETY: avx2() checked that this CPU has AVX2.
+                unsafe { plan.write_avx2(&mut fast, &Serial) }.unwrap();
+                assert_eq!(fast, bytes, "the AVX2 tensor writer differs");
+            }
         }
         Ok(_) => {}
     }

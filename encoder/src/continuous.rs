@@ -132,7 +132,7 @@ impl ContinuousPlan<'_> {
 
     /// [`ContinuousPlan::write`] with AVX2 instructions: the same bytes, with
     /// four values widened, byte-swapped and interleaved with their keys per
-    /// instruction (about 2-3x faster on large responses).
+    /// instruction (1.4-3x faster from 76 KB up: BENCHMARKS.md).
     ///
     /// # Safety
     ///

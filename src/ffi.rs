@@ -346,6 +346,23 @@ unsafe fn output<'a>(out: *mut u8, size: u64) -> Result<&'a mut [u8]> {
     Ok(unsafe { std::slice::from_raw_parts_mut(out, size) })
 }
 
+/// The continuous writer's two inputs, viewed.
+///
+/// # Safety
+/// `keys` and `values` point to valid views (header contract).
+unsafe fn continuous_inputs<'a>(
+    keys: *const bpr_tensor,
+    values: *const bpr_tensor,
+) -> Result<(Tensor<'a>, Tensor<'a>)> {
+    // SAFETY: per the contract.
+    unsafe {
+        Ok((
+            tensor(keys, None, Input::Keys)?,
+            tensor(values, None, Input::Values)?,
+        ))
+    }
+}
+
 /// # Safety
 /// `keys` and `values` point to valid views (header contract); `out_size` is
 /// writable; `msg` is NULL or `msg_cap` writable bytes.
@@ -359,12 +376,7 @@ pub unsafe extern "C" fn bpr_continuous_size(
 ) -> bpr_status {
     guarded(msg, msg_cap, || {
         // SAFETY: the caller's contract covers both views.
-        let (k, v) = unsafe {
-            (
-                tensor(keys, None, Input::Keys)?,
-                tensor(values, None, Input::Values)?,
-            )
-        };
+        let (k, v) = unsafe { continuous_inputs(keys, values)? };
         let size = bpr_encoder::continuous_size(&k, &v)?;
         if out_size.is_null() {
             return Err(Error::internal("NULL out_size"));
@@ -390,13 +402,8 @@ pub unsafe extern "C" fn bpr_continuous_write(
 ) -> bpr_status {
     guarded(msg, msg_cap, || {
         // SAFETY: the caller's contract covers the views, the output and the runner.
-        let (k, v, out) = unsafe {
-            (
-                tensor(keys, None, Input::Keys)?,
-                tensor(values, None, Input::Values)?,
-                output(out, out_size)?,
-            )
-        };
+        let (k, v) = unsafe { continuous_inputs(keys, values)? };
+        let out = unsafe { output(out, out_size)? };
         let plan = bpr_encoder::plan_continuous(&k, &v)?;
         unsafe { with_runner(runner, |r| write_continuous(&plan, out, r)) }
     })
@@ -586,12 +593,7 @@ pub unsafe extern "C" fn bpr_continuous_encode(
 ) -> bpr_status {
     guarded_encode(msg, msg_cap, || {
         // SAFETY: the caller's contract covers the views, `alloc` and the runner.
-        let (k, v) = unsafe {
-            (
-                tensor(keys, None, Input::Keys)?,
-                tensor(values, None, Input::Values)?,
-            )
-        };
+        let (k, v) = unsafe { continuous_inputs(keys, values)? };
         let plan = bpr_encoder::plan_continuous(&k, &v)?;
         let Some(out) = (unsafe { host_output(alloc, alloc_context, plan.size())? }) else {
             return Ok(false);

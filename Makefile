@@ -54,7 +54,7 @@ matrix: setup
 lint:
 	@scripts/setup.sh lint
 	cargo fmt --all -- --check
-	cargo clippy --release --all-targets -p bpr-ops -p bpr-encoder -p bpr-host -- -D warnings
+	cargo clippy --release --all-targets -p bpr-ops -p bpr-protocol -p bpr-host -- -D warnings
 
 demo: build
 	cargo build --release -p bpr-host
@@ -67,10 +67,10 @@ BENCH_RUNS ?= 5
 bench: build
 	$(VENV_PY) -m pip install -q --disable-pip-version-check -r benchmarks/requirements.txt
 	$(VENV_PY) benchmarks/bench_graph.py --runs $(BENCH_RUNS) --threads 1,2
-	cargo bench -p bpr-encoder --bench floor -- --runs $(BENCH_RUNS) --out $(CURDIR)/benchmarks/results_encoder.json
+	cargo bench -p bpr-protocol --bench floor -- --runs $(BENCH_RUNS) --out $(CURDIR)/benchmarks/results_encoder.json
 	$(VENV_PY) benchmarks/bench_ops.py
 	$(VENV_PY) benchmarks/bench_ops.py --intra-op-threads 1 --out benchmarks/results_1thread.json
-	cargo bench -p bpr-encoder --bench encode
+	cargo bench -p bpr-protocol --bench encode
 	$(VENV_PY) benchmarks/report.py benchmarks/analysis.md benchmarks/memory.md
 
 # Reliability runs that are too slow for `make test` (results: the issue notes).

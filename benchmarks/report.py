@@ -1,6 +1,6 @@
 """Turns benchmarks/results_graph.json (bench_graph.py), benchmarks/results_encoder.json
-(cargo bench -p bpr-encoder --bench floor), benchmarks/results.json (bench_ops.py) and
-criterion's estimates (cargo bench -p bpr-encoder --bench encode) into
+(cargo bench -p bpr-protocol --bench floor), benchmarks/results.json (bench_ops.py) and
+criterion's estimates (cargo bench -p bpr-protocol --bench encode) into
 benchmarks/plot.png and BENCHMARKS.md."""
 
 import json
@@ -123,7 +123,7 @@ def encoder_section():
     runs = json.loads(path.read_text())
     lines = [
         "",
-        "## The encoder alone against memset (cargo bench -p bpr-encoder --bench floor)",
+        "## The encoder alone against memset (cargo bench -p bpr-protocol --bench floor)",
         "",
         "`write` (the portable writer) and `write_avx2` (the AVX2 writer, which the TensorFlow op runs on CPUs "
         "that have AVX2) into a preallocated buffer against `slice::fill` (glibc memset) of a buffer of the "
@@ -233,7 +233,7 @@ def main():
     if crit:
         lines += [
             "",
-            "## The encoder against Apache's Rust crate (cargo bench -p bpr-encoder --bench encode, criterion medians)",
+            "## The encoder against Apache's Rust crate (cargo bench -p bpr-protocol --bench encode, criterion medians)",
             "",
             "`apache_write`: Apache's Rust crate serializing already-built generated structs through "
             "`TBinaryOutputProtocol`; `apache_build_write`: building those structs from the same arrays, then "

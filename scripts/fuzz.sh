@@ -1,28 +1,28 @@
 #!/usr/bin/env bash
-# Fuzzes the encoder (encoder/fuzz/fuzz_targets/encode.rs) for a bounded time with cargo-fuzz
+# Fuzzes the encoder (protocol/fuzz/fuzz_targets/encode.rs) for a bounded time with cargo-fuzz
 # (libFuzzer + AddressSanitizer). Needs cargo-fuzz (`cargo install cargo-fuzz`); the stable
 # toolchain's nightly flags are unlocked with RUSTC_BOOTSTRAP=1.
 #
 #   scripts/fuzz.sh [SECONDS]      default 300; FUZZ_JOBS=N runs N workers
 #
 # New inputs go to a scratch corpus (target/fuzz-corpus), seeded from the small corpus kept in
-# encoder/fuzz/corpus/encode, so the repository's corpus does not grow. A crash leaves its input in
-# encoder/fuzz/artifacts/encode/ and fails the script.
+# protocol/fuzz/corpus/encode, so the repository's corpus does not grow. A crash leaves its input in
+# protocol/fuzz/artifacts/encode/ and fails the script.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds="${1:-300}"
 jobs="${FUZZ_JOBS:-1}"
 
 command -v cargo-fuzz >/dev/null || { echo "cargo-fuzz not found: cargo install cargo-fuzz" >&2; exit 1; }
-# The fuzz target links only the encoder crate (bpr-encoder): no TensorFlow, no Python.
+# The fuzz target links only the encoder crate (bpr-protocol): no TensorFlow, no Python.
 export RUSTC_BOOTSTRAP=1
 
 scratch=target/fuzz-corpus/encode
 mkdir -p "$scratch"
 parallel=()
-# With -jobs libFuzzer writes each worker's log to encoder/fuzz/fuzz-N.log.
+# With -jobs libFuzzer writes each worker's log to protocol/fuzz/fuzz-N.log.
 [ "$jobs" -gt 1 ] && parallel=(-jobs="$jobs" -workers="$jobs")
-cd encoder/fuzz
+cd protocol/fuzz
 cargo fuzz run -O encode "../../$scratch" corpus/encode -- \
   -max_total_time="$seconds" -max_len=4096 -rss_limit_mb=4096 -timeout=10 \
   -print_final_stats=1 "${parallel[@]}"

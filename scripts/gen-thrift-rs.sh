@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Regenerates encoder/tests/gen/*.rs, the Rust structs Apache Thrift's own compiler makes
+# Regenerates protocol/tests/gen/*.rs, the Rust structs Apache Thrift's own compiler makes
 # from thrift/*.thrift, which tests/thrift_decode.rs decodes our bytes with.
 # The output is committed so CI needs no Thrift compiler; rerun this after
 # editing the IDL. The files are used unmodified: tests/thrift_decode.rs
@@ -12,9 +12,9 @@ command -v thrift >/dev/null || { echo "thrift compiler not found (need Apache T
 have="$(thrift --version | awk '{print $3}')"
 [ "$have" = "$want" ] || echo "warning: thrift $have, the thrift crate in Cargo.toml is 0.17" >&2
 
-rm -rf encoder/tests/gen
-mkdir -p encoder/tests/gen
+rm -rf protocol/tests/gen
+mkdir -p protocol/tests/gen
 for idl in thrift/tensor.thrift thrift/data.thrift thrift/prediction_service.thrift; do
-  thrift --gen rs -out encoder/tests/gen "$idl"
+  thrift --gen rs -out protocol/tests/gen "$idl"
 done
-ls encoder/tests/gen
+ls protocol/tests/gen

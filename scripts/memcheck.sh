@@ -21,11 +21,11 @@ vg=(valgrind --tool=memcheck --error-exitcode=99 --track-origins=yes --num-calle
 
 echo "== 1. valgrind on the Rust ABI tests"
 # The test binaries' paths, from cargo's JSON messages.
-bins=$(cargo test --release --no-run -p bpr-ops -p bpr-encoder --lib --test proptest_ffi --message-format=json 2>/dev/null |
+bins=$(cargo test --release --no-run -p bpr-ops -p bpr-protocol --lib --test proptest_ffi --message-format=json 2>/dev/null |
   "$PYTHON" -c 'import json,sys
 for l in sys.stdin:
     m = json.loads(l)
-    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["name"] in ("bpr_ops", "bpr_encoder", "proptest_ffi"):
+    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["name"] in ("bpr_ops", "bpr_protocol", "proptest_ffi"):
         print(m["executable"])')
 for bin in $bins; do
   name=$(basename "$bin")

@@ -5,7 +5,7 @@
 //! `extern "C"` function aborts the process, which here is the model server, so
 //! panics are caught and reported as `BPR_INTERNAL` like any other error.
 
-use bpr_encoder::{Data, Error, ErrorKind, Result, Runner, Serial, StringSource, Tensor};
+use bpr_protocol::{Data, Error, ErrorKind, Result, Runner, Serial, StringSource, Tensor};
 use std::any::Any;
 use std::ffi::{c_char, c_void};
 use std::panic::{self, AssertUnwindSafe};
@@ -377,7 +377,7 @@ pub unsafe extern "C" fn bpr_continuous_size(
     guarded(msg, msg_cap, || {
         // SAFETY: the caller's contract covers both views.
         let (k, v) = unsafe { continuous_inputs(keys, values)? };
-        let size = bpr_encoder::continuous_size(&k, &v)?;
+        let size = bpr_protocol::continuous_size(&k, &v)?;
         if out_size.is_null() {
             return Err(Error::internal("NULL out_size"));
         }
@@ -404,7 +404,7 @@ pub unsafe extern "C" fn bpr_continuous_write(
         // SAFETY: the caller's contract covers the views, the output and the runner.
         let (k, v) = unsafe { continuous_inputs(keys, values)? };
         let out = unsafe { output(out, out_size)? };
-        let plan = bpr_encoder::plan_continuous(&k, &v)?;
+        let plan = bpr_protocol::plan_continuous(&k, &v)?;
         unsafe { with_runner(runner, |r| write_continuous(&plan, out, r)) }
     })
 }
@@ -459,7 +459,7 @@ pub unsafe extern "C" fn bpr_tensor_size(
         // SAFETY: the caller's contract covers every view.
         let strings = unsafe { string_sources(values, num_values)? };
         let (k, v) = unsafe { tensor_inputs(keys, values, &strings)? };
-        let size = bpr_encoder::tensor_response_size(&k, &v)?;
+        let size = bpr_protocol::tensor_response_size(&k, &v)?;
         if out_size.is_null() {
             return Err(Error::internal("NULL out_size"));
         }
@@ -488,7 +488,7 @@ pub unsafe extern "C" fn bpr_tensor_write(
         let strings = unsafe { string_sources(values, num_values)? };
         let (k, v) = unsafe { tensor_inputs(keys, values, &strings)? };
         let out = unsafe { output(out, out_size)? };
-        let plan = bpr_encoder::plan_tensor_response(&k, &v)?;
+        let plan = bpr_protocol::plan_tensor_response(&k, &v)?;
         unsafe { with_runner(runner, |r| write_tensor(&plan, out, r)) }
     })
 }
@@ -533,7 +533,7 @@ pub unsafe extern "C" fn bpr_feature_ids(
         // SAFETY: `out` is non-null and holds `num_names` writable int64s,
         // owned by the caller and not aliased during the call.
         let out = unsafe { std::slice::from_raw_parts_mut(out, num_names) };
-        bpr_encoder::write_feature_ids(&views, out)
+        bpr_protocol::write_feature_ids(&views, out)
     })
 }
 
@@ -594,7 +594,7 @@ pub unsafe extern "C" fn bpr_continuous_encode(
     guarded_encode(msg, msg_cap, || {
         // SAFETY: the caller's contract covers the views, `alloc` and the runner.
         let (k, v) = unsafe { continuous_inputs(keys, values)? };
-        let plan = bpr_encoder::plan_continuous(&k, &v)?;
+        let plan = bpr_protocol::plan_continuous(&k, &v)?;
         let Some(out) = (unsafe { host_output(alloc, alloc_context, plan.size())? }) else {
             return Ok(false);
         };
@@ -617,7 +617,7 @@ fn use_avx2() -> bool {
 
 /// Writes a validated continuous call with the fastest code this CPU runs.
 fn write_continuous(
-    plan: &bpr_encoder::ContinuousPlan<'_>,
+    plan: &bpr_protocol::ContinuousPlan<'_>,
     out: &mut [u8],
     runner: &dyn Runner,
 ) -> Result<()> {
@@ -632,7 +632,7 @@ fn write_continuous(
 
 /// Writes a validated tensor call with the fastest code this CPU runs.
 fn write_tensor(
-    plan: &bpr_encoder::TensorPlan<'_>,
+    plan: &bpr_protocol::TensorPlan<'_>,
     out: &mut [u8],
     runner: &dyn Runner,
 ) -> Result<()> {
@@ -661,7 +661,7 @@ pub unsafe extern "C" fn bpr_tensor_encode(
         // SAFETY: the caller's contract covers every view, `alloc` and the runner.
         let strings = unsafe { string_sources(values, num_values)? };
         let (k, v) = unsafe { tensor_inputs(keys, values, &strings)? };
-        let plan = bpr_encoder::plan_tensor_response(&k, &v)?;
+        let plan = bpr_protocol::plan_tensor_response(&k, &v)?;
         let Some(out) = (unsafe { host_output(alloc, alloc_context, plan.size())? }) else {
             return Ok(false);
         };
@@ -785,7 +785,7 @@ mod tests {
         let (kd, vd) = ([2i64], [2i64, 2]);
         let keys = view(sys::BPR_DTYPE_INT64, &kd, ids.as_ptr().cast(), 2);
         let values = view(sys::BPR_DTYPE_FLOAT, &vd, v.as_ptr().cast(), 4);
-        let want = bpr_encoder::encode_continuous(
+        let want = bpr_protocol::encode_continuous(
             &Tensor::new(&kd, Data::I64(&ids)).unwrap(),
             &Tensor::new(&vd, Data::F32(&v)).unwrap(),
         )
@@ -827,7 +827,7 @@ mod tests {
         };
         assert_eq!(status, sys::BPR_OK as bpr_status);
         let t = Tensor::new(&vd, Data::F32(&v)).unwrap();
-        let want = bpr_encoder::encode_tensor_response(
+        let want = bpr_protocol::encode_tensor_response(
             &Tensor::new(&kd, Data::I64(&ids)).unwrap(),
             &[t, t],
         )

@@ -9,12 +9,12 @@
 //!     |                          plain C structs and allocate the output once
 //!  ffi (src/ffi.rs)              the C ABI of cpp_shim/include/bpr_ops.h; panic boundary
 //!     |
-//!  bpr-encoder (encoder/)        validates, computes the exact size, writes the bytes
+//!  bpr-protocol (protocol/)        validates, computes the exact size, writes the bytes
 //! ```
 //!
 //! Data flows one way, and the crates say the same: this crate is the C ABI
 //! and nothing else; the encoder never mentions TensorFlow and is usable from
-//! Rust alone (`bpr_encoder`).
+//! Rust alone (`bpr_protocol`).
 
 #![deny(unsafe_code)]
 

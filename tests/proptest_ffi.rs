@@ -11,7 +11,7 @@ use std::ffi::{c_char, c_void};
 // (nothing else in this file names the crate, so without this it would not be linked).
 extern crate bpr_ops;
 
-use bpr_encoder::{encode_continuous, encode_tensor_response, Data, Tensor};
+use bpr_protocol::{encode_continuous, encode_tensor_response, Data, Tensor};
 use proptest::prelude::*;
 
 const OK: i32 = 0;
@@ -294,7 +294,7 @@ fn keys_owned(ids: Vec<i64>) -> Owned {
 fn check_status(
     status: i32,
     msg: &Msg,
-    expected: &Result<Vec<u8>, bpr_encoder::Error>,
+    expected: &Result<Vec<u8>, bpr_protocol::Error>,
     all_harmless: bool,
 ) -> Result<Option<()>, TestCaseError> {
     prop_assert!(

@@ -439,7 +439,7 @@ fn run(args: Args) -> Result<(), String> {
         std::fs::write(path, bytes).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     }
     if args.print {
-        let records = bpr_encoder::decode::decode_response(bytes)
+        let records = bpr_protocol::decode::decode_response(bytes)
             .map_err(|e| format!("the response is not a BatchPredictionResponse: {e}"))?;
         println!(
             "{} records, {} bytes (signature '{sig_name}', output '{out_name}')",

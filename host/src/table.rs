@@ -1,9 +1,9 @@
-//! Prints decoded records (bpr_encoder::decode) as a table: one row per feature.
+//! Prints decoded records (bpr_protocol::decode) as a table: one row per feature.
 
 use std::fmt::Write as _;
 
-use bpr_encoder::decode::{GeneralTensor, Record, SparseTensor};
-use bpr_encoder::wire::data_type;
+use bpr_protocol::decode::{GeneralTensor, Record, SparseTensor};
+use bpr_protocol::wire::data_type;
 
 /// Names of the Thrift `DataType` values (thrift/tensor.thrift), by code.
 const DTYPES: [&str; 8] = [

@@ -2,10 +2,10 @@
 //! elsewhere (an ONNX or Torch runtime, its own code) as plain arrays and answers
 //! with the `BatchPredictionResponse` bytes the JVM consumers decode.
 //!
-//! Run: `cargo run -p bpr-encoder --example service`. Its test decodes the
-//! bytes with Apache Thrift's own Rust crate: `cargo test -p bpr-encoder --example service`.
+//! Run: `cargo run -p bpr-protocol --example service`. Its test decodes the
+//! bytes with Apache Thrift's own Rust crate: `cargo test -p bpr-protocol --example service`.
 
-use bpr_encoder::{encode_continuous, encode_tensor_response, Data, Result, Tensor};
+use bpr_protocol::{encode_continuous, encode_tensor_response, Data, Result, Tensor};
 use ndarray::{array, Array2};
 
 /// Feature ids the consumers look predictions up by: twml's feature-id hash of

@@ -21,7 +21,7 @@ mod common;
 
 use std::collections::BTreeMap;
 
-use bpr_encoder::{encode_continuous, encode_tensor_response, Data, Tensor};
+use bpr_protocol::{encode_continuous, encode_tensor_response, Data, Tensor};
 use half::{bf16, f16};
 use thrift::protocol::{TBinaryInputProtocol, TBinaryOutputProtocol, TSerializable};
 use thrift::OrderedFloat;

@@ -1,4 +1,4 @@
-// bpr_encoder::decode against bytes written by Apache Thrift's Rust crate: every DataRecord
+// bpr_protocol::decode against bytes written by Apache Thrift's Rust crate: every DataRecord
 // field and GeneralTensor variant, unknown fields skipped, truncation and corruption as errors.
 
 #[allow(dead_code, clippy::all)]
@@ -17,8 +17,8 @@ mod bpr_ops_idl {
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use bpr_encoder::decode::{decode_response, GeneralTensor as G, Record, SparseTensor as S};
-use bpr_encoder::{encode_continuous, encode_tensor_response, Data, Tensor};
+use bpr_protocol::decode::{decode_response, GeneralTensor as G, Record, SparseTensor as S};
+use bpr_protocol::{encode_continuous, encode_tensor_response, Data, Tensor};
 use proptest::prelude::*;
 use thrift::protocol::{
     TBinaryOutputProtocol, TFieldIdentifier, TListIdentifier, TMapIdentifier, TOutputProtocol,

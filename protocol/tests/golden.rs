@@ -1,6 +1,6 @@
 // Golden bytes written by hand from /work/shared/docs/wire-format.md and the Thrift binary-protocol spec, plus every InvalidArgument error.
 
-use bpr_encoder::{
+use bpr_protocol::{
     continuous_size, encode_continuous, encode_tensor_response, tensor_response_size, Data,
     ErrorKind, StringSource, Tensor,
 };
@@ -16,7 +16,7 @@ fn continuous_with_keys(
     ids: &[i64],
     dims: &[i64],
     values: Data<'_>,
-) -> bpr_encoder::Result<Vec<u8>> {
+) -> bpr_protocol::Result<Vec<u8>> {
     let keys = Tensor::new(key_dims, Data::I64(ids)).expect("keys tensor");
     let values = Tensor::new(dims, values).expect("values tensor");
     let size = continuous_size(&keys, &values);
@@ -29,7 +29,7 @@ fn continuous_with_keys(
     bytes
 }
 
-fn continuous(ids: &[i64], dims: &[i64], values: Data<'_>) -> bpr_encoder::Result<Vec<u8>> {
+fn continuous(ids: &[i64], dims: &[i64], values: Data<'_>) -> bpr_protocol::Result<Vec<u8>> {
     continuous_with_keys(&[ids.len() as i64], ids, dims, values)
 }
 
@@ -37,7 +37,7 @@ fn tensor_with_keys(
     key_dims: &[i64],
     ids: &[i64],
     columns: &[(&[i64], Data<'_>)],
-) -> bpr_encoder::Result<Vec<u8>> {
+) -> bpr_protocol::Result<Vec<u8>> {
     let keys = Tensor::new(key_dims, Data::I64(ids)).expect("keys tensor");
     let values: Vec<Tensor<'_>> = columns
         .iter()
@@ -53,7 +53,7 @@ fn tensor_with_keys(
     bytes
 }
 
-fn tensor(ids: &[i64], columns: &[(&[i64], Data<'_>)]) -> bpr_encoder::Result<Vec<u8>> {
+fn tensor(ids: &[i64], columns: &[(&[i64], Data<'_>)]) -> bpr_protocol::Result<Vec<u8>> {
     tensor_with_keys(&[ids.len() as i64], ids, columns)
 }
 
@@ -92,7 +92,7 @@ fn assert_bytes(got: &[u8], want: &[u8]) {
     );
 }
 
-fn assert_invalid(result: bpr_encoder::Result<Vec<u8>>, substrings: &[&str]) {
+fn assert_invalid(result: bpr_protocol::Result<Vec<u8>>, substrings: &[&str]) {
     let err = match result {
         Ok(b) => panic!(
             "expected InvalidArgument, got {} bytes: {}",

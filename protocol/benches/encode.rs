@@ -20,7 +20,7 @@ mod bpr_ops_idl {
     pub(crate) use crate::{data, tensor};
 }
 
-use bpr_encoder::{
+use bpr_protocol::{
     continuous_size, tensor_response_size, write_continuous, write_tensor_response, Data, Tensor,
 };
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};

@@ -4,7 +4,7 @@
 
 mod common;
 
-use bpr_encoder::{
+use bpr_protocol::{
     continuous_size, encode_continuous, encode_tensor_response, tensor_response_size, Data,
     ErrorKind, Tensor,
 };
@@ -223,7 +223,7 @@ fn elements(dims: &[i64]) -> Option<usize> {
 
 fn assert_rejected(
     what: &str,
-    r: bpr_encoder::Result<impl std::fmt::Debug>,
+    r: bpr_protocol::Result<impl std::fmt::Debug>,
 ) -> Result<(), TestCaseError> {
     match r {
         Err(e) => {

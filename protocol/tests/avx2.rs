@@ -8,7 +8,7 @@
 // Calling a `#[target_feature]` function needs `unsafe`; each call is behind the CPU check.
 #![cfg(target_arch = "x86_64")]
 
-use bpr_encoder::{plan_continuous, plan_tensor_response, Data, Runner, Serial, Tensor};
+use bpr_protocol::{plan_continuous, plan_tensor_response, Data, Runner, Serial, Tensor};
 use half::{bf16, f16};
 
 fn has_avx2() -> bool {

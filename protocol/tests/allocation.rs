@@ -1,7 +1,7 @@
 // Extra memory of the encoder beyond the output buffer: counted by a global
 // allocator, it must not grow with the batch (issue: performance, memory target).
 
-use bpr_encoder::{write_continuous, write_tensor_response, Data, Serial, Tensor};
+use bpr_protocol::{write_continuous, write_tensor_response, Data, Serial, Tensor};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 
@@ -41,7 +41,7 @@ fn continuous_extra(batch: usize, k: usize) -> usize {
     let (kd, vd) = ([k as i64], [batch as i64, k as i64]);
     let kt = Tensor::new(&kd, Data::I64(&keys)).unwrap();
     let vt = Tensor::new(&vd, Data::F32(&values)).unwrap();
-    let mut out = vec![0u8; bpr_encoder::continuous_size(&kt, &vt).unwrap()];
+    let mut out = vec![0u8; bpr_protocol::continuous_size(&kt, &vt).unwrap()];
     allocated_by(|| write_continuous(&kt, &vt, &mut out).unwrap())
 }
 
@@ -65,7 +65,7 @@ fn tensor_extra(batch: usize, with_strings: bool) -> usize {
         Tensor::new(&d4, Data::I64(&ints)).unwrap(),
         third,
     ];
-    let mut out = vec![0u8; bpr_encoder::tensor_response_size(&kt, &values).unwrap()];
+    let mut out = vec![0u8; bpr_protocol::tensor_response_size(&kt, &values).unwrap()];
     allocated_by(|| write_tensor_response(&kt, &values, &mut out).unwrap())
 }
 
@@ -105,7 +105,7 @@ fn avx2_writers_extra_memory_does_not_grow_with_the_batch() {
             let (kd, vd) = ([k as i64], [batch as i64, k as i64]);
             let kt = Tensor::new(&kd, Data::I64(&keys)).unwrap();
             let vt = Tensor::new(&vd, Data::F32(&values)).unwrap();
-            let plan = bpr_encoder::plan_continuous(&kt, &vt).unwrap();
+            let plan = bpr_protocol::plan_continuous(&kt, &vt).unwrap();
             let mut out = vec![0u8; plan.size()];
             // SAFETY: this CPU has AVX2 (checked above).
             let extra = allocated_by(|| unsafe { plan.write_avx2(&mut out, &Serial) }.unwrap());
@@ -124,7 +124,7 @@ fn avx2_writers_extra_memory_does_not_grow_with_the_batch() {
             Tensor::new(&d16, Data::F32(&floats)).unwrap(),
             Tensor::new(&d16, Data::F32(&floats)).unwrap(),
         ];
-        let plan = bpr_encoder::plan_tensor_response(&kt, &values).unwrap();
+        let plan = bpr_protocol::plan_tensor_response(&kt, &values).unwrap();
         let mut out = vec![0u8; plan.size()];
         // SAFETY: this CPU has AVX2 (checked above).
         allocated_by(|| unsafe { plan.write_avx2(&mut out, &Serial) }.unwrap())

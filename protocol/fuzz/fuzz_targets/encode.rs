@@ -7,7 +7,7 @@
 #![no_main]
 
 use arbitrary::{Result, Unstructured};
-use bpr_encoder::{
+use bpr_protocol::{
     continuous_size, encode_continuous, encode_tensor_response, tensor_response_size, Data,
     ErrorKind, Serial, Tensor,
 };
@@ -121,7 +121,7 @@ fn avx2() -> bool {
     is_x86_feature_detected!("avx2")
 }
 
-fn check_error(e: &bpr_encoder::Error) {
+fn check_error(e: &bpr_protocol::Error) {
     assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{e}");
     assert!(!e.message().is_empty());
 }
@@ -159,7 +159,7 @@ fn run(u: &mut Unstructured<'_>) -> Result<()> {
                 assert_eq!(bytes, encode_continuous(&keys, &values).unwrap());
                 #[cfg(target_arch = "x86_64")]
                 if avx2() {
-                    let plan = bpr_encoder::plan_continuous(&keys, &values).unwrap();
+                    let plan = bpr_protocol::plan_continuous(&keys, &values).unwrap();
                     let mut fast = vec![0xa5; size];
                     // SAFETY: avx2() checked that this CPU has AVX2.
                     unsafe { plan.write_avx2(&mut fast, &Serial) }.unwrap();
@@ -193,7 +193,7 @@ fn run(u: &mut Unstructured<'_>) -> Result<()> {
             assert_eq!(bytes, encode_tensor_response(&keys, &values).unwrap());
             #[cfg(target_arch = "x86_64")]
             if avx2() {
-                let plan = bpr_encoder::plan_tensor_response(&keys, &values).unwrap();
+                let plan = bpr_protocol::plan_tensor_response(&keys, &values).unwrap();
                 let mut fast = vec![0xa5; size];
                 // SAFETY: avx2() checked that this CPU has AVX2.
                 unsafe { plan.write_avx2(&mut fast, &Serial) }.unwrap();

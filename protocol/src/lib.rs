@@ -32,7 +32,7 @@
 //! what was expected; nothing is dropped silently and nothing panics.
 //!
 //! ```
-//! use bpr_encoder::{decode, encode_continuous, Data, Tensor};
+//! use bpr_protocol::{decode, encode_continuous, Data, Tensor};
 //!
 //! // Two examples, two prediction columns keyed by feature id.
 //! let keys = Tensor::new(&[2], Data::I64(&[1001, 1002]))?;

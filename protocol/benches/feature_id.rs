@@ -1,9 +1,9 @@
 //! Feature ids: the cost of hashing one name (UTF-16LE conversion and
 //! MurmurHash3 on the `murmur3` crate). Ids are computed once per layer or
 //! kernel construction, never per batch, so this only has to be far below
-//! the microseconds an op call costs. Run: `cargo bench -p bpr-encoder --bench feature_id`.
+//! the microseconds an op call costs. Run: `cargo bench -p bpr-protocol --bench feature_id`.
 
-use bpr_encoder::feature_id;
+use bpr_protocol::feature_id;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use std::hint::black_box;
 

@@ -3,11 +3,11 @@
 //! (`slice::fill`, a memset), on the cases of the graph-mode benchmark
 //! (benchmarks/bench_graph.py). Single thread, no TensorFlow.
 //!
-//! Run: `cargo bench -p bpr-encoder --bench floor [-- --runs 5 --out FILE]`.
+//! Run: `cargo bench -p bpr-protocol --bench floor [-- --runs 5 --out FILE]`.
 //! Each run alternates write / fill for a number of rounds and keeps the
 //! median of each; the JSON written to `--out` holds every run.
 
-use bpr_encoder::{
+use bpr_protocol::{
     continuous_size, plan_continuous, plan_tensor_response, tensor_response_size, write_continuous,
     write_tensor_response, Data, Serial, Tensor,
 };

@@ -1,11 +1,11 @@
 // Helpers shared by the integration tests thrift_decode.rs and proptest_encoder.rs: a seedable
 // generator, owned input columns, the spec's expected bytes (widening oracles independent of
-// `bpr_encoder::widen`), and a protocol-level walk of the encoded response.
+// `bpr_protocol::widen`), and a protocol-level walk of the encoded response.
 //
 // Each test file is its own crate and uses only part of this module.
 #![allow(dead_code)]
 
-use bpr_encoder::Data;
+use bpr_protocol::Data;
 use half::{bf16, f16};
 use thrift::protocol::{TBinaryInputProtocol, TInputProtocol, TType};
 

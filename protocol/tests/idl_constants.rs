@@ -1,9 +1,9 @@
-// Checks every constant in bpr_encoder::wire::{field, data_type, ttype} against the IDL text of thrift/*.thrift and the binary-protocol spec.
+// Checks every constant in bpr_protocol::wire::{field, data_type, ttype} against the IDL text of thrift/*.thrift and the binary-protocol spec.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use bpr_encoder::wire::{data_type, field, ttype};
+use bpr_protocol::wire::{data_type, field, ttype};
 
 /// One field of a struct or union: `id: [required|optional] type name`.
 #[derive(Debug)]

@@ -24,7 +24,7 @@ use std::str::Utf8Error;
 /// The feature id of `name`.
 ///
 /// ```
-/// assert_eq!(bpr_encoder::feature_id("prediction"), -5621645068071228725);
+/// assert_eq!(bpr_protocol::feature_id("prediction"), -5621645068071228725);
 /// ```
 pub fn feature_id(name: &str) -> i64 {
     let mut bytes = Vec::with_capacity(2 * name.len() + 8);

@@ -60,7 +60,7 @@ def resolve_keys(keys, where: str) -> tuple[list[int], list]:
         given.append(k)
     ids = list(given)
     if names:
-        from .feature_ids import feature_ids  # loads TensorFlow and the op library
+        from .feature_ids import feature_ids
 
         positions = list(names)
         try:
@@ -107,7 +107,7 @@ def config_keys(given: list) -> list:
 
 def label_records(records: list[dict], names) -> list[dict]:
     """Replaces each record key that one of `names` hashes to with that name (str)."""
-    from .feature_ids import feature_ids  # loads TensorFlow and the op library
+    from .feature_ids import feature_ids
 
     if isinstance(names, NAME_TYPES):
         raise TypeError(f"names must be a list of feature names, got the single name {names!r}")

@@ -440,8 +440,7 @@ def decode_batch_prediction_response(data, by_field: bool = False, names=None) -
 
     `names`: feature names; a key that one of them hashes to (twml's feature
     id, `bpr_ops.feature_ids`) is labelled with that name (str) instead of the
-    number. Hashing loads TensorFlow and the op library; without names the
-    decoder needs neither.
+    number. Neither decoding nor hashing imports TensorFlow.
 
     Fields this schema does not know are skipped. Raises DecodeError for
     anything that is not a well-formed response, TypeError for data that is

@@ -97,6 +97,36 @@ class FeatureIdTest(tf.test.TestCase):
         self.assertEqual(bpr_ops.feature_id(b"prediction"), -5621645068071228725)
         self.assertEqual(bpr_ops.feature_ids([b"a", "a", bytearray(b"x#y")]), [VECTORS["a"]] * 2 + [VECTORS["x#y"]])
 
+    def test_long_names_with_equal_ends_get_their_own_ids_in_one_process(self):
+        # Issue 20: TF 2.21's eager kernel cache keyed FeatureId kernels by a
+        # summary of the attr that keeps only a long name's ends, and gave a
+        # later name an earlier name's id. Every way of hashing a name, many
+        # such names in this one process, each against mmh3.
+        names = [f"{'x' * 40}MIDDLE{i}{'z' * 40}" for i in range(40)] + ["y" * 100, "y" * 101, "y" * 102]
+        names += [f"{'p' * 60}#{i}{'q' * 60}" for i in range(10)]
+        want = [oracle(n) for n in names]
+        self.assertEqual(len(set(want)), len(names))
+        self.assertEqual([bpr_ops.feature_id(n) for n in names], want)
+        self.assertEqual(bpr_ops.feature_ids(names), want)
+        self.assertEqual([bpr_ops.feature_id(n.encode()) for n in names], want)
+        for name, wanted in zip(names, want):
+            layer = bpr_ops.BatchPredictionWriter(keys=[name])
+            self.assertEqual(layer.key_ids, [wanted])
+            record = thrift_check.decode(thrift_check.to_bytes(layer(np.float32([[0.5]])))).predictions[0]
+            self.assertEqual(list(record.continuousFeatures), [wanted])
+            restored = bpr_ops.BatchPredictionWriter.from_config(layer.get_config())
+            self.assertEqual(restored.key_ids, [wanted])
+            tensor_layer = bpr_ops.BatchPredictionTensorWriter(keys=[name])
+            self.assertEqual(tensor_layer.key_ids, [wanted])
+        fn = tf.function(lambda x: bpr_ops.batch_prediction_response_writer(names[:5], x))
+        record = thrift_check.decode(thrift_check.to_bytes(fn(tf.ones([1, 5])))).predictions[0]
+        self.assertEqual(list(record.continuousFeatures), want[:5])
+        with tf.Graph().as_default():
+            out = bpr_ops.batch_prediction_response_writer(names[5:10], tf.ones([1, 5]))
+            with tf.compat.v1.Session() as session:
+                record = thrift_check.decode(session.run(out).tobytes()).predictions[0]
+        self.assertEqual(list(record.continuousFeatures), want[5:10])
+
     def test_random_names_match_the_mmh3_oracle(self):
         rng = random.Random(12)
         names = [random_name(rng) for _ in range(1500)]

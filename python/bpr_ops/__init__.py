@@ -15,21 +15,43 @@ from ._loader import SUPPORTED_TENSORFLOW
 
 # TensorFlow is an extra of the wheel (a hard requirement would make pip
 # install tensorflow-cpu next to a user's tensorflow: one import package, two
-# distributions), so its absence gets a message saying what to install rather
-# than "No module named 'keras'" from deep inside.
-if importlib.util.find_spec("tensorflow") is None:
-    raise ImportError(
-        f"bpr_ops needs TensorFlow ({SUPPORTED_TENSORFLOW}), which is not installed in this Python "
-        "environment: install it with bpr_ops, `pip install 'bpr-ops[tensorflow]'` (or "
-        "`'bpr-ops[tensorflow-cpu]'` for the CPU-only build)",
-        name="tensorflow",
-    )
-
-from ._loader import LibraryLoadError, UnsupportedTensorFlowError, library_path, load_library  # noqa: E402
+# distributions). Without it the decoder, the feature-id hash and bpr-decode
+# still work (they import no TensorFlow); a name that needs TensorFlow raises an
+# ImportError saying what to install rather than "No module named 'keras'".
 from .decode import DecodeError, SparseTensorValue, decode_batch_prediction_response  # noqa: E402
 from .feature_ids import feature_id, feature_ids  # noqa: E402
-from .layers import BatchPredictionTensorWriter, BatchPredictionWriter
-from .ops import batch_prediction_response_writer, batch_prediction_tensor_response_writer
+
+# The names that need TensorFlow, and the module of each.
+_NEEDS_TENSORFLOW = {
+    "BatchPredictionTensorWriter": "layers",
+    "BatchPredictionWriter": "layers",
+    "batch_prediction_response_writer": "ops",
+    "batch_prediction_tensor_response_writer": "ops",
+    "LibraryLoadError": "_loader",
+    "UnsupportedTensorFlowError": "_loader",
+    "library_path": "_loader",
+    "load_library": "_loader",
+}
+
+if importlib.util.find_spec("tensorflow") is not None:
+    # Imported now, not on first use: importing the layers registers them with
+    # Keras, which a `.keras` file loaded right after `import bpr_ops` needs.
+    from ._loader import LibraryLoadError, UnsupportedTensorFlowError, library_path, load_library  # noqa: E402
+    from .layers import BatchPredictionTensorWriter, BatchPredictionWriter  # noqa: E402
+    from .ops import batch_prediction_response_writer, batch_prediction_tensor_response_writer  # noqa: E402
+else:
+
+    def __getattr__(name):
+        if name in _NEEDS_TENSORFLOW:
+            raise ImportError(
+                f"bpr_ops.{name} needs TensorFlow ({SUPPORTED_TENSORFLOW}), which is not installed in this "
+                "Python environment: install it with bpr_ops, `pip install 'bpr-ops[tensorflow]'` (or "
+                "`'bpr-ops[tensorflow-cpu]'` for the CPU-only build). The decoder, feature_id(s) and "
+                "bpr-decode work without it.",
+                name="tensorflow",
+            )
+        raise AttributeError(f"module 'bpr_ops' has no attribute {name!r}")
+
 
 __version__ = "0.1.0"
 

@@ -135,22 +135,8 @@ class LoaderTest(tf.test.TestCase):
         pinned = re.search(r"^tensorflow-cpu==(\S+)$", (ROOT / "requirements.txt").read_text(), re.M)[1]
         self.assertEqual(pinned, [v for v in lines if v and not v.startswith("#")][-1])
 
-    def test_importing_without_tensorflow_says_what_to_install(self):
-        # Not get_temp_dir(): its cleanup trips over the venv's lib64 symlink.
-        with tempfile.TemporaryDirectory() as tmp:
-            venv.create(tmp, with_pip=False)
-            env = {k: v for k, v in os.environ.items() if k != "BPR_OPS_LIBRARY"}
-            env["PYTHONPATH"] = str(PYTHON_DIR)
-            done = subprocess.run([str(Path(tmp) / "bin" / "python"), "-c", "import bpr_ops"],
-                                  capture_output=True, text=True, env=env)
-        self.assertNotEqual(done.returncode, 0)
-        last = done.stderr.strip().splitlines()[-1]
-        self.assertEqual(
-            last,
-            "ImportError: bpr_ops needs TensorFlow (2.16 to 2.21), which is not installed in this Python "
-            "environment: install it with bpr_ops, `pip install 'bpr-ops[tensorflow]'` (or "
-            "`'bpr-ops[tensorflow-cpu]'` for the CPU-only build)",
-        )
+    # Without TensorFlow: tests/python/test_wheel.py, in a venv where the wheel is installed
+    # without it (the decoder and feature ids work there; the op names say what to install).
 
 
 if __name__ == "__main__":

@@ -92,7 +92,20 @@ def _columns(records: list[dict]) -> list[tuple[str, int, str]]:
     fields_of: dict = {}
     for f, k in pairs:
         fields_of.setdefault(k, set()).add(f)
-    return [(f, k, str(k) if len(fields_of[k]) == 1 else f"{f}:{k}") for f, k in pairs]
+    return [(f, k, _key_text(k) if len(fields_of[k]) == 1 else f"{f}:{_key_text(k)}") for f, k in pairs]
+
+
+def _key_text(key) -> str:
+    """An int key as its number; a name (str) as itself, but in double quotes
+    when it would read as a number (the name "1002" next to the key 1002), so
+    the two never print alike, in the table or as JSON object keys (issue 20)."""
+    if isinstance(key, str):
+        try:
+            int(key)
+        except ValueError:
+            return key
+        return f'"{key}"'
+    return str(key)
 
 
 def to_json(records: list[dict]) -> str:
@@ -169,7 +182,7 @@ def main(argv=None) -> int:
         return 2
     if names:
         try:
-            records = label_keys(records, names, by_field=True)  # loads TensorFlow and the op library
+            records = label_keys(records, names, by_field=True)
         except Exception as e:  # noqa: BLE001 - one line, whatever stopped the hashing
             print(f"{PROG}: error: feature names: {type(e).__name__}: {getattr(e, 'message', e)}", file=sys.stderr)
             return 2

@@ -49,6 +49,19 @@ class DecodeCliTest(tf.test.TestCase):
         self.assertEqual(tensors[1]["8"], {"dtype": "object", "shape": [1], "values": [{"hex": "ff"}]})
         self.assertEqual(tensors[0]["7"], {"dtype": "float32", "shape": [2], "values": [1.5, 2.0]})
 
+    def test_a_name_that_reads_as_a_number_is_told_apart_from_that_int_key(self):
+        # Issue 20: the name "1002" and the key 1002 printed alike, and in JSON
+        # the second overwrote the first.
+        path = self.tmp / "names.bin"
+        path.write_bytes(bpr_ops.batch_prediction_response_writer(
+            ["prediction", 1002, "1002"], [[0.25, 0.5, 0.75]]).numpy().tobytes())
+        table = run("decode", path, "--names", "prediction,1002")
+        self.assertEqual(table.returncode, 0, table.stderr)
+        self.assertEqual(table.stdout.splitlines()[0].split(), ["record", "prediction", "1002", '"1002"'])
+        self.assertEqual(table.stdout.splitlines()[1].split(), ["0", "0.25", "0.5", "0.75"])
+        as_json = json.loads(run("decode", path, "--names", "prediction,1002", "--format", "json").stdout)
+        self.assertEqual(as_json, [{"prediction": 0.25, "1002": 0.5, '"1002"': 0.75}])
+
     def test_bad_files_give_one_line_and_exit_2(self):
         truncated = self.tmp / "truncated.bin"
         truncated.write_bytes(self.raw.read_bytes()[:-3])

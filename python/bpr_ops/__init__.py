@@ -20,6 +20,7 @@ from ._loader import SUPPORTED_TENSORFLOW
 # ImportError saying what to install rather than "No module named 'keras'".
 from .decode import DecodeError, SparseTensorValue, decode_batch_prediction_response  # noqa: E402
 from .feature_ids import feature_id, feature_ids  # noqa: E402
+from .request import encode_batch_prediction_request, encode_data_record  # noqa: E402
 
 # The names that need TensorFlow, and the module of each.
 _NEEDS_TENSORFLOW = {
@@ -56,6 +57,8 @@ else:
 __version__ = "0.1.0"
 
 __all__ = [
+    "encode_batch_prediction_request",
+    "encode_data_record",
     "BatchPredictionTensorWriter",
     "BatchPredictionWriter",
     "DecodeError",

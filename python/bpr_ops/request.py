@@ -1,0 +1,126 @@
+"""Build BatchPredictionRequest bytes (Thrift binary protocol) in pure Python.
+
+`encode_batch_prediction_request(records, common=None)` returns the bare struct
+(no message envelope), which is what twml's request-side decode ops read.
+Each record (and `common`) is a dict with any of the keys
+"binary": [key], "continuous": {key: float}, "discrete": {key: int},
+"string": {key: str}, "sparse_binary": {key: [str]},
+"sparse_continuous": {key: {str: float}}.
+A key is an int feature id or a feature name (hashed with bpr_ops.feature_id,
+in Python). Imports no TensorFlow. The decode ops that read these bytes are not
+built yet (issue 19); this encoder is for clients and tests.
+"""
+
+from __future__ import annotations
+
+import struct
+
+__all__ = ["encode_batch_prediction_request", "encode_data_record"]
+
+# Thrift binary protocol type ids.
+_STOP, _DOUBLE, _I64, _STRING, _STRUCT, _MAP, _SET, _LIST = 0, 4, 10, 11, 12, 13, 14, 15
+
+_KINDS = ("binary", "continuous", "discrete", "string", "sparse_binary", "sparse_continuous")
+
+_I64_MIN, _I64_MAX = -(2**63), 2**63 - 1
+
+
+def _key(key, where: str) -> int:
+    if isinstance(key, bool):
+        raise TypeError(f"{where}: a feature key must be an int id or a name, got a bool")
+    if isinstance(key, int):
+        if not _I64_MIN <= key <= _I64_MAX:
+            raise ValueError(f"{where}: feature id {key} does not fit in an i64")
+        return key
+    if isinstance(key, (str, bytes)):
+        from .feature_ids import feature_id
+
+        return feature_id(key)
+    raise TypeError(f"{where}: a feature key must be an int id or a name, got {type(key).__name__}")
+
+
+def _field(type_id: int, field_id: int) -> bytes:
+    return struct.pack(">bh", type_id, field_id)
+
+
+def _string(value, where: str) -> bytes:
+    if isinstance(value, str):
+        data = value.encode("utf-8")
+    elif isinstance(value, bytes):
+        data = value
+    else:
+        raise TypeError(f"{where}: expected a str, got {type(value).__name__}")
+    return struct.pack(">i", len(data)) + data
+
+
+def _i64(value, where: str) -> bytes:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{where}: expected an int, got {type(value).__name__}")
+    if not _I64_MIN <= value <= _I64_MAX:
+        raise ValueError(f"{where}: {value} does not fit in an i64")
+    return struct.pack(">q", value)
+
+
+def _double(value, where: str) -> bytes:
+    try:
+        return struct.pack(">d", float(value))
+    except (TypeError, ValueError):
+        raise TypeError(f"{where}: expected a float, got {type(value).__name__}") from None
+
+
+def encode_data_record(record: dict) -> bytes:
+    """The binary-protocol bytes of one DataRecord struct (ending with STOP)."""
+    if not isinstance(record, dict):
+        raise TypeError(f"a record must be a dict, got {type(record).__name__}")
+    unknown = set(record) - set(_KINDS)
+    if unknown:
+        raise ValueError(f"unknown feature kind(s) {sorted(unknown)}; expected some of {list(_KINDS)}")
+    out = bytearray()
+    if "binary" in record:
+        keys = [_key(k, "binary") for k in record["binary"]]
+        out += _field(_SET, 1) + struct.pack(">bi", _I64, len(keys))
+        out += b"".join(struct.pack(">q", k) for k in keys)
+    if "continuous" in record:
+        items = record["continuous"].items()
+        out += _field(_MAP, 2) + struct.pack(">bbi", _I64, _DOUBLE, len(items))
+        for k, v in items:
+            out += struct.pack(">q", _key(k, "continuous")) + _double(v, f"continuous[{k!r}]")
+    if "discrete" in record:
+        items = record["discrete"].items()
+        out += _field(_MAP, 3) + struct.pack(">bbi", _I64, _I64, len(items))
+        for k, v in items:
+            out += struct.pack(">q", _key(k, "discrete")) + _i64(v, f"discrete[{k!r}]")
+    if "string" in record:
+        items = record["string"].items()
+        out += _field(_MAP, 4) + struct.pack(">bbi", _I64, _STRING, len(items))
+        for k, v in items:
+            out += struct.pack(">q", _key(k, "string")) + _string(v, f"string[{k!r}]")
+    if "sparse_binary" in record:
+        items = record["sparse_binary"].items()
+        out += _field(_MAP, 5) + struct.pack(">bbi", _I64, _SET, len(items))
+        for k, values in items:
+            values = list(values)
+            out += struct.pack(">qbi", _key(k, "sparse_binary"), _STRING, len(values))
+            out += b"".join(_string(v, f"sparse_binary[{k!r}]") for v in values)
+    if "sparse_continuous" in record:
+        items = record["sparse_continuous"].items()
+        out += _field(_MAP, 6) + struct.pack(">bbi", _I64, _MAP, len(items))
+        for k, inner in items:
+            out += struct.pack(">qbbi", _key(k, "sparse_continuous"), _STRING, _DOUBLE, len(inner))
+            for name, v in inner.items():
+                out += _string(name, f"sparse_continuous[{k!r}]") + _double(v, f"sparse_continuous[{k!r}][{name!r}]")
+    out += bytes([_STOP])
+    return bytes(out)
+
+
+def encode_batch_prediction_request(records, common=None) -> bytes:
+    """The binary-protocol bytes of a BatchPredictionRequest: `records` become
+    individualFeaturesList (field 1), `common` (if not None) commonFeatures (field 2)."""
+    records = list(records)
+    out = bytearray(_field(_LIST, 1) + struct.pack(">bi", _STRUCT, len(records)))
+    for record in records:
+        out += encode_data_record(record)
+    if common is not None:
+        out += _field(_STRUCT, 2) + encode_data_record(common)
+    out += bytes([_STOP])
+    return bytes(out)

@@ -62,13 +62,11 @@ demo: build
 
 # Side-by-side timings (BENCHMARKS.md, benchmarks/plot.png). Run on a quiet machine.
 # Graph mode first (where production runs the op), 1 and 2 intra-op threads, BENCH_RUNS
-# processes each (the writers, then the request side against tf.io.parse_example); then the
-# encoder alone against memset; then eager mode and criterion.
+# processes each; then the encoder alone against memset; then eager mode and criterion.
 BENCH_RUNS ?= 5
 bench: build
 	$(VENV_PY) -m pip install -q --disable-pip-version-check -r benchmarks/requirements.txt
 	$(VENV_PY) benchmarks/bench_graph.py --runs $(BENCH_RUNS) --threads 1,2
-	$(VENV_PY) benchmarks/bench_request.py --runs $(BENCH_RUNS) --threads 1,2 | tee benchmarks/results_request.md
 	cargo bench -p bpr-protocol --bench floor -- --runs $(BENCH_RUNS) --out $(CURDIR)/benchmarks/results_encoder.json
 	$(VENV_PY) benchmarks/bench_ops.py
 	$(VENV_PY) benchmarks/bench_ops.py --intra-op-threads 1 --out benchmarks/results_1thread.json

@@ -1,8 +1,10 @@
 """Checks a release wheel (make wheel runs it): one library per supported
 TensorFlow minor, nothing bundled beside them, no path of the build machine in
 their RUNPATH, only system libraries and TensorFlow's framework needed,
-TensorFlow only as an extra, and a manylinux tag that `auditwheel show` agrees
-with. Exits non-zero naming what is wrong."""
+TensorFlow only as an extra, a manylinux tag that `auditwheel show` agrees
+with, and no library needing more than the tag the README promises (its glibc
+symbol versions, read here, and auditwheel's symbol tag). Exits non-zero naming
+what is wrong."""
 
 import json
 import os
@@ -28,8 +30,46 @@ ALLOWED_NEEDED = {
 RUNPATH = "$ORIGIN/../tensorflow"
 
 
+def promised_tag() -> str:
+    """The manylinux tag README.md promises ("**`manylinux_2_24`**, checked by auditwheel")."""
+    found = re.search(r"\*\*`(manylinux_\d+_\d+)`\*\*, checked by auditwheel", (ROOT / "README.md").read_text())
+    if not found:
+        raise SystemExit("check_wheel: README.md names no promised manylinux tag")
+    return found[1]
+
+
+def _glibc(tag: str) -> tuple[int, int]:
+    major, minor = re.fullmatch(r"manylinux_(\d+)_(\d+)(?:_x86_64)?", tag).groups()
+    return int(major), int(minor)
+
+
+def tag_problems(what: str, tag: str, promised: str) -> list[str]:
+    """A tag above the promised one is a problem (auditwheel would just tag the wheel higher)."""
+    if _glibc(tag) > _glibc(promised):
+        return [f"{what}: {tag} is above the promised {promised} (README.md)"]
+    return []
+
+
+def library_problems(path: Path, promised: str) -> list[str]:
+    """glibc symbol versions of one library above the promised tag's glibc, read with objdump,
+    so the check does not rest on auditwheel alone."""
+    table = subprocess.run(["objdump", "-T", str(path)], capture_output=True, text=True, check=True).stdout
+    versions = {tuple(int(x) for x in v.split(".")) for v in re.findall(r"\bGLIBC_(\d+\.\d+(?:\.\d+)?)\b", table)}
+    need = max(versions, default=(0, 0))[:2]
+    if need > _glibc(promised):
+        symbols = sorted({m for m in re.findall(r"GLIBC_(\d+\.\d+)\)?\s+(\S+)", table)
+                          if tuple(int(x) for x in m[0].split(".")) > _glibc(promised)})[:5]
+        return [f"{path.name}: needs glibc {need[0]}.{need[1]} (e.g. {', '.join(f'{n}@GLIBC_{v}' for v, n in symbols)}), "
+                f"above the promised {promised} (README.md)"]
+    return []
+
+
 def main(wheel: Path) -> list[str]:
     problems = []
+    promised = promised_tag()
+    tag = re.search(r"(manylinux_\d+_\d+)", wheel.name)
+    if tag:
+        problems += tag_problems(wheel.name, tag[1], promised)
     minors = [line.rsplit(".", 1)[0] for line in (ROOT / "scripts/tf_versions.txt").read_text().split()
               if not line.startswith("#") and line[0].isdigit()]
     expected = {f"bpr_ops/libbpr_ops.tf{m.replace('.', '_')}.so" for m in minors}
@@ -50,6 +90,7 @@ def main(wheel: Path) -> list[str]:
             needed = set(re.findall(r"\(NEEDED\).*\[(.*)\]", dynamic))
             if needed - ALLOWED_NEEDED:
                 problems.append(f"{name}: needs {sorted(needed - ALLOWED_NEEDED)} (not a system library)")
+            problems += library_problems(path, promised)
     for line in metadata.splitlines():
         if line.startswith("Requires-Dist:") and "tensorflow" in line and "extra ==" not in line:
             problems.append(f"METADATA: TensorFlow is a hard requirement: {line}")
@@ -72,6 +113,8 @@ def main(wheel: Path) -> list[str]:
         return problems
     if not report["sym_tag"].startswith("manylinux_") or report["sym_tag"] not in wheel.name:
         problems.append(f"auditwheel show: symbol tag {report['sym_tag']}, but the wheel is {wheel.name}")
+    elif report["sym_tag"].startswith("manylinux_"):
+        problems += tag_problems("auditwheel show: symbol tag", report["sym_tag"], promised)
     if set(report["external_libs"]) != {"libtensorflow_framework.so.2"}:
         problems.append(f"auditwheel show: external libraries {report['external_libs']}, "
                         "expected libtensorflow_framework.so.2 alone")

@@ -78,6 +78,8 @@ fn tensor(t: &GeneralTensor) -> (String, String, String) {
         GeneralTensor::Float(v, s) => ("float".into(), shape(s), list(v)),
         GeneralTensor::Double(v, s) => ("double".into(), shape(s), list(v)),
         GeneralTensor::Bool(v, s) => ("bool".into(), shape(s), list(v)),
+        // The enum is non_exhaustive: a variant a newer bpr-protocol decodes.
+        other => ("?".into(), "-".into(), format!("{other:?}")),
     }
 }
 
@@ -146,7 +148,18 @@ pub fn table(records: &[Record]) -> String {
                 dense_shape,
                 indices,
                 values,
-            } = t;
+            } = t
+            else {
+                // The enum is non_exhaustive: a variant a newer bpr-protocol decodes.
+                row(
+                    *key,
+                    "sparse tensor",
+                    "?".into(),
+                    "-".into(),
+                    format!("{t:?}"),
+                );
+                continue;
+            };
             let (dtype, _, value) = tensor(values);
             let (_, _, at) = tensor(indices);
             row(

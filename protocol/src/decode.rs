@@ -62,6 +62,7 @@ pub struct Record {
 
 /// A `GeneralTensor` (a Thrift union: exactly one variant). `shape` is `None`
 /// when the optional field is absent.
+#[non_exhaustive]
 #[derive(Clone, Debug, PartialEq)]
 pub enum GeneralTensor {
     /// `rawTypedTensor`: `data_type` is the Thrift `DataType` (see [`crate::wire::data_type`]),
@@ -91,6 +92,7 @@ pub enum GeneralTensor {
 }
 
 /// A `SparseTensor` (a union whose one variant is `cooSparseTensor`).
+#[non_exhaustive]
 #[derive(Clone, Debug, PartialEq)]
 pub enum SparseTensor {
     /// `cooSparseTensor`.

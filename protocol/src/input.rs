@@ -58,6 +58,7 @@ impl<S: StringSource + ?Sized> StringSource for &S {
 }
 
 /// The elements of a tensor, row-major.
+#[non_exhaustive]
 #[derive(Clone, Copy)]
 pub enum Data<'a> {
     /// `float`.
@@ -83,6 +84,7 @@ pub enum Data<'a> {
 }
 
 /// Element types, named as TensorFlow names them in messages.
+#[non_exhaustive]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DType {
     /// `float`.

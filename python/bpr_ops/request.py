@@ -80,21 +80,14 @@ def encode_data_record(record: dict) -> bytes:
         keys = [_key(k, "binary") for k in record["binary"]]
         out += _field(_SET, 1) + struct.pack(">bi", _I64, len(keys))
         out += b"".join(struct.pack(">q", k) for k in keys)
-    if "continuous" in record:
-        items = record["continuous"].items()
-        out += _field(_MAP, 2) + struct.pack(">bbi", _I64, _DOUBLE, len(items))
-        for k, v in items:
-            out += struct.pack(">q", _key(k, "continuous")) + _double(v, f"continuous[{k!r}]")
-    if "discrete" in record:
-        items = record["discrete"].items()
-        out += _field(_MAP, 3) + struct.pack(">bbi", _I64, _I64, len(items))
-        for k, v in items:
-            out += struct.pack(">q", _key(k, "discrete")) + _i64(v, f"discrete[{k!r}]")
-    if "string" in record:
-        items = record["string"].items()
-        out += _field(_MAP, 4) + struct.pack(">bbi", _I64, _STRING, len(items))
-        for k, v in items:
-            out += struct.pack(">q", _key(k, "string")) + _string(v, f"string[{k!r}]")
+    # The three maps of one scalar per key: (kind, field id, value type, value writer).
+    for kind, field, value_type, write in (("continuous", 2, _DOUBLE, _double), ("discrete", 3, _I64, _i64),
+                                           ("string", 4, _STRING, _string)):
+        if kind in record:
+            items = record[kind].items()
+            out += _field(_MAP, field) + struct.pack(">bbi", _I64, value_type, len(items))
+            for k, v in items:
+                out += struct.pack(">q", _key(k, kind)) + write(v, f"{kind}[{k!r}]")
     if "sparse_binary" in record:
         items = record["sparse_binary"].items()
         out += _field(_MAP, 5) + struct.pack(">bbi", _I64, _SET, len(items))

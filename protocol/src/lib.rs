@@ -56,6 +56,7 @@ mod error;
 mod feature_id;
 mod input;
 pub mod parallel;
+pub mod request;
 mod tensor;
 pub mod widen;
 pub mod wire;

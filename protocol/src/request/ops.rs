@@ -1,0 +1,856 @@
+//! twml's request-side ops, by registered name: each op's attrs validated
+//! once ([`RequestOp::new`]), decode ops making a [`Batch`], getters writing
+//! their outputs through [`Outputs`]. This is all of their logic; a host (the
+//! TensorFlow shim, or any other) only passes attrs, bytes and buffers.
+
+use super::batch::{self, mix_discrete, mix_string, Batch, Config, IdMap, Ranges};
+use super::read::{Kind, Span, KINDS};
+use crate::{feature_id_bytes, Error, Result};
+
+/// One attr value of a request-side op, as its host read it.
+#[derive(Clone, Copy, Debug)]
+#[non_exhaustive]
+pub enum Attr<'a> {
+    /// TF `int`.
+    Int(i64),
+    /// TF `float`.
+    Float(f32),
+    /// TF `string` (any bytes).
+    Str(&'a [u8]),
+    /// TF `list(int)`.
+    Ints(&'a [i64]),
+}
+
+/// Where a getter writes its outputs. Each output (0-based, in the op's
+/// registered order) is asked for once, with its shape, and filled before
+/// the next is asked for.
+pub trait Outputs {
+    /// An `int64` output of shape `dims`.
+    fn int64(&mut self, index: usize, dims: &[usize]) -> Result<&mut [i64]>;
+    /// A `float` output.
+    fn float(&mut self, index: usize, dims: &[usize]) -> Result<&mut [f32]>;
+    /// An `int8` output.
+    fn int8(&mut self, index: usize, dims: &[usize]) -> Result<&mut [i8]>;
+    /// A `string` output, its elements in row-major order.
+    fn strings(
+        &mut self,
+        index: usize,
+        dims: &[usize],
+        values: &mut dyn Iterator<Item = &[u8]>,
+    ) -> Result<()>;
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum AttrKind {
+    Int,
+    Float,
+    Str,
+    Ints,
+}
+
+const KEEP: [(&str, AttrKind); 2] = [
+    ("keep_features", AttrKind::Ints),
+    ("keep_codes", AttrKind::Ints),
+];
+const V2: [(&str, AttrKind); 5] = [
+    ("keep_features", AttrKind::Ints),
+    ("keep_codes", AttrKind::Ints),
+    ("label_features", AttrKind::Ints),
+    ("weight_features", AttrKind::Ints),
+    ("decode_mode", AttrKind::Int),
+];
+const SIX: [&str; 6] = [
+    "binary_keep_features",
+    "continuous_keep_features",
+    "discrete_keep_features",
+    "string_keep_features",
+    "sparse_binary_keep_features",
+    "sparse_continuous_keep_features",
+];
+
+/// Every request-side op: its name and its attrs other than the type attr
+/// `InputType` (which only says what the input tensor holds).
+const OPS: [(&str, &[(&str, AttrKind)]); 37] = {
+    use AttrKind::*;
+    [
+        ("DecodeBatchPredictionRequest", &KEEP),
+        (
+            "DecodeAndHashBatchPredictionRequest",
+            &[
+                ("keep_features", Ints),
+                ("keep_codes", Ints),
+                ("decode_mode", Int),
+            ],
+        ),
+        ("DecodeBatchPredictionRequestV2", &V2),
+        ("DecodeAndHashBatchPredictionRequestV2", &V2),
+        (
+            "DecodeDataRecord",
+            &[
+                ("keep_features", Ints),
+                ("keep_codes", Ints),
+                ("label_features", Ints),
+                ("weight_features", Ints),
+            ],
+        ),
+        ("DecodeAndHashDataRecord", &V2),
+        ("GetIdsFromHashedDataRecord", &[]),
+        ("GetUKeysFromHashedDataRecord", &[]),
+        ("GetKeysFromHashedDataRecord", &[]),
+        ("GetValuesFromHashedDataRecord", &[]),
+        ("GetCodesFromHashedDataRecord", &[]),
+        ("GetTypesFromHashedDataRecord", &[]),
+        ("GetBatchSizeFromHashedDataRecord", &[]),
+        ("GetTotalSizeFromHashedDataRecord", &[]),
+        ("GetLabelsFromHashedDataRecord", &[("default_label", Float)]),
+        ("GetWeightsFromHashedDataRecord", &[]),
+        ("GetBinaryFeatures", &[]),
+        ("GetContinuousFeatures", &[]),
+        ("GetDiscreteFeatures", &[]),
+        ("GetStringFeatures", &[]),
+        ("GetSparseBinaryFeatures", &[]),
+        ("GetSparseContinuousFeatures", &[]),
+        ("GetBatchSizeFromDataRecord", &[]),
+        ("GetLabelsFromDataRecord", &[("default_label", Float)]),
+        ("GetWeightsFromDataRecord", &[]),
+        (
+            "GetBinaryAsTensor",
+            &[("feature_id", Int), ("default_value", Float)],
+        ),
+        (
+            "GetContinuousAsTensor",
+            &[("feature_id", Int), ("default_value", Float)],
+        ),
+        (
+            "GetDiscreteAsTensor",
+            &[("feature_id", Int), ("default_value", Int)],
+        ),
+        (
+            "GetStringAsTensor",
+            &[("feature_id", Int), ("default_value", Str)],
+        ),
+        (
+            "GetBinaryGroupAsTensor",
+            &[("feature_ids", Ints), ("default_value", Float)],
+        ),
+        (
+            "GetContinuousGroupAsTensor",
+            &[("feature_ids", Ints), ("default_value", Float)],
+        ),
+        (
+            "GetDiscreteGroupAsTensor",
+            &[("feature_ids", Ints), ("default_value", Int)],
+        ),
+        (
+            "GetStringGroupAsTensor",
+            &[("feature_ids", Ints), ("default_value", Str)],
+        ),
+        ("GetSparseBinaryAsTensor", &[("feature_id", Int)]),
+        ("GetSparseContinuousAsTensor", &[("feature_id", Int)]),
+        (
+            "GetHashedFeaturesAsSparseTensor",
+            &[
+                ("binary_keep_features", Ints),
+                ("continuous_keep_features", Ints),
+                ("discrete_keep_features", Ints),
+                ("string_keep_features", Ints),
+                ("sparse_binary_keep_features", Ints),
+                ("sparse_continuous_keep_features", Ints),
+            ],
+        ),
+        (
+            "GetHashedFeaturesAsSparseTensorV2",
+            &[
+                ("binary_keep_features", Ints),
+                ("continuous_keep_features", Ints),
+                ("discrete_keep_features", Ints),
+                ("string_keep_features", Ints),
+                ("sparse_binary_keep_features", Ints),
+                ("sparse_continuous_keep_features", Ints),
+                ("keep_features", Ints),
+                ("keep_codes", Ints),
+                ("decode_mode", Int),
+            ],
+        ),
+    ]
+};
+
+/// The registered names of every request-side op, decode ops first.
+pub fn op_names() -> impl Iterator<Item = &'static str> {
+    OPS.iter().map(|(name, _)| *name)
+}
+
+/// The decode ops whose handle a getter reads, for its error message.
+const HASHED_MAKERS: &str = "DecodeAndHashDataRecord, DecodeAndHashBatchPredictionRequest or \
+                             DecodeAndHashBatchPredictionRequestV2";
+const RECORD_MAKERS: &str = "DecodeDataRecord, DecodeBatchPredictionRequest or \
+                             DecodeBatchPredictionRequestV2";
+
+#[derive(Clone, Debug)]
+enum Fill {
+    Float(f32),
+    Int(i64),
+    Bytes(Vec<u8>),
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Hashed {
+    Ids,
+    UKeys,
+    Keys,
+    Values,
+    Codes,
+    Types,
+    BatchSize,
+    TotalSize,
+    Labels(f32),
+    Weights,
+}
+
+#[derive(Debug)]
+enum Role {
+    Decode(Config),
+    Hashed(Hashed),
+    Features(Kind),
+    BatchSize,
+    Labels(f32),
+    Weights,
+    /// `*AsTensor` (one id, output [B]) and `*GroupAsTensor` ([B, F]).
+    Dense {
+        kind: Kind,
+        ids: Vec<i64>,
+        /// Column of each id (ids are distinct).
+        columns: IdMap<usize>,
+        group: bool,
+        default: Fill,
+    },
+    Sparse {
+        kind: Kind,
+        id: i64,
+    },
+    HashedSparse {
+        /// Per kind, the ids to read.
+        keep: [IdMap<()>; 6],
+        /// V2: its own keep_features (else the decode op's).
+        own_keep: Option<IdMap<i64>>,
+        /// V1 always; V2 with decode_mode 1.
+        mix_names: bool,
+    },
+}
+
+/// One request-side op with validated attrs: made once per kernel, then
+/// used for every call (from any number of threads).
+#[derive(Debug)]
+pub struct RequestOp {
+    name: &'static str,
+    role: Role,
+}
+
+/// The attrs an op was given, checked against its spec.
+struct Attrs<'a> {
+    op: &'static str,
+    given: &'a [(&'a str, Attr<'a>)],
+}
+
+impl<'a> Attrs<'a> {
+    fn get(&self, name: &str) -> Attr<'a> {
+        // Presence and kind were checked against the spec in `new`.
+        self.given
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, a)| *a)
+            .unwrap_or(Attr::Int(0))
+    }
+    fn int(&self, name: &str) -> i64 {
+        match self.get(name) {
+            Attr::Int(v) => v,
+            _ => 0,
+        }
+    }
+    fn float(&self, name: &str) -> f32 {
+        match self.get(name) {
+            Attr::Float(v) => v,
+            _ => 0.0,
+        }
+    }
+    fn ints(&self, name: &str) -> &'a [i64] {
+        match self.get(name) {
+            Attr::Ints(v) => v,
+            _ => &[],
+        }
+    }
+    fn bytes(&self, name: &str) -> &'a [u8] {
+        match self.get(name) {
+            Attr::Str(v) => v,
+            _ => &[],
+        }
+    }
+    fn has(&self, name: &str) -> bool {
+        self.given.iter().any(|(n, _)| *n == name)
+    }
+
+    fn invalid(&self, attr: &str, what: impl std::fmt::Display) -> Error {
+        Error::invalid(format!("{}: attr {attr} {what}", self.op))
+    }
+
+    /// keep_features -> keep_codes, checked.
+    fn keep(&self) -> Result<IdMap<i64>> {
+        let (ids, codes) = (self.ints("keep_features"), self.ints("keep_codes"));
+        if ids.len() != codes.len() {
+            return Err(self.invalid(
+                "keep_codes",
+                format_args!(
+                    "has {} codes, keep_features has {} ids: they must have the same length",
+                    codes.len(),
+                    ids.len()
+                ),
+            ));
+        }
+        let mut keep = IdMap::default();
+        for (i, (&id, &code)) in ids.iter().zip(codes).enumerate() {
+            if let Some(&old) = keep.get(&id) {
+                if old != code {
+                    let j = ids.iter().position(|&x| x == id).unwrap_or(0);
+                    return Err(self.invalid(
+                        "keep_features",
+                        format_args!(
+                            "has feature id {id} at index {j} with code {old} and at index {i} \
+                             with code {code}: one id has one code"
+                        ),
+                    ));
+                }
+            }
+            keep.insert(id, code);
+        }
+        Ok(keep)
+    }
+
+    /// label_features or weight_features: id -> column, no repeats.
+    fn columns(&self, attr: &str) -> Result<IdMap<usize>> {
+        let mut columns = IdMap::default();
+        for (i, &id) in self.ints(attr).iter().enumerate() {
+            if let Some(j) = columns.insert(id, i) {
+                return Err(self.invalid(
+                    attr,
+                    format_args!(
+                        "has feature id {id} at index {j} and at index {i}: each column \
+                         reads a different feature"
+                    ),
+                ));
+            }
+        }
+        Ok(columns)
+    }
+
+    fn mix_names(&self) -> Result<bool> {
+        match self.int("decode_mode") {
+            0 => Ok(false),
+            1 => Ok(true),
+            m => Err(self.invalid(
+                "decode_mode",
+                format_args!(
+                    "is {m}; it must be 0 (sparse continuous keys are feature ids of the \
+                     names) or 1 (the feature id mixed with the name)"
+                ),
+            )),
+        }
+    }
+}
+
+impl RequestOp {
+    /// Validates the attrs of op `name` (a registered name such as
+    /// `"DecodeAndHashBatchPredictionRequestV2"`). Every attr of the op must
+    /// be given once (defaults already applied, as TensorFlow gives them);
+    /// `InputType` may be given and is ignored.
+    pub fn new(name: &str, attrs: &[(&str, Attr<'_>)]) -> Result<RequestOp> {
+        let Some(&(name, spec)) = OPS.iter().find(|(n, _)| *n == name) else {
+            return Err(Error::invalid(format!(
+                "{name:?} is not a request-side op of bpr_ops"
+            )));
+        };
+        for (i, (attr, value)) in attrs.iter().enumerate() {
+            if *attr == "InputType" {
+                continue;
+            }
+            let Some(&(_, kind)) = spec.iter().find(|(n, _)| n == attr) else {
+                return Err(Error::invalid(format!("{name}: has no attr {attr}")));
+            };
+            let ok = matches!(
+                (kind, value),
+                (AttrKind::Int, Attr::Int(_))
+                    | (AttrKind::Float, Attr::Float(_))
+                    | (AttrKind::Str, Attr::Str(_))
+                    | (AttrKind::Ints, Attr::Ints(_))
+            );
+            if !ok {
+                return Err(Error::invalid(format!(
+                    "{name}: attr {attr} was given a value of the wrong type ({value:?})"
+                )));
+            }
+            if attrs[..i].iter().any(|(n, _)| n == attr) {
+                return Err(Error::invalid(format!("{name}: attr {attr} given twice")));
+            }
+        }
+        let a = Attrs { op: name, given: attrs };
+        if let Some((missing, _)) = spec.iter().find(|(n, _)| !a.has(n)) {
+            return Err(Error::invalid(format!("{name}: attr {missing} not given")));
+        }
+        let role = role(name, &a)?;
+        Ok(RequestOp { name, role })
+    }
+
+    /// The op's registered name.
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// Whether this is a decode op (else a getter).
+    pub fn is_decode(&self) -> bool {
+        matches!(self.role, Role::Decode(_))
+    }
+
+    /// A decode op: decodes `messages` (one per element of a string input;
+    /// a uint8 input is one message) into a new batch. `input_is_string`
+    /// only changes how errors name the message.
+    pub fn decode(&self, messages: &[&[u8]], input_is_string: bool) -> Result<Batch> {
+        let Role::Decode(config) = &self.role else {
+            return Err(Error::internal(format!("{}: is not a decode op", self.name)));
+        };
+        batch::decode(config, self.name, messages).map_err(|e| {
+            let element = if input_is_string {
+                format!("input_bytes[{}]", e.message)
+            } else {
+                "input_bytes".to_string()
+            };
+            Error::invalid(format!(
+                "{}: {element} at byte {}: {}",
+                self.name, e.error.at, e.error.what
+            ))
+        })
+    }
+
+    /// A getter: reads `batch`, which a decode op made from `messages` (the
+    /// same messages, given again), and writes every output.
+    pub fn get(&self, batch: &Batch, messages: &[&[u8]], out: &mut dyn Outputs) -> Result<()> {
+        let wants_hashed = matches!(self.role, Role::Hashed(_));
+        if wants_hashed != batch.hashed {
+            let (input, kind, makers) = if wants_hashed {
+                ("hashed_data_record_handle", "a DataRecord handle", HASHED_MAKERS)
+            } else {
+                ("data_record_handle", "a hashed DataRecord handle", RECORD_MAKERS)
+            };
+            return Err(Error::invalid(format!(
+                "{}: {input} comes from {}, which makes {kind}; this op reads the handle of {makers}",
+                self.name, batch.made_by
+            )));
+        }
+        let b = batch;
+        let (n, nb) = (b.num_records, b.num_records);
+        match &self.role {
+            Role::Decode(_) => Err(Error::internal(format!("{}: is a decode op", self.name))),
+            Role::Hashed(h) => {
+                let rows = &b.rows;
+                let t = rows.ids.len();
+                match *h {
+                    Hashed::Ids => out.int64(0, &[t])?.copy_from_slice(&rows.ids),
+                    Hashed::UKeys => out.int64(0, &[t])?.copy_from_slice(&rows.ukeys),
+                    Hashed::Keys => out.int64(0, &[t])?.copy_from_slice(&rows.keys),
+                    Hashed::Values => out.float(0, &[t])?.copy_from_slice(&rows.values),
+                    Hashed::Codes => out.int64(0, &[t])?.copy_from_slice(&rows.codes),
+                    Hashed::Types => out.int8(0, &[t])?.copy_from_slice(&rows.types),
+                    Hashed::BatchSize => out.int64(0, &[])?[0] = n as i64,
+                    Hashed::TotalSize => out.int64(0, &[])?[0] = t as i64,
+                    Hashed::Labels(d) => labels(out, &b.labels, nb, b.num_labels, d)?,
+                    Hashed::Weights => labels(out, &b.weights, nb, b.num_weights, 0.0)?,
+                }
+                Ok(())
+            }
+            Role::BatchSize => {
+                out.int64(0, &[])?[0] = n as i64;
+                Ok(())
+            }
+            Role::Labels(d) => labels(out, &b.labels, nb, b.num_labels, *d),
+            Role::Weights => labels(out, &b.weights, nb, b.num_weights, 0.0),
+            Role::Features(kind) => features(b, messages, *kind, out),
+            Role::Dense {
+                kind,
+                ids,
+                columns,
+                group,
+                default,
+            } => dense(b, messages, *kind, ids, columns, *group, default, out),
+            Role::Sparse { kind, id } => sparse(b, messages, *kind, *id, out),
+            Role::HashedSparse {
+                keep,
+                own_keep,
+                mix_names,
+            } => {
+                let kept = own_keep.as_ref().unwrap_or(&b.keep);
+                hashed_sparse(b, messages, keep, kept, *mix_names, out)
+            }
+        }
+    }
+}
+
+fn role(name: &'static str, a: &Attrs<'_>) -> Result<Role> {
+    let kind_of = |s: &str| {
+        if s.contains("SparseBinary") {
+            Kind::SparseBinary
+        } else if s.contains("SparseContinuous") {
+            Kind::SparseContinuous
+        } else if s.contains("Binary") {
+            Kind::Binary
+        } else if s.contains("Continuous") {
+            Kind::Continuous
+        } else if s.contains("Discrete") {
+            Kind::Discrete
+        } else {
+            Kind::String
+        }
+    };
+    if name.starts_with("Decode") {
+        let labels = a.columns("label_features")?;
+        let weights = a.columns("weight_features")?;
+        return Ok(Role::Decode(Config {
+            keep: a.keep()?,
+            num_labels: labels.len(),
+            labels,
+            num_weights: weights.len(),
+            weights,
+            mix_names: a.mix_names()?,
+            hashed: name.starts_with("DecodeAndHash"),
+            requests: name.contains("BatchPredictionRequest"),
+        }));
+    }
+    if let Some(what) = name
+        .strip_prefix("Get")
+        .and_then(|s| s.strip_suffix("FromHashedDataRecord"))
+    {
+        return Ok(Role::Hashed(match what {
+            "Ids" => Hashed::Ids,
+            "UKeys" => Hashed::UKeys,
+            "Keys" => Hashed::Keys,
+            "Values" => Hashed::Values,
+            "Codes" => Hashed::Codes,
+            "Types" => Hashed::Types,
+            "BatchSize" => Hashed::BatchSize,
+            "TotalSize" => Hashed::TotalSize,
+            "Labels" => Hashed::Labels(a.float("default_label")),
+            _ => Hashed::Weights,
+        }));
+    }
+    Ok(match name {
+        "GetBatchSizeFromDataRecord" => Role::BatchSize,
+        "GetLabelsFromDataRecord" => Role::Labels(a.float("default_label")),
+        "GetWeightsFromDataRecord" => Role::Weights,
+        "GetSparseBinaryAsTensor" | "GetSparseContinuousAsTensor" => Role::Sparse {
+            kind: kind_of(name),
+            id: a.int("feature_id"),
+        },
+        "GetHashedFeaturesAsSparseTensor" | "GetHashedFeaturesAsSparseTensorV2" => {
+            let v2 = name.ends_with("V2");
+            let mut keep: [IdMap<()>; 6] = Default::default();
+            for (k, attr) in keep.iter_mut().zip(SIX) {
+                k.extend(a.ints(attr).iter().map(|&id| (id, ())));
+            }
+            Role::HashedSparse {
+                keep,
+                own_keep: if v2 { Some(a.keep()?) } else { None },
+                mix_names: !v2 || a.mix_names()?,
+            }
+        }
+        _ if name.ends_with("Features") => Role::Features(kind_of(name)),
+        _ => {
+            let group = name.contains("Group");
+            let ids = if group {
+                a.ints("feature_ids").to_vec()
+            } else {
+                vec![a.int("feature_id")]
+            };
+            let mut columns = IdMap::default();
+            for (i, &id) in ids.iter().enumerate() {
+                if let Some(j) = columns.insert(id, i) {
+                    return Err(a.invalid(
+                        "feature_ids",
+                        format_args!(
+                            "has feature id {id} at index {j} and at index {i}; give each \
+                             id once (the same column twice is a slice of the output)"
+                        ),
+                    ));
+                }
+            }
+            let default = match name {
+                n if n.contains("Discrete") => Fill::Int(a.int("default_value")),
+                n if n.contains("String") => Fill::Bytes(a.bytes("default_value").to_vec()),
+                _ => Fill::Float(a.float("default_value")),
+            };
+            Role::Dense {
+                kind: kind_of(name),
+                ids,
+                columns,
+                group,
+                default,
+            }
+        }
+    })
+}
+
+/// [B, n] labels or weights; NaN (absent) becomes `default`.
+fn labels(out: &mut dyn Outputs, v: &[f32], b: usize, n: usize, default: f32) -> Result<()> {
+    let o = out.float(0, &[b, n])?;
+    for (o, &x) in o.iter_mut().zip(v) {
+        *o = if x.is_nan() { default } else { x };
+    }
+    Ok(())
+}
+
+/// A row of a row getter: record, entry of the kind, and the entry's value
+/// (sparse kinds: one row per value).
+#[derive(Clone, Copy)]
+struct At {
+    record: usize,
+    entry: usize,
+    value: usize,
+    kind: Kind,
+}
+
+/// The rows of `kind` (record by record: its common record's, then its own;
+/// wire order) whose ids pass `keep`, appended to `rows`.
+fn rows_of(b: &Batch, kind: Kind, keep: &dyn Fn(i64) -> bool, rows: &mut Vec<At>) {
+    for (record, (own, common)) in b.records.iter().enumerate() {
+        let common = common.map(|c| &b.commons[c as usize]);
+        for r in common.into_iter().chain(std::iter::once(own)) {
+            push_rows(b, kind, r, record, keep, rows);
+        }
+    }
+}
+
+fn push_rows(
+    b: &Batch,
+    kind: Kind,
+    r: &Ranges,
+    record: usize,
+    keep: &dyn Fn(i64) -> bool,
+    rows: &mut Vec<At>,
+) {
+    let f = &b.features;
+    for entry in r.of(kind) {
+        let at = |value| At {
+            record,
+            entry,
+            value,
+            kind,
+        };
+        match kind {
+            Kind::SparseBinary | Kind::SparseContinuous => {
+                let (id, s, e) = match kind {
+                    Kind::SparseBinary => f.sparse_binary[entry],
+                    _ => f.sparse_continuous[entry],
+                };
+                if keep(id) {
+                    rows.extend((s..e).map(at));
+                }
+            }
+            _ => {
+                if keep(id_of(b, kind, entry)) {
+                    rows.push(at(0));
+                }
+            }
+        }
+    }
+}
+
+fn id_of(b: &Batch, kind: Kind, entry: usize) -> i64 {
+    let f = &b.features;
+    match kind {
+        Kind::Binary => f.binary[entry],
+        Kind::Continuous => f.continuous[entry].0,
+        Kind::Discrete => f.discrete[entry].0,
+        Kind::String => f.strings[entry].0,
+        Kind::SparseBinary => f.sparse_binary[entry].0,
+        Kind::SparseContinuous => f.sparse_continuous[entry].0,
+    }
+}
+
+/// The string of a row (string value, set element or map key), if it has one.
+fn name_of<'m>(b: &Batch, messages: &[&'m [u8]], at: &At) -> &'m [u8] {
+    let f = &b.features;
+    let span: Option<Span> = match at.kind {
+        Kind::String => Some(f.strings[at.entry].1),
+        Kind::SparseBinary => Some(f.sparse_binary_values[at.value]),
+        Kind::SparseContinuous => Some(f.sparse_continuous_values[at.value].0),
+        _ => None,
+    };
+    span.map_or(&[], |s| s.bytes(messages))
+}
+
+/// The value of a row as a float (1 for binary, string and set rows).
+fn float_of(b: &Batch, at: &At) -> f32 {
+    let f = &b.features;
+    match at.kind {
+        Kind::Continuous => f.continuous[at.entry].1 as f32,
+        Kind::SparseContinuous => f.sparse_continuous_values[at.value].1 as f32,
+        _ => 1.0,
+    }
+}
+
+fn ids_and_keys(out: &mut dyn Outputs, rows: &[At], keys: impl Fn(&At) -> i64) -> Result<()> {
+    let t = rows.len();
+    for (o, at) in out.int64(0, &[t])?.iter_mut().zip(rows) {
+        *o = at.record as i64;
+    }
+    for (o, at) in out.int64(1, &[t])?.iter_mut().zip(rows) {
+        *o = keys(at);
+    }
+    Ok(())
+}
+
+/// Get{Binary,...,SparseContinuous}Features: ids, keys, then the kind's
+/// values and names in twml's output order.
+fn features(b: &Batch, messages: &[&[u8]], kind: Kind, out: &mut dyn Outputs) -> Result<()> {
+    let mut rows = Vec::new();
+    rows_of(b, kind, &|id| b.keep.contains_key(&id), &mut rows);
+    let t = rows.len();
+    ids_and_keys(out, &rows, |at| id_of(b, kind, at.entry))?;
+    let names = |out: &mut dyn Outputs, index| {
+        let mut it = rows.iter().map(|at| name_of(b, messages, at));
+        out.strings(index, &[t], &mut it)
+    };
+    let floats = |out: &mut dyn Outputs, index| -> Result<()> {
+        for (o, at) in out.float(index, &[t])?.iter_mut().zip(&rows) {
+            *o = float_of(b, at);
+        }
+        Ok(())
+    };
+    match kind {
+        Kind::Binary | Kind::Continuous => floats(out, 2),
+        Kind::Discrete => {
+            for (o, at) in out.int64(2, &[t])?.iter_mut().zip(&rows) {
+                *o = b.features.discrete[at.entry].1;
+            }
+            Ok(())
+        }
+        Kind::String | Kind::SparseBinary => {
+            names(out, 2)?;
+            floats(out, 3)
+        }
+        Kind::SparseContinuous => {
+            floats(out, 2)?;
+            names(out, 3)
+        }
+    }
+}
+
+/// *AsTensor / *GroupAsTensor: per record and id, the record's own value,
+/// else its common record's, else the default.
+#[allow(clippy::too_many_arguments)]
+fn dense(
+    b: &Batch,
+    messages: &[&[u8]],
+    kind: Kind,
+    ids: &[i64],
+    columns: &IdMap<usize>,
+    group: bool,
+    default: &Fill,
+    out: &mut dyn Outputs,
+) -> Result<()> {
+    let (n, f) = (b.num_records, ids.len());
+    let dims: &[usize] = if group { &[n, f] } else { &[n] };
+    // Per cell, the entry holding its value (own first, then common).
+    let mut cells: Vec<Option<usize>> = vec![None; n * f];
+    for (record, (own, common)) in b.records.iter().enumerate() {
+        let row = &mut cells[record * f..(record + 1) * f];
+        let common = common.map(|c| &b.commons[c as usize]);
+        for r in std::iter::once(own).chain(common) {
+            for entry in r.of(kind) {
+                if let Some(&col) = columns.get(&id_of(b, kind, entry)) {
+                    row[col].get_or_insert(entry);
+                }
+            }
+        }
+    }
+    let fe = &b.features;
+    match default {
+        Fill::Float(d) => {
+            for (o, c) in out.float(0, dims)?.iter_mut().zip(&cells) {
+                *o = match (c, kind) {
+                    (None, _) => *d,
+                    (Some(e), Kind::Continuous) => fe.continuous[*e].1 as f32,
+                    (Some(_), _) => 1.0,
+                };
+            }
+        }
+        Fill::Int(d) => {
+            for (o, c) in out.int64(0, dims)?.iter_mut().zip(&cells) {
+                *o = c.map_or(*d, |e| fe.discrete[e].1);
+            }
+        }
+        Fill::Bytes(d) => {
+            let mut it = cells
+                .iter()
+                .map(|c| c.map_or(d.as_slice(), |e| fe.strings[e].1.bytes(messages)));
+            out.strings(0, dims, &mut it)?;
+        }
+    }
+    Ok(())
+}
+
+/// GetSparse{Binary,Continuous}AsTensor: the rows of one id.
+fn sparse(
+    b: &Batch,
+    messages: &[&[u8]],
+    kind: Kind,
+    id: i64,
+    out: &mut dyn Outputs,
+) -> Result<()> {
+    let mut rows = Vec::new();
+    rows_of(b, kind, &|x| x == id, &mut rows);
+    let t = rows.len();
+    ids_and_keys(out, &rows, |_| id)?;
+    let mut names = rows.iter().map(|at| name_of(b, messages, at));
+    out.strings(2, &[t], &mut names)?;
+    if kind == Kind::SparseContinuous {
+        for (o, at) in out.float(3, &[t])?.iter_mut().zip(&rows) {
+            *o = float_of(b, at);
+        }
+    }
+    Ok(())
+}
+
+/// GetHashedFeaturesAsSparseTensor(V2): hashed rows of a DataRecord handle.
+fn hashed_sparse(
+    b: &Batch,
+    messages: &[&[u8]],
+    keep: &[IdMap<()>; 6],
+    kept: &IdMap<i64>,
+    mix_names: bool,
+    out: &mut dyn Outputs,
+) -> Result<()> {
+    let mut rows = Vec::new();
+    for (record, (own, common)) in b.records.iter().enumerate() {
+        let common = common.map(|c| &b.commons[c as usize]);
+        for r in common.into_iter().chain(std::iter::once(own)) {
+            for kind in KINDS {
+                let want = &keep[kind as usize - 1];
+                let pass = |id: i64| want.contains_key(&id) && kept.contains_key(&id);
+                push_rows(b, kind, r, record, &pass, &mut rows);
+            }
+        }
+    }
+    let f = &b.features;
+    ids_and_keys(out, &rows, |at| {
+        let id = id_of(b, at.kind, at.entry);
+        match at.kind {
+            Kind::Binary | Kind::Continuous => id,
+            Kind::Discrete => mix_discrete(id, f.discrete[at.entry].1),
+            Kind::SparseContinuous if !mix_names => {
+                feature_id_bytes(name_of(b, messages, at)).unwrap_or_default()
+            }
+            _ => mix_string(id, name_of(b, messages, at)),
+        }
+    })?;
+    for (o, at) in out.float(2, &[rows.len()])?.iter_mut().zip(&rows) {
+        *o = float_of(b, at);
+    }
+    Ok(())
+}

@@ -9,8 +9,16 @@ use std::env;
 use std::path::PathBuf;
 use std::process::{exit, Command};
 
-const SHIM_SOURCES: &[&str] = &["cpp_shim/ops.cc", "cpp_shim/kernels.cc"];
+const SHIM_SOURCES: &[&str] = &[
+    "cpp_shim/ops.cc",
+    "cpp_shim/kernels.cc",
+    "cpp_shim/request_ops.cc",
+    "cpp_shim/request_kernels.cc",
+    "cpp_shim/compat.cc",
+];
 const SHIM_HEADER: &str = "cpp_shim/include/bpr_ops.h";
+/// Headers of the shim only (not for bindgen).
+const SHIM_PRIVATE_HEADERS: &[&str] = &["cpp_shim/plain_allocator.h"];
 
 /// Prints one message and stops the build (a panic would add a backtrace hint
 /// that hides the message).
@@ -82,7 +90,7 @@ fn main() {
     println!("cargo:rerun-if-env-changed=PYTHON");
     println!("cargo:rerun-if-changed=build.rs");
     println!("cargo:rerun-if-changed={SHIM_HEADER}");
-    for src in SHIM_SOURCES {
+    for src in SHIM_SOURCES.iter().chain(SHIM_PRIVATE_HEADERS) {
         println!("cargo:rerun-if-changed={src}");
     }
 

@@ -8,6 +8,7 @@
 
 #include "absl/container/inlined_vector.h"
 #include "bpr_ops.h"
+#include "plain_allocator.h"
 #include "tensorflow/core/framework/op_kernel.h"
 #include "tensorflow/core/framework/tensor.h"
 #include "tensorflow/core/framework/types.h"
@@ -48,24 +49,6 @@ bool DtypeCode(DataType dt, bpr_dtype* code) {
   }
 }
 
-// std::allocator<T>::allocate of GCC 11+ calls std::__throw_bad_array_new_length
-// (GLIBCXX_3.4.29) on overflow, and absl::InlinedVector calls it unguarded: that
-// one symbol would raise the release wheel's tag from manylinux_2_24 to 2_34
-// (README, "Install"). The inline vectors allocate through this instead.
-template <typename T>
-struct PlainAllocator {
-  using value_type = T;
-  PlainAllocator() = default;
-  template <typename U>
-  PlainAllocator(const PlainAllocator<U>&) {}
-  T* allocate(size_t n) {
-    if (n > SIZE_MAX / sizeof(T)) throw std::bad_alloc();
-    return static_cast<T*>(::operator new(n * sizeof(T)));
-  }
-  void deallocate(T* p, size_t) { ::operator delete(p); }
-  friend bool operator==(const PlainAllocator&, const PlainAllocator&) { return true; }
-  friend bool operator!=(const PlainAllocator&, const PlainAllocator&) { return false; }
-};
 template <typename T, size_t N>
 using InlineVector = absl::InlinedVector<T, N, PlainAllocator<T>>;
 

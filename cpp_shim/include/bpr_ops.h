@@ -138,6 +138,101 @@ const char* bpr_tensorflow_version(void);
 bpr_status bpr_feature_ids(const bpr_bytes* names, size_t num_names, int64_t* out,
                            char* msg, size_t msg_cap);
 
+/* ------------------------------------------------------------------------ *
+ * The request side: twml's BatchPredictionRequest / DataRecord readers.
+ *
+ * A decode op (DecodeDataRecord, DecodeAndHash*, Decode*BatchPredictionRequest*)
+ * turns the input bytes into a bpr_request_batch, which the shim keeps inside
+ * the `resource` handle it outputs, next to the input tensor (so the bytes
+ * outlive the batch). A getter op (Get*) reads a batch and writes its outputs
+ * through bpr_outputs. All decoding and every getter's logic is in Rust; the
+ * shim reads attrs, views tensors, holds the handle and maps statuses.
+ * ------------------------------------------------------------------------ */
+
+/* Kinds of attr value (bpr_attr.kind). Stable. */
+typedef int32_t bpr_attr_kind;
+#define BPR_ATTR_INT 1       /* TF `int`:        int_value */
+#define BPR_ATTR_FLOAT 2     /* TF `float`:      float_value */
+#define BPR_ATTR_STRING 3    /* TF `string`:     string_value (any bytes) */
+#define BPR_ATTR_INT_LIST 4  /* TF `list(int)`:  list[0..list_len) */
+
+/* One attr of a request-side op, as the kernel read it at construction.
+ * Names and types are twml's registered ones (cpp_shim/request_ops.cc). */
+typedef struct bpr_attr {
+  const char* name; /* NUL-terminated, e.g. "keep_features" */
+  bpr_attr_kind kind;
+  int64_t int_value;
+  float float_value;
+  bpr_bytes string_value;
+  const int64_t* list; /* may be NULL when list_len == 0 */
+  size_t list_len;
+} bpr_attr;
+
+/* An op's validated attrs, made once per kernel. Owned by the kernel. */
+typedef struct bpr_request_op bpr_request_op;
+/* A decoded batch. Owned by the handle's resource. Holds offsets into the
+ * input bytes, never pointers: every getter is given the same bytes again. */
+typedef struct bpr_request_batch bpr_request_batch;
+
+/*
+ * Validates the attrs of the request-side op `op_name` (a NUL-terminated
+ * registered op name, e.g. "DecodeAndHashBatchPredictionRequestV2" or
+ * "GetContinuousGroupAsTensor") and returns a new op in *out, to be freed
+ * with bpr_request_op_free. Every attr the op registers must be given, once,
+ * except type attrs (`InputType`: which input dtype is passed to
+ * bpr_request_decode as `input_is_string`);
+ * an unknown op name or attr is BPR_INVALID_ARGUMENT (so is a bad value:
+ * keep_features and keep_codes of different lengths, a decode_mode other
+ * than 0 or 1, ...). `attrs` is borrowed for the call only.
+ */
+bpr_status bpr_request_op_new(const char* op_name, const bpr_attr* attrs, size_t num_attrs,
+                              bpr_request_op** out, char* msg, size_t msg_cap);
+void bpr_request_op_free(bpr_request_op* op); /* NULL is a no-op */
+
+/*
+ * A decode op: decodes `inputs` and returns a new batch in *out, to be freed
+ * with bpr_request_batch_free. `inputs` are the input tensor's messages: a
+ * uint8 tensor is one message (all its bytes, row-major), a string tensor one
+ * message per element. `input_is_string` says which (it changes the error
+ * messages and nothing else). A malformed message is BPR_INVALID_ARGUMENT
+ * naming the op, the element, the byte offset and what was expected; no
+ * allocation is larger than the input bytes justify.
+ */
+bpr_status bpr_request_decode(const bpr_request_op* op, const bpr_bytes* inputs,
+                              size_t num_inputs, int32_t input_is_string,
+                              bpr_request_batch** out, char* msg, size_t msg_cap);
+void bpr_request_batch_free(bpr_request_batch* batch); /* NULL is a no-op */
+
+/* Where a getter writes its outputs. Each output is allocated exactly once,
+ * in output order; an output may be written before the next is allocated. */
+typedef struct bpr_outputs {
+  void* context;
+  /* Allocates output `index` (0-based, in the op's registered output order)
+   * with shape dims[0..rank) and sets *data to its elements: int64, float,
+   * int8 as the op registers the output, or, for a string output, an opaque
+   * pointer only passed back to set_string. *data may be NULL for an output
+   * of zero elements. Returns 0 on success; non-zero when the host cannot
+   * allocate (the host keeps its own error; the getter then returns
+   * BPR_HOST_ALLOC_FAILED). Must not throw. */
+  int32_t (*alloc)(void* context, int32_t index, const int64_t* dims, size_t rank,
+                   void** data);
+  /* Sets element `element` of the string output whose *data was `strings` to
+   * bytes[0..len) (copied). Must not fail or throw. */
+  void (*set_string)(void* strings, int64_t element, const uint8_t* bytes, size_t len);
+} bpr_outputs;
+
+/*
+ * A getter op: reads `batch`, which bpr_request_decode made from `inputs`
+ * (the same messages, passed again), and writes every output of `op` through
+ * `outputs`. A batch made by a decode op whose handle this getter does not
+ * read (a DataRecord handle given to a *FromHashedDataRecord getter, or the
+ * other way round) is BPR_INVALID_ARGUMENT naming both ops.
+ */
+bpr_status bpr_request_get(const bpr_request_op* op, const bpr_request_batch* batch,
+                           const bpr_bytes* inputs, size_t num_inputs,
+                           const bpr_outputs* outputs, char* msg, size_t msg_cap);
+
+
 #ifdef __cplusplus
 } /* extern "C" */
 #endif

@@ -217,8 +217,10 @@ impl<'c> Targets<'c> {
 
     fn row(&mut self) {
         let c = self.config;
-        self.labels.extend(std::iter::repeat_n(f32::NAN, c.num_labels));
-        self.weights.extend(std::iter::repeat_n(f32::NAN, c.num_weights));
+        self.labels
+            .extend(std::iter::repeat_n(f32::NAN, c.num_labels));
+        self.weights
+            .extend(std::iter::repeat_n(f32::NAN, c.num_weights));
     }
 
     fn binary(&mut self, id: i64) {
@@ -468,19 +470,22 @@ impl Visit for Hashing<'_, '_> {
         self.targets.continuous(id, value);
         if let Some(code) = self.kept(id).filter(|_| !value.is_nan()) {
             let v = value as f32;
-            self.rows.push(self.record, id, id, v, code, Kind::Continuous);
+            self.rows
+                .push(self.record, id, id, v, code, Kind::Continuous);
         }
     }
     fn discrete(&mut self, id: i64, value: i64) {
         if let Some(code) = self.kept(id) {
             let key = mix_discrete(id, value);
-            self.rows.push(self.record, id, key, 1.0, code, Kind::Discrete);
+            self.rows
+                .push(self.record, id, key, 1.0, code, Kind::Discrete);
         }
     }
     fn string(&mut self, id: i64, _: Span, bytes: &[u8]) {
         if let Some(code) = self.kept(id) {
             let key = mix_string(id, bytes);
-            self.rows.push(self.record, id, key, 1.0, code, Kind::String);
+            self.rows
+                .push(self.record, id, key, 1.0, code, Kind::String);
         }
     }
     fn sparse_begin(&mut self, _: Kind, id: i64) -> bool {
@@ -494,7 +499,8 @@ impl Visit for Hashing<'_, '_> {
     }
     fn sparse_binary(&mut self, id: i64, _: Span, bytes: &[u8]) {
         let key = mix_string(id, bytes);
-        self.rows.push(self.record, id, key, 1.0, self.code, Kind::SparseBinary);
+        self.rows
+            .push(self.record, id, key, 1.0, self.code, Kind::SparseBinary);
     }
     fn sparse_continuous(&mut self, id: i64, _: Span, name: &[u8], value: f64) {
         if value.is_nan() {
@@ -560,32 +566,29 @@ pub(crate) fn decode(
         common_rows.truncate(0);
         common_targets.labels.clear();
         common_targets.weights.clear();
-        read::request(
-            &mut c,
-            |c, i| {
-                if let Some(i) = i {
-                    starts.push(b.rows.len() - first_row);
-                    let name = format_args!("individualFeaturesList[{i}]");
-                    return one_record(&mut b, &mut targets, c, bytes, &name);
-                }
-                common_targets.row();
-                let name = "commonFeatures";
-                if config.hashed {
-                    let mut h = Hashing {
-                        record: 0,
-                        rows: &mut common_rows,
-                        targets: &mut common_targets,
-                        code: 0,
-                    };
-                    read::record(c, &name, &mut h)?;
-                } else {
-                    let mut s = Store::new(bytes, &mut b.features, &mut common_targets);
-                    read::record(c, &name, &mut s)?;
-                    common = Some(s.ranges());
-                }
-                Ok(())
-            },
-        )
+        read::request(&mut c, |c, i| {
+            if let Some(i) = i {
+                starts.push(b.rows.len() - first_row);
+                let name = format_args!("individualFeaturesList[{i}]");
+                return one_record(&mut b, &mut targets, c, bytes, &name);
+            }
+            common_targets.row();
+            let name = "commonFeatures";
+            if config.hashed {
+                let mut h = Hashing {
+                    record: 0,
+                    rows: &mut common_rows,
+                    targets: &mut common_targets,
+                    code: 0,
+                };
+                read::record(c, &name, &mut h)?;
+            } else {
+                let mut s = Store::new(bytes, &mut b.features, &mut common_targets);
+                read::record(c, &name, &mut s)?;
+                common = Some(s.ranges());
+            }
+            Ok(())
+        })
         .map_err(at)?;
         read::finish(&c, "BatchPredictionRequest").map_err(at)?;
         if let Some(ranges) = common {
@@ -601,7 +604,8 @@ pub(crate) fn decode(
             let own = b.rows.split_off(first_row);
             for (k, &s) in starts.iter().enumerate() {
                 let e = starts.get(k + 1).copied().unwrap_or(own.len());
-                b.rows.extend_from(&common_rows, 0..common_rows.len(), first + k);
+                b.rows
+                    .extend_from(&common_rows, 0..common_rows.len(), first + k);
                 b.rows.extend_from(&own, s..e, first + k);
             }
         }

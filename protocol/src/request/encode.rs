@@ -109,7 +109,10 @@ impl Out {
 /// The bytes of `BatchPredictionRequest { individualFeaturesList = records,
 /// commonFeatures = common }`. Strings are written as given (a reader checks
 /// them for UTF-8). Records with tensors are an error.
-pub fn encode_batch_prediction_request(records: &[Record], common: Option<&Record>) -> Result<Vec<u8>> {
+pub fn encode_batch_prediction_request(
+    records: &[Record],
+    common: Option<&Record>,
+) -> Result<Vec<u8>> {
     let mut out = Out(Vec::new());
     out.field(LIST, 1);
     out.head(&[STRUCT], records.len(), "individualFeaturesList")?;

@@ -31,8 +31,8 @@ mod encode;
 mod ops;
 mod read;
 
+/// A `DataRecord` to encode: the same plain struct the response decoder gives.
+pub use crate::decode::Record;
 pub use batch::Batch;
 pub use encode::{encode_batch_prediction_request, encode_data_record};
 pub use ops::{op_names, Attr, Outputs, RequestOp};
-/// A `DataRecord` to encode: the same plain struct the response decoder gives.
-pub use crate::decode::Record;

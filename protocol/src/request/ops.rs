@@ -391,7 +391,10 @@ impl RequestOp {
                 return Err(Error::invalid(format!("{name}: attr {attr} given twice")));
             }
         }
-        let a = Attrs { op: name, given: attrs };
+        let a = Attrs {
+            op: name,
+            given: attrs,
+        };
         if let Some((missing, _)) = spec.iter().find(|(n, _)| !a.has(n)) {
             return Err(Error::invalid(format!("{name}: attr {missing} not given")));
         }
@@ -414,7 +417,10 @@ impl RequestOp {
     /// only changes how errors name the message.
     pub fn decode(&self, messages: &[&[u8]], input_is_string: bool) -> Result<Batch> {
         let Role::Decode(config) = &self.role else {
-            return Err(Error::internal(format!("{}: is not a decode op", self.name)));
+            return Err(Error::internal(format!(
+                "{}: is not a decode op",
+                self.name
+            )));
         };
         batch::decode(config, self.name, messages).map_err(|e| {
             let element = if input_is_string {
@@ -435,9 +441,17 @@ impl RequestOp {
         let wants_hashed = matches!(self.role, Role::Hashed(_));
         if wants_hashed != batch.hashed {
             let (input, kind, makers) = if wants_hashed {
-                ("hashed_data_record_handle", "a DataRecord handle", HASHED_MAKERS)
+                (
+                    "hashed_data_record_handle",
+                    "a DataRecord handle",
+                    HASHED_MAKERS,
+                )
             } else {
-                ("data_record_handle", "a hashed DataRecord handle", RECORD_MAKERS)
+                (
+                    "data_record_handle",
+                    "a hashed DataRecord handle",
+                    RECORD_MAKERS,
+                )
             };
             return Err(Error::invalid(format!(
                 "{}: {input} comes from {}, which makes {kind}; this op reads the handle of {makers}",
@@ -796,13 +810,7 @@ fn dense(
 }
 
 /// GetSparse{Binary,Continuous}AsTensor: the rows of one id.
-fn sparse(
-    b: &Batch,
-    messages: &[&[u8]],
-    kind: Kind,
-    id: i64,
-    out: &mut dyn Outputs,
-) -> Result<()> {
+fn sparse(b: &Batch, messages: &[&[u8]], kind: Kind, id: i64, out: &mut dyn Outputs) -> Result<()> {
     let mut rows = Vec::new();
     rows_of(b, kind, &|x| x == id, &mut rows);
     let t = rows.len();

@@ -180,7 +180,10 @@ impl<'a> Cursor<'a> {
         if e != elem {
             return self.fail(
                 at,
-                format_args!("{what} must be a {want}, found elements of type {}", type_name(e)),
+                format_args!(
+                    "{what} must be a {want}, found elements of type {}",
+                    type_name(e)
+                ),
             );
         }
         self.count(min_size(elem), what)
@@ -211,7 +214,10 @@ impl<'a> Cursor<'a> {
 
     fn skip_at(&mut self, t: u8, at: usize, what: &dyn fmt::Display, depth: usize) -> R<()> {
         if depth > MAX_DEPTH {
-            return self.fail(self.at, format_args!("{what} nests deeper than {MAX_DEPTH}"));
+            return self.fail(
+                self.at,
+                format_args!("{what} nests deeper than {MAX_DEPTH}"),
+            );
         }
         match t {
             ttype::BOOL | ttype::BYTE => self.take(1, what).map(drop),
@@ -242,13 +248,19 @@ impl<'a> Cursor<'a> {
                 }
                 Ok(())
             }
-            t => self.fail(at, format_args!("{what} has Thrift type code {t}, which is no type")),
+            t => self.fail(
+                at,
+                format_args!("{what} has Thrift type code {t}, which is no type"),
+            ),
         }
     }
 
     /// The value of a known field has the wrong Thrift type.
     pub fn wrong_type<T>(&self, at: usize, what: &dyn fmt::Display, want: &str, t: u8) -> R<T> {
-        self.fail(at, format_args!("{what} must be a {want}, found a {}", type_name(t)))
+        self.fail(
+            at,
+            format_args!("{what} must be a {want}, found a {}", type_name(t)),
+        )
     }
 }
 
@@ -298,18 +310,18 @@ struct Path<'p> {
 
 impl fmt::Display for Path<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}.{} (field {}){}", self.record, self.field, self.id, self.extra)
+        write!(
+            f,
+            "{}.{} (field {}){}",
+            self.record, self.field, self.id, self.extra
+        )
     }
 }
 
 /// Reads one `DataRecord` struct (after its field header) into `v`.
 /// `record` names it in errors. A known field repeated, or of the wrong type,
 /// is an error; unknown fields are skipped.
-pub(crate) fn record<V: Visit>(
-    c: &mut Cursor<'_>,
-    record: &dyn fmt::Display,
-    v: &mut V,
-) -> R<()> {
+pub(crate) fn record<V: Visit>(c: &mut Cursor<'_>, record: &dyn fmt::Display, v: &mut V) -> R<()> {
     use ttype::{DOUBLE, I64, MAP, SET, STRING, STRUCT};
     let mut seen = 0u32;
     while let Some((t, id, at)) = c.field(record)? {
@@ -319,7 +331,11 @@ pub(crate) fn record<V: Visit>(
             3 => ("discreteFeatures", "map<i64, i64>", t == MAP),
             4 => ("stringFeatures", "map<i64, string>", t == MAP),
             5 => ("sparseBinaryFeatures", "map<i64, set<string>>", t == MAP),
-            6 => ("sparseContinuousFeatures", "map<i64, map<string, double>>", t == MAP),
+            6 => (
+                "sparseContinuousFeatures",
+                "map<i64, map<string, double>>",
+                t == MAP,
+            ),
             7 => ("blobFeatures", "map<i64, binary>", t == MAP),
             8 => ("tensors", "map<i64, GeneralTensor>", t == MAP),
             9 => ("sparseTensors", "map<i64, SparseTensor>", t == MAP),

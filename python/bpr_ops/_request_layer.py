@@ -1,0 +1,165 @@
+"""BatchPredictionRequestReader: a Keras layer that turns request bytes (the
+serving input of a model) into dense feature tensors, on the request-side ops
+DecodeBatchPredictionRequestV2 and Get*GroupAsTensor."""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+from ._keys import config_keys, resolve_keys
+from ._loader import load_library
+
+# The layer's kinds: (argument, getter op wrapper, output dtype).
+_KINDS = (
+    ("continuous", "get_continuous_group_as_tensor", "float32"),
+    ("binary", "get_binary_group_as_tensor", "float32"),
+    ("discrete", "get_discrete_group_as_tensor", "int64"),
+    ("strings", "get_string_group_as_tensor", "string"),
+)
+_MODES = ("kinds", "names")
+
+
+@keras.saving.register_keras_serializable(package="bpr_ops")
+class BatchPredictionRequestReader(keras.layers.Layer):
+    """Reads Thrift BatchPredictionRequests into dense [B, F] tensors, one per
+    kind of feature, B being the number of records of all requests together.
+
+    Called on a tf.string tensor (a scalar or [N]: one request per element,
+    their records concatenated in order) or a uint8 tensor (all its bytes are
+    one request). A record's value of a feature is its own, else its request's
+    commonFeatures' one, else the default.
+
+    Args:
+      continuous: feature keys (names or int64 ids) read as float32 values.
+      binary: keys read as 1.0 where the record has the binary feature, else 0.0.
+      discrete: keys read as int64 values.
+      strings: keys of string features, read as tf.string values.
+      default_value: float for an absent continuous feature.
+      default_discrete: int for an absent discrete feature.
+      default_string: str for an absent string feature.
+      output_mode: "kinds" (default): {"continuous": [B, F_c], "binary": [B, F_b],
+        "discrete": [B, F_d], "strings": [B, F_s]}, for the kinds given, columns
+        in the order given. "names": {key: [B]}, one tensor per key (a name, or
+        str(id) for an int id).
+
+    A key given twice (in one kind or in two), no key at all, or a bad key is
+    an error here, when the layer is made.
+    """
+
+    def __init__(
+        self,
+        continuous=(),
+        binary=(),
+        discrete=(),
+        strings=(),
+        default_value=0.0,
+        default_discrete=0,
+        default_string="",
+        output_mode="kinds",
+        **kwargs,
+    ):
+        kwargs.setdefault("trainable", False)
+        kwargs.setdefault("autocast", False)
+        super().__init__(**kwargs)
+        where = type(self).__name__
+        if output_mode not in _MODES:
+            raise ValueError(f"{where}: output_mode must be one of {_MODES}, got {output_mode!r}")
+        self.output_mode = output_mode
+        self.default_value = float(default_value)
+        if isinstance(default_discrete, bool) or not isinstance(default_discrete, int):
+            raise TypeError(f"{where}: default_discrete must be an int, got {default_discrete!r}")
+        self.default_discrete = int(default_discrete)
+        if not isinstance(default_string, (str, bytes)):
+            raise TypeError(f"{where}: default_string must be a str, got {default_string!r}")
+        self.default_string = default_string
+        given = {"continuous": continuous, "binary": binary, "discrete": discrete, "strings": strings}
+        self._ids: dict[str, list[int]] = {}
+        self._given: dict[str, list] = {}
+        seen: dict[int, str] = {}
+        for kind, keys in given.items():
+            if isinstance(keys, (str, bytes)):
+                keys = [keys]
+            ids, as_given = resolve_keys(keys, f"{where} {kind}")
+            for key_id, key in zip(ids, as_given):
+                if key_id in seen:
+                    raise ValueError(
+                        f"{where}: {key!r} in {kind} is feature id {key_id}, which {seen[key_id]} "
+                        "already reads; each feature is read once"
+                    )
+                seen[key_id] = f"{kind} ({key!r})"
+            if ids:
+                self._ids[kind] = ids
+                self._given[kind] = as_given
+        if not self._ids:
+            raise ValueError(f"{where}: no features to read; give continuous, binary, discrete or strings keys")
+
+    def _names(self, kind: str) -> list[str]:
+        return [k if isinstance(k, str) else str(k) for k in config_keys(self._given[kind])]
+
+    def compute_output_spec(self, inputs):
+        dtype = getattr(inputs, "dtype", None)
+        if dtype is not None and str(dtype) not in ("string", "uint8", "tf.string", "tf.uint8"):
+            raise TypeError(
+                f"{type(self).__name__} '{self.name}' reads request bytes: a string or uint8 tensor, "
+                f"got {dtype}"
+            )
+        out = {}
+        for kind, _, out_dtype in _KINDS:
+            if kind not in self._ids:
+                continue
+            if self.output_mode == "kinds":
+                out[kind] = keras.KerasTensor((None, len(self._ids[kind])), dtype=out_dtype)
+            else:
+                for name in self._names(kind):
+                    out[name] = keras.KerasTensor((None,), dtype=out_dtype)
+        return out
+
+    def call(self, inputs):
+        inputs = tf.convert_to_tensor(inputs)
+        if inputs.dtype not in (tf.string, tf.uint8):
+            raise TypeError(
+                f"{type(self).__name__} '{self.name}' reads request bytes: a string or uint8 tensor, "
+                f"got {inputs.dtype.name}"
+            )
+        lib = load_library()
+        keep = [i for kind, _, _ in _KINDS for i in self._ids.get(kind, [])]
+        handle = lib.decode_batch_prediction_request_v2(
+            input_bytes=inputs,
+            keep_features=keep,
+            keep_codes=[0] * len(keep),
+            label_features=[],
+            weight_features=[],
+        )
+        defaults = {
+            "continuous": self.default_value,
+            "binary": 0.0,
+            "discrete": self.default_discrete,
+            "strings": self.default_string,
+        }
+        out = {}
+        for kind, getter, _ in _KINDS:
+            if kind not in self._ids:
+                continue
+            values = getattr(lib, getter)(handle, feature_ids=self._ids[kind], default_value=defaults[kind])
+            if self.output_mode == "kinds":
+                out[kind] = values
+            else:
+                for j, name in enumerate(self._names(kind)):
+                    out[name] = values[:, j]
+        return out
+
+    def get_config(self):
+        config = super().get_config()
+        for kind, _, _ in _KINDS:
+            config[kind] = config_keys(self._given.get(kind, []))
+        default_string = self.default_string
+        if isinstance(default_string, bytes):
+            default_string = default_string.decode("utf-8", "surrogateescape")
+        config.update(
+            default_value=self.default_value,
+            default_discrete=self.default_discrete,
+            default_string=default_string,
+            output_mode=self.output_mode,
+        )
+        return config

@@ -1,7 +1,9 @@
 """The main job, end to end: export Keras models whose last layer is a bpr_ops
 writer, serve a batch through the Rust serving host (target/release/bpr-host:
 the TensorFlow C API, the op library loaded at run time, no Python), and print
-the decoded BatchPredictionResponse as a table."""
+the decoded BatchPredictionResponse as a table. Then the whole protocol: a
+model whose serving input is the bytes of a Thrift BatchPredictionRequest
+(read by BatchPredictionRequestReader) and whose output is the response."""
 
 import contextlib
 import os
@@ -63,11 +65,42 @@ def build_models():
     return continuous, tensors
 
 
-def serve(model_dir: Path, batch: np.ndarray, work: Path) -> bytes:
-    np.save(work / "batch.npy", batch)
+# The request model's features, as a prediction service's client names them.
+REQUEST_FEATURES = ["user.age", "tweet.score", "tweet.is_video"]
+
+
+def build_request_model():
+    """Request bytes in (uint8: one BatchPredictionRequest), response bytes out."""
+    keras.utils.set_random_seed(7)
+    request = keras.Input((), dtype="uint8", name="request")
+    read = bpr_ops.BatchPredictionRequestReader(continuous=REQUEST_FEATURES[:2], binary=REQUEST_FEATURES[2:])
+    features = read(request)
+    x = keras.layers.Concatenate()([features["continuous"], features["binary"]])
+    scores = keras.layers.Dense(len(NAMES), activation="sigmoid")(keras.layers.Dense(8, activation="relu")(x))
+    return keras.Model(request, bpr_ops.BatchPredictionWriter(NAMES)(scores))
+
+
+def request_bytes() -> bytes:
+    """What a client sends: three records and the features they share."""
+    age, score, video = bpr_ops.feature_ids(REQUEST_FEATURES)
+    records = [
+        {"continuous": {score: 0.9}, "binary": [video]},
+        {"continuous": {score: 0.1}},
+        {"continuous": {score: 0.5, age: 61.0}},
+    ]
+    return bpr_ops.encode_batch_prediction_request(records, common={"continuous": {age: 23.0}})
+
+
+def serve(model_dir: Path, batch, work: Path) -> bytes:
+    if isinstance(batch, bytes):
+        (work / "request.bin").write_bytes(batch)
+        given = work / "request.bin"
+    else:
+        np.save(work / "batch.npy", batch)
+        given = work / "batch.npy"
     host = ROOT / "target" / "release" / "bpr-host"
     command = [str(host), "--ops", str(bpr_ops.library_path()), "--model", str(model_dir),
-               "--input", str(work / "batch.npy"), "--output", str(work / "response.bin")]
+               "--input", str(given), "--output", str(work / "response.bin")]
     done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode != 0:
         sys.exit(f"serving {model_dir.name} through {host.name} failed: {done.stderr.strip()}")
@@ -80,10 +113,13 @@ def main():
         work = Path(tmp)
         with held_stderr():
             continuous, tensors = build_models()
-            for model, name in ((continuous, "continuous"), (tensors, "tensor")):
+            request_model = build_request_model()
+            for model, name in ((continuous, "continuous"), (tensors, "tensor"), (request_model, "request")):
                 model.export(str(work / name), format="tf_saved_model", verbose=False)
-        print(f"exported 2 SavedModels; serving a batch of {len(batch)} through target/release/bpr-host")
+        print(f"exported 3 SavedModels; serving a batch of {len(batch)} through target/release/bpr-host")
         served = {name: serve(work / name, batch, work) for name in ("continuous", "tensor")}
+        request = request_bytes()
+        served["request"] = serve(work / "request", request, work)
 
     print("keys, by name: " + ", ".join(
         f"{name} = feature id {key}" for name, key in zip(NAMES + [EMBEDDING], bpr_ops.feature_ids(NAMES + [EMBEDDING]))
@@ -104,6 +140,14 @@ def main():
     for i, record in enumerate(records):
         row = record[EMBEDDING]
         print(f"{i:>10}  {row.dtype}{list(row.shape)} {np.array2string(row, precision=4)}")
+
+    data = served["request"]
+    records = bpr_ops.decode_batch_prediction_response(data, names=NAMES)
+    print(f"\nRequest bytes in, response bytes out: a {len(request)}-byte BatchPredictionRequest "
+          f"({', '.join(REQUEST_FEATURES)}; user.age in commonFeatures) -> {len(data)} bytes, {len(records)} records")
+    print("  ".join(f"{h:>10}" for h in ["record"] + NAMES))
+    for i, record in enumerate(records):
+        print("  ".join([f"{i:>10}"] + [f"{record[name]:>10.6f}" for name in NAMES]))
 
 
 if __name__ == "__main__":

@@ -90,7 +90,9 @@ pub struct Batch {
 }
 
 /// Reads `path`: `.npy` gives one unnamed input; `.json` gives one unnamed
-/// input (a nested list) or named inputs (an object of nested lists).
+/// input (a nested list) or named inputs (an object of nested lists); `.bin`
+/// gives its raw bytes as a uint8 vector (a serialized request, for a model
+/// whose serving input is request bytes).
 pub fn read(path: &Path) -> Result<Vec<(Option<String>, Batch)>, String> {
     let bytes =
         std::fs::read(path).map_err(|e| format!("cannot read input {}: {e}", path.display()))?;
@@ -98,13 +100,27 @@ pub fn read(path: &Path) -> Result<Vec<(Option<String>, Batch)>, String> {
     let is_json = path
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("json"));
+    let is_bin = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("bin"));
     if is_json {
         read_json(&bytes, &source)
+    } else if is_bin {
+        let shape = vec![bytes.len() as u64];
+        let values = Values::Npy(Typed::U8(bytes));
+        Ok(vec![(
+            None,
+            Batch {
+                source,
+                shape,
+                values,
+            },
+        )])
     } else if bytes.starts_with(b"\x93NUMPY") {
         Ok(vec![(None, read_npy(&bytes, &source)?)])
     } else {
         Err(format!(
-            "input {source} is neither a .npy file (no \\x93NUMPY magic) nor a .json file"
+            "input {source} is neither a .npy file (no \\x93NUMPY magic), a .json file nor a .bin file"
         ))
     }
 }

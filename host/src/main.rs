@@ -23,14 +23,15 @@ use tensorflow::{
 };
 
 const USAGE: &str = "usage: bpr-host [--ops LIBRARY]... --model SAVED_MODEL_DIR \
---input [NAME=]FILE.npy|FILE.json ... [--signature NAME] [--tag TAG] [--output FILE] [--print]";
+--input [NAME=]FILE.npy|FILE.json|FILE.bin ... [--signature NAME] [--tag TAG] [--output FILE] [--print]";
 
 const HELP: &str = "
   --ops LIBRARY      op library to load before the model (e.g. target/release/libbpr_ops.so);
                      repeatable. A bpr_ops library built for another TensorFlow is refused.
   --model DIR        SavedModel directory
   --input FILE       the batch: a .npy array or a .json nested list for the only input, or
-                     NAME=FILE for the input NAME; a .json object maps input names to lists
+                     NAME=FILE for the input NAME; a .json object maps input names to lists;
+                     a .bin file is fed as its raw bytes, a uint8 vector (request bytes)
   --signature NAME   signature to run (default serving_default)
   --tag TAG          meta graph tag (default serve)
   --output FILE      write the response bytes (the uint8 [1, N] output) to FILE

@@ -24,6 +24,7 @@ from .request import encode_batch_prediction_request, encode_data_record  # noqa
 
 # The names that need TensorFlow, and the module of each.
 _NEEDS_TENSORFLOW = {
+    "BatchPredictionRequestReader": "_request_layer",
     "BatchPredictionTensorWriter": "layers",
     "BatchPredictionWriter": "layers",
     "batch_prediction_response_writer": "ops",
@@ -38,6 +39,7 @@ if importlib.util.find_spec("tensorflow") is not None:
     # Imported now, not on first use: importing the layers registers them with
     # Keras, which a `.keras` file loaded right after `import bpr_ops` needs.
     from ._loader import LibraryLoadError, UnsupportedTensorFlowError, library_path, load_library  # noqa: E402
+    from ._request_layer import BatchPredictionRequestReader  # noqa: E402
     from .layers import BatchPredictionTensorWriter, BatchPredictionWriter  # noqa: E402
     from .ops import batch_prediction_response_writer, batch_prediction_tensor_response_writer  # noqa: E402
 else:
@@ -57,6 +59,7 @@ else:
 __version__ = "0.1.0"
 
 __all__ = [
+    "BatchPredictionRequestReader",
     "encode_batch_prediction_request",
     "encode_data_record",
     "BatchPredictionTensorWriter",

@@ -38,3 +38,5 @@ def test_demo_prints_its_own_output_only(host_built, level):
     assert "BatchPredictionWriter: " in run.stdout and "BatchPredictionTensorWriter: " in run.stdout
     # 5 records of 3 keys each, for both tables: a header and 5 rows after each title.
     assert run.stdout.count("5 records") == 2, run.stdout
+    # The request model: request bytes served by bpr-host, 3 records back.
+    assert "Request bytes in, response bytes out: " in run.stdout and "3 records" in run.stdout, run.stdout

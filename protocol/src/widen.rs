@@ -81,6 +81,27 @@ pub fn f32_to_f64(x: f32) -> f64 {
     }
 }
 
+/// f64 -> f32 rounded to nearest, ties to even (IEEE 754's conversion), for
+/// every value whatever the CPU's flush-to-zero mode: TensorFlow runs kernels
+/// with FTZ/DAZ set, under which the hardware conversion turns a value that
+/// narrows to an f32 subnormal into 0 (a request's 1e-40 would be read as 0).
+#[inline]
+pub fn f64_to_f32(x: f64) -> f32 {
+    /// 2^149: an f32 subnormal is an integer number of 2^-149.
+    const SUBNORMAL_SCALE: f64 = f64::from_bits((1023 + 149) << 52);
+    let a = x.abs();
+    if !(a < f64::from(f32::MIN_POSITIVE)) || a == 0.0 {
+        // Normal results, infinities, NaNs and zeros: FTZ cannot touch them.
+        return x as f32;
+    }
+    // a * 2^149 is exact (a power-of-two scaling of a normal double) and
+    // below 2^23; rounding it to an integer is the f32 rounding. 2^23 itself
+    // is the bits of f32::MIN_POSITIVE, the right result of rounding up.
+    let m = (a * SUBNORMAL_SCALE).round_ties_even() as u32;
+    let sign = if x.is_sign_negative() { 0x8000_0000 } else { 0 };
+    f32::from_bits(sign | m)
+}
+
 /// The bits of [`f32_to_f64`]`(f32::from_bits(bits))`, computed without a
 /// branch, so that a loop over a row widens several values per instruction
 /// (the continuous writer's hot loop).
@@ -142,6 +163,43 @@ pub fn bf16_to_f64(x: bf16) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Narrowing against the hardware conversion (exact in the test's default
+    /// FPU mode) around and inside the f32 subnormal range: halfway cases,
+    /// the largest subnormal rounding up to f32::MIN_POSITIVE, both signs.
+    #[test]
+    fn narrowing_matches_the_hardware_conversion_on_subnormals_and_their_edges() {
+        let mut xs = vec![
+            0.0,
+            1e-46,
+            7e-46,
+            1.0e-45,
+            1.4e-45,
+            2.1e-45,
+            1e-40,
+            1.1754942e-38,
+            1.1754943e-38,
+        ];
+        xs.extend([
+            f64::from(f32::MIN_POSITIVE),
+            f64::MIN_POSITIVE,
+            1e-300,
+            1.0,
+            f64::MAX,
+            f64::INFINITY,
+        ]);
+        for m in [1u64, 2, 3, 0x7f_ffff, 0x40_0000] {
+            // Exactly halfway between two subnormals, and just off it.
+            let half = (m as f64 + 0.5) * 2f64.powi(-149);
+            xs.extend([half, half * (1.0 + 1e-15), half * (1.0 - 1e-15)]);
+        }
+        for x in xs {
+            for x in [x, -x] {
+                assert_eq!(f64_to_f32(x).to_bits(), (x as f32).to_bits(), "{x:e}");
+            }
+        }
+        assert!(f64_to_f32(f64::NAN).is_nan());
+    }
 
     #[test]
     fn signalling_nan_stays_signalling_and_keeps_its_payload() {

@@ -9,6 +9,7 @@ use std::hash::{BuildHasherDefault, Hash, Hasher};
 
 use super::read::{self, Cursor, Kind, Span, Visit, R};
 use crate::feature_id_bytes;
+use crate::widen::f64_to_f32;
 
 /// A hasher for feature ids: one folded multiply (ids are already hashes,
 /// and SipHash would cost more than the decoding around it).
@@ -237,11 +238,11 @@ impl<'c> Targets<'c> {
         }
         if let Some(&col) = self.config.labels.get(&id) {
             let at = self.labels.len() - self.config.num_labels + col;
-            self.labels[at] = v as f32;
+            self.labels[at] = f64_to_f32(v);
         }
         if let Some(&col) = self.config.weights.get(&id) {
             let at = self.weights.len() - self.config.num_weights + col;
-            self.weights[at] = v as f32;
+            self.weights[at] = f64_to_f32(v);
         }
     }
 
@@ -469,7 +470,7 @@ impl Visit for Hashing<'_, '_> {
     fn continuous(&mut self, id: i64, value: f64) {
         self.targets.continuous(id, value);
         if let Some(code) = self.kept(id).filter(|_| !value.is_nan()) {
-            let v = value as f32;
+            let v = f64_to_f32(value);
             self.rows
                 .push(self.record, id, id, v, code, Kind::Continuous);
         }
@@ -513,8 +514,14 @@ impl Visit for Hashing<'_, '_> {
             feature_id_bytes(name).unwrap_or_default()
         };
         let (record, code) = (self.record, self.code);
-        self.rows
-            .push(record, id, key, value as f32, code, Kind::SparseContinuous);
+        self.rows.push(
+            record,
+            id,
+            key,
+            f64_to_f32(value),
+            code,
+            Kind::SparseContinuous,
+        );
     }
     fn end(&mut self, _: Kind) {}
 }

@@ -5,6 +5,7 @@
 
 use super::batch::{self, mix_discrete, mix_string, Batch, Config, IdMap, Ranges};
 use super::read::{Kind, Span, KINDS};
+use crate::widen::f64_to_f32;
 use crate::{feature_id_bytes, Error, Result};
 
 /// One attr value of a request-side op, as its host read it.
@@ -702,8 +703,8 @@ fn name_of<'m>(b: &Batch, messages: &[&'m [u8]], at: &At) -> &'m [u8] {
 fn float_of(b: &Batch, at: &At) -> f32 {
     let f = &b.features;
     match at.kind {
-        Kind::Continuous => f.continuous[at.entry].1 as f32,
-        Kind::SparseContinuous => f.sparse_continuous_values[at.value].1 as f32,
+        Kind::Continuous => f64_to_f32(f.continuous[at.entry].1),
+        Kind::SparseContinuous => f64_to_f32(f.sparse_continuous_values[at.value].1),
         _ => 1.0,
     }
 }
@@ -789,7 +790,7 @@ fn dense(
             for (o, c) in out.float(0, dims)?.iter_mut().zip(&cells) {
                 *o = match (c, kind) {
                     (None, _) => *d,
-                    (Some(e), Kind::Continuous) => fe.continuous[*e].1 as f32,
+                    (Some(e), Kind::Continuous) => f64_to_f32(fe.continuous[*e].1),
                     (Some(_), _) => 1.0,
                 };
             }

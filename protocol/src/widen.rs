@@ -90,7 +90,7 @@ pub fn f64_to_f32(x: f64) -> f32 {
     /// 2^149: an f32 subnormal is an integer number of 2^-149.
     const SUBNORMAL_SCALE: f64 = f64::from_bits((1023 + 149) << 52);
     let a = x.abs();
-    if !(a < f64::from(f32::MIN_POSITIVE)) || a == 0.0 {
+    if a.is_nan() || a >= f64::from(f32::MIN_POSITIVE) || a == 0.0 {
         // Normal results, infinities, NaNs and zeros: FTZ cannot touch them.
         return x as f32;
     }

@@ -7,8 +7,9 @@ Each record (and `common`) is a dict with any of the keys
 "string": {key: str}, "sparse_binary": {key: [str]},
 "sparse_continuous": {key: {str: float}}.
 A key is an int feature id or a feature name (hashed with bpr_ops.feature_id,
-in Python). Imports no TensorFlow. The decode ops that read these bytes are not
-built yet (issue 19); this encoder is for clients and tests.
+in Python). Imports no TensorFlow. The request-side decode ops (and
+bpr_ops.BatchPredictionRequestReader) read these bytes; this encoder is for
+clients, tests and benchmarks.
 """
 
 from __future__ import annotations

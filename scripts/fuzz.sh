@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Fuzzes the encoder (protocol/fuzz/fuzz_targets/encode.rs) for a bounded time with cargo-fuzz
+# Fuzzes the encoder (protocol/fuzz/fuzz_targets/encode.rs) and the request readers
+# (fuzz_targets/request.rs), SECONDS each, with cargo-fuzz
 # (libFuzzer + AddressSanitizer). Needs cargo-fuzz (`cargo install cargo-fuzz`); the stable
 # toolchain's nightly flags are unlocked with RUSTC_BOOTSTRAP=1.
 #
@@ -17,12 +18,14 @@ command -v cargo-fuzz >/dev/null || { echo "cargo-fuzz not found: cargo install 
 # The fuzz target links only the encoder crate (bpr-protocol): no TensorFlow, no Python.
 export RUSTC_BOOTSTRAP=1
 
-scratch=target/fuzz-corpus/encode
-mkdir -p "$scratch"
 parallel=()
 # With -jobs libFuzzer writes each worker's log to protocol/fuzz/fuzz-N.log.
 [ "$jobs" -gt 1 ] && parallel=(-jobs="$jobs" -workers="$jobs")
 cd protocol/fuzz
-cargo fuzz run -O encode "../../$scratch" corpus/encode -- \
-  -max_total_time="$seconds" -max_len=4096 -rss_limit_mb=4096 -timeout=10 \
-  -print_final_stats=1 "${parallel[@]}"
+for target in encode request; do
+  scratch=../../target/fuzz-corpus/$target
+  mkdir -p "$scratch" "corpus/$target"
+  cargo fuzz run -O "$target" "$scratch" "corpus/$target" -- \
+    -max_total_time="$seconds" -max_len=4096 -rss_limit_mb=4096 -timeout=10 \
+    -print_final_stats=1 "${parallel[@]}"
+done

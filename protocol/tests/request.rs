@@ -462,3 +462,41 @@ fn bad_attrs_are_refused_when_the_op_is_made() {
         .to_string()
         .contains("not a request-side op"));
 }
+
+#[test]
+fn repeated_keys_in_a_large_map_keep_the_last_value_at_the_first_place() {
+    use bpr_protocol::request::{encode_data_record, Record};
+    // 40 entries (over the scan-for-repeats size): ids 0..20, then 0..20 again
+    // with other values; stock decoders' maps keep the last value per key.
+    let mut r = Record::default();
+    r.continuous = (0..40).map(|i| (i % 20, i as f64)).collect();
+    r.binary = (0..40).map(|i| 100 + i % 25).collect();
+    let bytes = encode_data_record(&r).unwrap();
+    let ids: Vec<i64> = (0..20).collect();
+    let decode = op(
+        "DecodeDataRecord",
+        &[
+            ("keep_features", Attr::Ints(&ids)),
+            ("keep_codes", Attr::Ints(&[0; 20])),
+            ("label_features", Attr::Ints(&[])),
+            ("weight_features", Attr::Ints(&[])),
+        ],
+    );
+    let m: &[&[u8]] = &[&bytes];
+    let batch = decode.decode(m, true).unwrap();
+    let c = get(&op("GetContinuousFeatures", &[]), &batch, m);
+    assert_eq!(c.i64s[&1], ids);
+    assert_eq!(c.f32s[&2], (20..40).map(|v| v as f32).collect::<Vec<_>>());
+    let b = get(
+        &op(
+            "GetBinaryGroupAsTensor",
+            &[
+                ("feature_ids", Attr::Ints(&[100, 124, 125])),
+                ("default_value", Attr::Float(0.0)),
+            ],
+        ),
+        &batch,
+        m,
+    );
+    assert_eq!(b.f32s[&0], vec![1.0, 1.0, 0.0]);
+}

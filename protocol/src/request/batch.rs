@@ -272,11 +272,14 @@ const SMALL: usize = 16;
 
 /// Merges repeated keys of `v[start..]` in place: the first place of a key
 /// keeps it, with the last value when `last_wins` (a map) or the first (a set).
+/// `first` is scratch for maps of more than [`SMALL`] entries, reused so that
+/// records of many features cost no allocation each.
 fn merge_repeats<T: Copy, K: Eq + Hash>(
     v: &mut Vec<T>,
     start: usize,
     key: impl Fn(&T) -> K,
     last_wins: bool,
+    first: &mut HashMap<K, usize, BuildHasherDefault<IdHash>>,
 ) {
     let n = v.len() - start;
     if n < 2 {
@@ -296,8 +299,8 @@ fn merge_repeats<T: Copy, K: Eq + Hash>(
             }
         }
     } else {
-        let mut first: HashMap<K, usize, BuildHasherDefault<IdHash>> =
-            HashMap::with_capacity_and_hasher(n, Default::default());
+        first.clear();
+        first.reserve(n);
         for r in start..v.len() {
             match first.entry(key(&v[r])) {
                 std::collections::hash_map::Entry::Occupied(e) => {
@@ -313,6 +316,7 @@ fn merge_repeats<T: Copy, K: Eq + Hash>(
             }
         }
     }
+    first.clear();
     v.truncate(w);
 }
 
@@ -320,12 +324,19 @@ fn merge_repeats<T: Copy, K: Eq + Hash>(
 struct Store<'a, 'c> {
     msg: &'a [u8],
     f: &'a mut Features,
+    /// Scratch for merging repeated ids (kept across records).
+    seen: &'a mut IdMap<usize>,
     targets: &'a mut Targets<'c>,
     start: Ranges,
 }
 
 impl<'a, 'c> Store<'a, 'c> {
-    fn new(msg: &'a [u8], f: &'a mut Features, targets: &'a mut Targets<'c>) -> Self {
+    fn new(
+        msg: &'a [u8],
+        f: &'a mut Features,
+        seen: &'a mut IdMap<usize>,
+        targets: &'a mut Targets<'c>,
+    ) -> Self {
         let mut start = Ranges::default();
         for kind in read::KINDS {
             let n = f.len(kind);
@@ -334,6 +345,7 @@ impl<'a, 'c> Store<'a, 'c> {
         Store {
             msg,
             f,
+            seen,
             targets,
             start,
         }
@@ -356,11 +368,13 @@ impl<'a, 'c> Store<'a, 'c> {
                 let Some(last) = self.f.sparse_binary.last_mut() else {
                     return;
                 };
+                let mut seen = HashMap::default();
                 merge_repeats(
                     &mut self.f.sparse_binary_values,
                     last.1,
                     |s| bytes(s),
                     false,
+                    &mut seen,
                 );
                 last.2 = self.f.sparse_binary_values.len();
             }
@@ -368,11 +382,13 @@ impl<'a, 'c> Store<'a, 'c> {
                 let Some(last) = self.f.sparse_continuous.last_mut() else {
                     return;
                 };
+                let mut seen = HashMap::default();
                 merge_repeats(
                     &mut self.f.sparse_continuous_values,
                     last.1,
                     |e| bytes(&e.0),
                     true,
+                    &mut seen,
                 );
                 last.2 = self.f.sparse_continuous_values.len();
             }
@@ -424,21 +440,23 @@ impl Visit for Store<'_, '_> {
     }
     fn end(&mut self, kind: Kind) {
         let from = self.start.of(kind).start;
-        let f = &mut *self.f;
+        let (f, seen) = (&mut *self.f, &mut *self.seen);
         match kind {
-            Kind::Binary => merge_repeats(&mut f.binary, from, |&id| id, false),
-            Kind::Continuous => merge_repeats(&mut f.continuous, from, |e| e.0, true),
-            Kind::Discrete => merge_repeats(&mut f.discrete, from, |e| e.0, true),
-            Kind::String => merge_repeats(&mut f.strings, from, |e| e.0, true),
+            Kind::Binary => merge_repeats(&mut f.binary, from, |&id| id, false, seen),
+            Kind::Continuous => merge_repeats(&mut f.continuous, from, |e| e.0, true, seen),
+            Kind::Discrete => merge_repeats(&mut f.discrete, from, |e| e.0, true, seen),
+            Kind::String => merge_repeats(&mut f.strings, from, |e| e.0, true, seen),
             Kind::SparseBinary | Kind::SparseContinuous => {
                 if f.len(kind) > from {
                     self.close_sparse(kind);
                 }
                 // A repeated id: its last set or map, at its first place.
-                let f = &mut *self.f;
+                let (f, seen) = (&mut *self.f, &mut *self.seen);
                 match kind {
-                    Kind::SparseBinary => merge_repeats(&mut f.sparse_binary, from, |e| e.0, true),
-                    _ => merge_repeats(&mut f.sparse_continuous, from, |e| e.0, true),
+                    Kind::SparseBinary => {
+                        merge_repeats(&mut f.sparse_binary, from, |e| e.0, true, seen)
+                    }
+                    _ => merge_repeats(&mut f.sparse_continuous, from, |e| e.0, true, seen),
                 }
             }
         }
@@ -553,6 +571,7 @@ pub(crate) fn decode(
         rows: Rows::default(),
     };
     let mut targets = Targets::new(config);
+    let mut seen = IdMap::default();
     // The current request's commonFeatures: its labels and weights, its rows.
     let mut common_targets = Targets::new(config);
     let mut common_rows = Rows::default();
@@ -562,7 +581,15 @@ pub(crate) fn decode(
         let at = |error| MessageError { message: m, error };
         let mut c = Cursor::new(bytes, m as u32);
         if !config.requests {
-            one_record(&mut b, &mut targets, &mut c, bytes, &"DataRecord").map_err(at)?;
+            one_record(
+                &mut b,
+                &mut targets,
+                &mut seen,
+                &mut c,
+                bytes,
+                &"DataRecord",
+            )
+            .map_err(at)?;
             read::finish(&c, "DataRecord").map_err(at)?;
             continue;
         }
@@ -577,7 +604,7 @@ pub(crate) fn decode(
             if let Some(i) = i {
                 starts.push(b.rows.len() - first_row);
                 let name = format_args!("individualFeaturesList[{i}]");
-                return one_record(&mut b, &mut targets, c, bytes, &name);
+                return one_record(&mut b, &mut targets, &mut seen, c, bytes, &name);
             }
             common_targets.row();
             let name = "commonFeatures";
@@ -590,7 +617,7 @@ pub(crate) fn decode(
                 };
                 read::record(c, &name, &mut h)?;
             } else {
-                let mut s = Store::new(bytes, &mut b.features, &mut common_targets);
+                let mut s = Store::new(bytes, &mut b.features, &mut seen, &mut common_targets);
                 read::record(c, &name, &mut s)?;
                 common = Some(s.ranges());
             }
@@ -626,6 +653,7 @@ pub(crate) fn decode(
 fn one_record(
     b: &mut Batch,
     targets: &mut Targets<'_>,
+    seen: &mut IdMap<usize>,
     c: &mut Cursor<'_>,
     bytes: &[u8],
     name: &dyn std::fmt::Display,
@@ -642,7 +670,7 @@ fn one_record(
         };
         read::record(c, name, &mut h)
     } else {
-        let mut s = Store::new(bytes, &mut b.features, targets);
+        let mut s = Store::new(bytes, &mut b.features, seen, targets);
         read::record(c, name, &mut s)?;
         let ranges = s.ranges();
         b.records.push((ranges, None));

@@ -285,22 +285,22 @@ def _dedupe_set(items):
 def stored(record, kind, sc_nan_absent=True):
     """The DataRecord handle's view of one kind of one record: duplicates
     resolved (map: last value at the first position; set: first), NaN
-    continuous values absent."""
+    continuous values absent: never stored, so a NaN does not replace an
+    earlier value of its key (the ops' reading of "not stored")."""
     entries = fields_of(record, kind)
     if kind == BINARY:
         return _dedupe_set(entries)
-    entries = _dedupe_map(entries)
     if kind == CONTINUOUS:
-        return [(k, v) for k, v in entries if not isnan(v)]
+        return _dedupe_map([(k, v) for k, v in entries if not isnan(v)])
+    entries = _dedupe_map(entries)
     if kind == SPARSE_BINARY:
         return [(k, _dedupe_set(ss)) for k, ss in entries]
     if kind == SPARSE_CONTINUOUS:
         out = []
         for k, m in entries:
-            m = _dedupe_map(m)
             if sc_nan_absent:
                 m = [(n, v) for n, v in m if not isnan(v)]
-            out.append((k, m))
+            out.append((k, _dedupe_map(m)))
         return out
     return entries
 
@@ -566,8 +566,7 @@ def random_record(rng: random.Random, dups: bool, nan_p=0.15, sc_nan=True, shuff
     """A random record. With dups, ids repeat inside a map/set (hand-written bytes only).
 
     Kept unambiguous: a label id is never both binary and continuous in one
-    record, and a label/weight id never repeats in one continuous map; a
-    repeated continuous id (or sparse continuous name) never has a NaN value."""
+    record, and a label/weight id never repeats in one continuous map."""
     def pick(pool, n):
         if dups:
             return [rng.choice(pool) for _ in range(n)]
@@ -585,8 +584,7 @@ def random_record(rng: random.Random, dups: bool, nan_p=0.15, sc_nan=True, shuff
             special += [f for f in WEIGHT_IDS if rng.random() < 0.4]
             ids = ids + special
             rng.shuffle(ids)
-            counts = {f: ids.count(f) for f in ids}
-            record.append((kind, [(f, _double(rng, 0 if counts[f] > 1 else nan_p)) for f in ids]))
+            record.append((kind, [(f, _double(rng, nan_p)) for f in ids]))
         elif kind == DISCRETE:
             record.append((kind, [(f, rng.choice(DISCRETES) if rng.random() < 0.5 else rng.randrange(-(2**63), 2**63))
                                   for f in pick(POOL, rng.randrange(5))]))
@@ -606,8 +604,7 @@ def random_record(rng: random.Random, dups: bool, nan_p=0.15, sc_nan=True, shuff
                 names = [_text(rng) for _ in range(rng.randrange(4))]
                 if not dups:
                     names = _dedupe_set(names)
-                counts = {n: names.count(n) for n in names}
-                entries.append((f, [(n, _double(rng, nan_p if sc_nan and counts[n] == 1 else 0)) for n in names]))
+                entries.append((f, [(n, _double(rng, nan_p if sc_nan else 0)) for n in names]))
             record.append((kind, entries))
     if shuffle_fields:
         rng.shuffle(record)
@@ -630,3 +627,217 @@ def random_keep(rng):
         keep.append(keep[j])
         codes.append(codes[j])
     return keep, codes
+
+
+# --------------------------------------------------------------------------
+# A reference parser (for differential fuzzing): the contract's acceptance rules
+# --------------------------------------------------------------------------
+
+
+class ParseError(Exception):
+    def __init__(self, offset, what):
+        super().__init__(f"at byte {offset}: {what}")
+        self.offset = offset
+
+
+VALID_TYPES = {T_BOOL, T_BYTE, T_DOUBLE, T_I16, T_I32, T_I64, T_STRING, T_STRUCT, T_MAP, T_SET, T_LIST}
+FIXED = {T_BOOL: 1, T_BYTE: 1, T_DOUBLE: 8, T_I16: 2, T_I32: 4, T_I64: 8}
+# field id -> (field type, element types): set/list (etype,), map (ktype, vtype[, inner...])
+DR_FIELDS = {
+    1: (T_SET, T_I64),
+    2: (T_MAP, T_I64, T_DOUBLE),
+    3: (T_MAP, T_I64, T_I64),
+    4: (T_MAP, T_I64, T_STRING),
+    5: (T_MAP, T_I64, T_SET),
+    6: (T_MAP, T_I64, T_MAP),
+    7: (T_MAP, T_I64, T_STRING),
+}
+
+
+class Reader:
+    def __init__(self, data: bytes):
+        self.data = data
+        self.pos = 0
+
+    def take(self, n):
+        if n < 0 or self.pos + n > len(self.data):
+            raise ParseError(self.pos, f"{n} bytes past the end")
+        out = self.data[self.pos : self.pos + n]
+        self.pos += n
+        return out
+
+    def byte(self):
+        return self.take(1)[0]
+
+    def i16(self):
+        return struct.unpack(">h", self.take(2))[0]
+
+    def i32(self):
+        return struct.unpack(">i", self.take(4))[0]
+
+    def i64(self):
+        return struct.unpack(">q", self.take(8))[0]
+
+    def dbl(self):
+        return struct.unpack(">d", self.take(8))[0]
+
+    def count(self, min_size):
+        at = self.pos
+        n = self.i32()
+        if n < 0 or n * min_size > len(self.data) - self.pos:
+            raise ParseError(at, f"bad count {n}")
+        return n
+
+    def utf8(self):
+        n = self.count(1)
+        at = self.pos
+        raw = self.take(n)
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise ParseError(at + e.start, "invalid UTF-8")
+
+    def elem_type(self, want=None):
+        at = self.pos
+        t = self.byte()
+        if t not in VALID_TYPES or (want is not None and t != want):
+            raise ParseError(at, f"element type {t}")
+        return t
+
+    def skip(self, t, depth):
+        if depth > 64:
+            raise ParseError(self.pos, "too deep")
+        if t in FIXED:
+            self.take(FIXED[t])
+        elif t == T_STRING:
+            self.take(self.count(1))
+        elif t == T_STRUCT:
+            while True:
+                ft = self.byte()
+                if ft == 0:
+                    return
+                if ft not in VALID_TYPES:
+                    raise ParseError(self.pos - 1, f"field type {ft}")
+                self.i16()
+                self.skip(ft, depth + 1)
+        elif t == T_MAP:
+            # element types are not checked when there are no elements (as stock Thrift skips)
+            k, v = self.byte(), self.byte()
+            for _ in range(self.count(2)):
+                self.skip(k, depth + 1)
+                self.skip(v, depth + 1)
+        elif t in (T_SET, T_LIST):
+            e = self.byte()
+            for _ in range(self.count(1)):
+                self.skip(e, depth + 1)
+        else:
+            raise ParseError(self.pos, f"type {t}")
+
+
+def _read_record(r: Reader):
+    record, seen = [], set()
+    while True:
+        at = r.pos
+        ft = r.byte()
+        if ft == 0:
+            return record
+        fid = r.i16()
+        if fid in (8, 9):
+            raise ParseError(at, "fields 8-9 are not fuzzed")
+        if fid not in DR_FIELDS:
+            if ft not in VALID_TYPES:
+                raise ParseError(at, f"field type {ft}")
+            r.skip(ft, 1)
+            continue
+        if fid in seen:
+            raise ParseError(at, "appears twice")
+        seen.add(fid)
+        spec = DR_FIELDS[fid]
+        if ft != spec[0]:
+            raise ParseError(at, "wrong field type")
+        if fid == 1:
+            r.elem_type(T_I64)
+            record.append((1, [r.i64() for _ in range(r.count(8))]))
+            continue
+        r.elem_type(spec[1])
+        r.elem_type(spec[2])
+        if fid == 2:
+            entries = [(r.i64(), r.dbl()) for _ in range(r.count(16))]
+        elif fid == 3:
+            entries = [(r.i64(), r.i64()) for _ in range(r.count(16))]
+        elif fid == 4:
+            entries = [(r.i64(), r.utf8()) for _ in range(r.count(12))]
+        elif fid == 5:
+            entries = []
+            for _ in range(r.count(13)):
+                k = r.i64()
+                r.elem_type(T_STRING)
+                entries.append((k, [r.utf8() for _ in range(r.count(4))]))
+        elif fid == 6:
+            entries = []
+            for _ in range(r.count(14)):
+                k = r.i64()
+                r.elem_type(T_STRING)
+                r.elem_type(T_DOUBLE)
+                entries.append((k, [(r.utf8(), r.dbl()) for _ in range(r.count(12))]))
+        else:  # 7: blobs, not UTF-8 checked, not modelled
+            for _ in range(r.count(12)):
+                r.i64()
+                r.take(r.count(1))
+            continue
+        record.append((fid, entries))
+
+
+def _finish(r: Reader, value):
+    if r.pos != len(r.data):
+        raise ParseError(r.pos, "trailing bytes")
+    return value
+
+
+def parse_data_record(data: bytes):
+    r = Reader(data)
+    return _finish(r, _read_record(r))
+
+
+def parse_request(data: bytes):
+    """(records, common) or ParseError. A missing field 1 is zero records (what the ops do)."""
+    r = Reader(data)
+    records, common, seen = [], None, set()
+    while True:
+        at = r.pos
+        ft = r.byte()
+        if ft == 0:
+            break
+        fid = r.i16()
+        if fid not in (1, 2):
+            if ft not in VALID_TYPES:
+                raise ParseError(at, f"field type {ft}")
+            r.skip(ft, 1)
+            continue
+        if fid in seen:
+            raise ParseError(at, "appears twice")
+        seen.add(fid)
+        if fid == 1:
+            if ft != T_LIST:
+                raise ParseError(at, "wrong field type")
+            r.elem_type(T_STRUCT)
+            records = [_read_record(r) for _ in range(r.count(1))]
+        else:
+            if ft != T_STRUCT:
+                raise ParseError(at, "wrong field type")
+            common = _read_record(r)
+    return _finish(r, (records, common))
+
+
+def has_f32_subnormal(requests) -> bool:
+    """Any continuous value whose float32 is subnormal (TF's FTZ, a known issue)."""
+    tiny = np.finfo(np.float32).tiny
+    for records, common in requests:
+        for rec in list(records) + ([common] if common else []):
+            vals = [v for _, v in fields_of(rec, CONTINUOUS)]
+            vals += [v for _, mm in fields_of(rec, SPARSE_CONTINUOUS) for _, v in mm]
+            for v in vals:
+                x = abs(f32(v))
+                if 0 < x < tiny:
+                    return True
+    return False

@@ -334,10 +334,7 @@ def _nested_structs(depth: int) -> bytes:
 
 def _nested_lists(depth: int) -> bytes:
     # list<list<...<list<i64>>...>> with one element per level
-    out = fhead(T_LIST, 51)
-    for _ in range(depth - 1):
-        out += bytes([T_LIST]) + i32(1)
-    return out + bytes([T_I64]) + i32(1) + i64(7)
+    return fhead(T_LIST, 51) + (bytes([T_LIST]) + i32(1)) * (depth - 1) + bytes([T_I64]) + i32(1) + i64(7)
 
 
 @pytest.mark.parametrize("make", [_nested_structs, _nested_lists])

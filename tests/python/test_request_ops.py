@@ -659,3 +659,204 @@ def test_handle_outlives_its_input_tensor_in_eager():
     gc.collect()
     same_all(dr_getters(h, c), want["dr"])
     same_all(hashed_getters(hh, c.default_label), want["hashed"])
+
+
+# --------------------------------------------------------------------------
+# More rules by hand
+# --------------------------------------------------------------------------
+
+
+def test_nan_is_never_stored_so_it_replaces_nothing():
+    # The contract: a NaN continuous value is absent ("not stored"); duplicates: last
+    # value at the first position. A NaN is not an occurrence: it neither replaces an
+    # earlier value nor takes a position.
+    rec = [(CONTINUOUS, [(5, math.nan), (2, 1.0), (5, 3.0), (6, 4.0), (6, math.nan)]),
+           (SPARSE_CONTINUOUS, [(9, [("a", math.nan), ("b", 1.0), ("a", 2.0)])])]
+    x = strings([m.encode_request(([rec], None))])
+    h = _drv2(x, [2, 5, 6, 9], [0] * 4, labels=[6, 5])
+    _, keys, vals = LIB.get_continuous_features(h)
+    same("keys", keys, np.int64([2, 5, 6]))
+    same("vals", vals, np.float32([1.0, 3.0, 4.0]))
+    _, _, v, n = LIB.get_sparse_continuous_features(h)
+    same("names", n, np.array([b"b", b"a"], dtype=object))
+    same("values", v, np.float32([1.0, 2.0]))
+    same("labels", LIB.get_labels_from_data_record(h, default_label=-1.0), np.float32([[4.0, 3.0]]))
+    same("as tensor", LIB.get_continuous_as_tensor(h, feature_id=6, default_value=-1.0), np.float32([4.0]))
+    hh = _hv2(x, [2, 5, 6, 9], [0] * 4)
+    same("hashed values", LIB.get_values_from_hashed_data_record(hh), np.float32([1.0, 3.0, 4.0, 1.0, 2.0]))
+
+
+def test_string_default_value_and_long_strings():
+    long = "é" * 5000 + "😀"
+    rec = [(STRING, [(1, long)]), (SPARSE_BINARY, [(2, [long, ""])])]
+    x = strings([m.encode_request(([rec, []], None))])
+    h = _drv2(x, [1, 2], [0, 0])
+    same("string_t", LIB.get_string_as_tensor(h, feature_id=1, default_value=b"\xff\xfe not UTF-8"),
+         np.array([long.encode(), b"\xff\xfe not UTF-8"], dtype=object))
+    same("string_g", LIB.get_string_group_as_tensor(h, feature_ids=[3, 1], default_value=""),
+         np.array([[b"", long.encode()], [b"", b""]], dtype=object))
+    hh = _hv2(x, [1, 2], [0, 0])
+    same("keys", LIB.get_keys_from_hashed_data_record(hh),
+         np.int64([m.mix_string(1, long), m.mix_string(2, long), 2]))
+
+
+def test_group_getters_column_order_follows_feature_ids():
+    rec = [(BINARY, [3]), (CONTINUOUS, [(1, 0.5), (2, 0.25)]), (DISCRETE, [(2, -4), (1, 9)])]
+    common = [(CONTINUOUS, [(4, 8.0)]), (DISCRETE, [(4, 1)]), (BINARY, [4])]
+    x = strings([m.encode_request(([rec, []], common))])
+    h = _drv2(x, [], [])
+    same("cont", LIB.get_continuous_group_as_tensor(h, feature_ids=[4, 2, 9, 1], default_value=-1.0),
+         np.float32([[8.0, 0.25, -1.0, 0.5], [8.0, -1.0, -1.0, -1.0]]))
+    same("disc", LIB.get_discrete_group_as_tensor(h, feature_ids=[1, 4, 2], default_value=7),
+         np.int64([[9, 1, -4], [7, 1, 7]]))
+    same("bin", LIB.get_binary_group_as_tensor(h, feature_ids=[3, 4, 1], default_value=-1.0),
+         np.float32([[1.0, 1.0, -1.0], [-1.0, 1.0, -1.0]]))
+
+
+def test_sparse_as_tensor_takes_common_then_own_and_ignores_keep_features():
+    rec = [(SPARSE_BINARY, [(5, ["r1", "r2"])]), (SPARSE_CONTINUOUS, [(6, [("x", 1.0)])])]
+    common = [(SPARSE_BINARY, [(5, ["c"])]), (SPARSE_CONTINUOUS, [(6, [("y", 2.0), ("z", 3.0)])])]
+    x = strings([m.encode_request(([rec, []], common))])
+    h = _drv2(x, [99], [0])  # 5 and 6 not kept
+    ids, keys, names = LIB.get_sparse_binary_as_tensor(h, feature_id=5)
+    same("ids", ids, np.int64([0, 0, 0, 1]))
+    same("keys", keys, np.int64([5, 5, 5, 5]))
+    same("names", names, np.array([b"c", b"r1", b"r2", b"c"], dtype=object))
+    ids, keys, names, values = LIB.get_sparse_continuous_as_tensor(h, feature_id=6)
+    same("ids", ids, np.int64([0, 0, 0, 1, 1]))
+    same("names", names, np.array([b"y", b"z", b"x", b"y", b"z"], dtype=object))
+    same("values", values, np.float32([2, 3, 1, 2, 3]))
+    same("rows filtered", LIB.get_sparse_binary_features(h)[0], np.zeros([0], np.int64))
+
+
+def test_hashed_features_as_sparse_tensor_by_hand():
+    # kinds in a fixed order whatever the wire order; V1 intersects with the decode op's
+    # keep_features, V2 with its own; sparse continuous keys: V1 mix, V2 by decode_mode.
+    rec = [(SPARSE_CONTINUOUS, [(6, [("prediction", 0.5)])]), (DISCRETE, [(3, 5)]), (BINARY, [1]),
+           (CONTINUOUS, [(2, 0.25)])]
+    common = [(STRING, [(4, "a")])]
+    x = strings([m.encode_request(([rec], common))])
+    h = _drv2(x, [1, 3, 4, 6], [0] * 4)
+    lists = [[1], [2], [3], [4], [], [6]]
+    ids, keys, vals = LIB.get_hashed_features_as_sparse_tensor(h, *lists)
+    same("ids", ids, np.int64([0, 0, 0, 0]))
+    same("keys", keys, np.int64([4 ^ 97, 1, 3 ^ (22 * 2654435761), 6 ^ m.string_hash32("prediction")]))
+    same("vals", vals, np.float32([1, 1, 1, 0.5]))
+    for mode, sc in [(0, m.feature_id("prediction")), (1, 6 ^ m.string_hash32("prediction"))]:
+        ids, keys, vals = LIB.get_hashed_features_as_sparse_tensor_v2(
+            h, *lists, keep_features=[2, 6, 4], keep_codes=[0, 0, 0], decode_mode=mode)
+        same("keys", keys, np.int64([4 ^ 97, 2, sc]))
+        same("vals", vals, np.float32([1, 0.25, 0.5]))
+
+
+# --------------------------------------------------------------------------
+# Graphs: shapes, handles across functions, threads, a large request
+# --------------------------------------------------------------------------
+
+
+def test_static_shapes_agree_with_the_outputs():
+    messages, c, want = _mode_case()
+    f = tf.function(lambda x: _graph(x, c))
+    concrete = f.get_concrete_function(tf.TensorSpec([None], tf.string))
+    got = f(strings(messages))
+    flat_static = tf.nest.flatten(concrete.structured_outputs)
+    flat_got = tf.nest.flatten(got)
+    assert len(flat_static) == len(flat_got)
+    for static, actual in zip(flat_static, flat_got):
+        assert static.shape.is_compatible_with(actual.shape), (static, actual.shape)
+        assert static.dtype == actual.dtype
+
+
+def test_handle_made_in_one_function_read_in_another():
+    messages, c, want = _mode_case()
+    make = tf.function(lambda x: (decode_dr_v2(x, c), decode_hash_v2(x, c)))
+    h, hh = make(strings(messages))
+    read = tf.function(lambda h, hh: {"dr": dr_getters(h, c), "hashed": hashed_getters(hh, c.default_label)})
+    got = read(h, hh)
+    same_all(got["dr"], want["dr"])
+    same_all(got["hashed"], want["hashed"])
+    same_all(hashed_getters(hh, c.default_label), want["hashed"])  # and in eager
+
+
+def test_threads_decode_and_read_concurrently():
+    import concurrent.futures
+
+    cases = []
+    for seed in range(16):
+        rng = random.Random(7000 + seed)
+        messages, requests = random_messages(rng, dups=True, sc_nan=True)
+        c = Config(rng)
+        batch = m.flatten(requests)
+        cases.append((messages, c, hashed_expected(batch, c), m.features(batch, CONTINUOUS, c.keep)))
+    shared = strings(cases[0][0])
+    shared_h = decode_hash_v2(shared, cases[0][1])
+
+    def work(i):
+        messages, c, want, want_cont = cases[i % len(cases)]
+        for _ in range(3):
+            same_all(hashed_getters(decode_hash_v2(strings(messages), c), c.default_label), want)
+            same_all({"c": LIB.get_continuous_features(decode_dr_v2(strings(messages), c))}, {"c": want_cont})
+            same_all(hashed_getters(shared_h, cases[0][1].default_label), cases[0][2])  # one handle, many readers
+        return i
+
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        assert sorted(pool.map(work, range(32))) == list(range(32))
+
+
+def test_large_request():
+    import time
+
+    rng = random.Random(4242)
+    records = [m.random_record(rng, dups=True) for _ in range(3000)]
+    common = m.random_record(rng, dups=True)
+    data = m.encode_request((records, common))
+    c = Config(rng)
+    batch = m.flatten([(records, common)])
+    start = time.perf_counter()
+    hh = decode_hash_v2(uint8(data), c)
+    got = hashed_getters(hh, c.default_label)
+    h = decode_dr_v2(uint8(data), c)
+    cont = LIB.get_continuous_features(h)
+    group = LIB.get_discrete_group_as_tensor(h, feature_ids=m.POOL, default_value=0)
+    elapsed = time.perf_counter() - start
+    same_all(got, hashed_expected(batch, c))
+    same_all({"c": cont, "g": group}, {"c": m.features(batch, CONTINUOUS, c.keep),
+                                       "g": m.group_as_tensor(batch, DISCRETE, m.POOL, 0)})
+    assert elapsed < 5, elapsed
+
+
+def test_tf1_session_uint8_v1_ops():
+    rng = random.Random(12)
+    req = m.random_request(rng, dups=True, shuffle_fields=True, common_p=1.0)
+    data = m.encode_request(req)
+    c = Config(rng, labels=False)
+    batch = m.flatten([req])
+    with tf.Graph().as_default() as g:
+        x = tf.compat.v1.placeholder(tf.uint8, shape=None)
+        h = LIB.decode_batch_prediction_request(input_bytes=x, keep_features=c.keep, keep_codes=c.codes)
+        hh = LIB.decode_and_hash_batch_prediction_request(input_bytes=x, keep_features=c.keep, keep_codes=c.codes,
+                                                          decode_mode=c.decode_mode)
+        outs = {"dr": dr_getters(h, c), "hashed": hashed_getters(hh, c.default_label)}
+        with tf.compat.v1.Session(graph=g) as sess:
+            got = sess.run(outs, feed_dict={x: np.frombuffer(data, np.uint8)})
+    same_all(got["dr"], dr_expected(batch, c, labels=False, sc_nan_absent=True))
+    same_all(got["hashed"], hashed_expected(batch, c, labels=False))
+
+
+def test_attr_defaults():
+    from tensorflow.python.framework import op_def_registry
+
+    x = strings([m.encode_request(three_requests()[0])])
+    h = LIB.decode_batch_prediction_request_v2(input_bytes=x, keep_features=[10], keep_codes=[3], label_features=[100])
+    same("weights", LIB.get_weights_from_data_record(h), np.zeros([2, 0], np.float32))
+    hh = LIB.decode_and_hash_data_record(input_bytes=x[:0], keep_features=[], keep_codes=[], label_features=[])
+    same("B", LIB.get_batch_size_from_hashed_data_record(hh), np.int64(0))
+    ids, keys, vals = LIB.get_hashed_features_as_sparse_tensor_v2(h, [], [10], [], [], [], [], keep_features=[10],
+                                                                  keep_codes=[0])
+    same("keys", keys, np.int64([10, 10, 10]))
+    attrs = {a.name: a for a in op_def_registry.get("DecodeDataRecord").attr}
+    assert "decode_mode" not in attrs  # twml's DecodeDataRecord has none
+    for op in ["DecodeBatchPredictionRequestV2", "DecodeAndHashBatchPredictionRequestV2", "DecodeAndHashDataRecord",
+               "DecodeAndHashBatchPredictionRequest", "GetHashedFeaturesAsSparseTensorV2"]:
+        attrs = {a.name: a for a in op_def_registry.get(op).attr}
+        assert attrs["decode_mode"].default_value.i == 0, op

@@ -20,7 +20,7 @@ import bpr_ops
 import request_model as m
 from request_model import (
     BINARY, CONTINUOUS, DISCRETE, SPARSE_BINARY, SPARSE_CONTINUOUS, STRING,
-    T_BOOL, T_BYTE, T_DOUBLE, T_I16, T_I32, T_I64, T_LIST, T_MAP, T_SET, T_STRING, T_STRUCT,
+    T_BOOL, T_BYTE, T_DOUBLE, T_I32, T_I64, T_LIST, T_MAP, T_SET, T_STRING, T_STRUCT,
     fhead, i32, i64, dbl, tstr,
 )
 
@@ -516,7 +516,7 @@ def test_keep_lists_of_different_lengths(op):
 def test_repeated_keep_feature(op):
     x = uint8(GOOD_RECORD if op in DR_OPS else GOOD_BPR)
     decode(op, x, keep=[1, 2, 1], codes=[5, 6, 5])  # the same code: fine
-    _attr_error(lambda: decode(op, x, keep=[1, 2, 1], codes=[5, 6, 7]), op, "keep_features")
+    _attr_error(lambda: decode(op, x, keep=[1, 2, 1], codes=[5, 6, 7]), op, "keep_features", "index 0", "index 2")
 
 
 @pytest.mark.parametrize("op", DR_OPS + BPR_V2_OPS)
@@ -584,11 +584,42 @@ def test_errors_in_tf_function_and_tf1_session():
                 sess.run(bad_attr, feed_dict={x: np.array([GOOD_BPR], dtype=object)})
 
 
+def _rss_mb():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * resource.getpagesize() / 2**20
+
+
 def test_many_bad_messages_do_not_leak_or_crash():
-    # every error path freed what it had made: the peak memory stays flat
-    bads = [GOOD_BPR[:n] for n in range(len(GOOD_BPR))] + [GOOD_BPR + b"\x00"]
-    for _ in range(3):
+    # every error path freed what it had made: the resident memory stays flat
+    big = m.encode_record([(STRING, [(i, "x" * 2000) for i in range(100)])])  # ~200 KB
+    bads = [bpr([big] * 2 + [big[:-5]]), bpr([big]) + b"\x00", bpr([big[:-1] + b"\x0b\x00\x04" + i32(1) + b"\xff\x00"])]
+    def run():
         for bad in bads:
-            with pytest.raises(tf.errors.InvalidArgumentError):
-                decode("DecodeAndHashBatchPredictionRequestV2", strings([GOOD_BPR, bad]))
+            for op in ("DecodeAndHashBatchPredictionRequestV2", "DecodeBatchPredictionRequestV2"):
+                with pytest.raises(tf.errors.InvalidArgumentError):
+                    decode(op, strings([GOOD_BPR, bad]))
+    for _ in range(20):
+        run()
+    before = _rss_mb()
+    for _ in range(100):
+        run()
+    assert _rss_mb() - before < 40, "memory grew on error paths"
     sanity_check_good_messages()
+
+
+def test_handles_are_freed_with_their_last_tensor():
+    big = bpr([m.encode_record([(STRING, [(i, "y" * 2000) for i in range(100)])])] * 2)  # ~400 KB
+    x = uint8(big)
+    def run():
+        for op in ("DecodeAndHashBatchPredictionRequest", "DecodeBatchPredictionRequest"):
+            h = decode(op, tf.identity(x), keep=[1], codes=[0])
+            if "Hash" in op:
+                LIB.get_total_size_from_hashed_data_record(h)
+            else:
+                LIB.get_string_features(h)
+    for _ in range(20):
+        run()
+    before = _rss_mb()
+    for _ in range(150):
+        run()
+    assert _rss_mb() - before < 40, "handles (or the input bytes they hold) leak"

@@ -67,6 +67,7 @@ BENCH_RUNS ?= 5
 bench: build
 	$(VENV_PY) -m pip install -q --disable-pip-version-check -r benchmarks/requirements.txt
 	$(VENV_PY) benchmarks/bench_graph.py --runs $(BENCH_RUNS) --threads 1,2
+	$(VENV_PY) benchmarks/bench_request.py --runs $(BENCH_RUNS) --threads 1,2
 	cargo bench -p bpr-protocol --bench floor -- --runs $(BENCH_RUNS) --out $(CURDIR)/benchmarks/results_encoder.json
 	$(VENV_PY) benchmarks/bench_ops.py
 	$(VENV_PY) benchmarks/bench_ops.py --intra-op-threads 1 --out benchmarks/results_1thread.json

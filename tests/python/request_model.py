@@ -800,7 +800,7 @@ def parse_data_record(data: bytes):
 
 
 def parse_request(data: bytes):
-    """(records, common) or ParseError. A missing field 1 is zero records (what the ops do)."""
+    """(records, common) or ParseError. Field 1 is required (thrift/prediction_service.thrift)."""
     r = Reader(data)
     records, common, seen = [], None, set()
     while True:
@@ -826,6 +826,8 @@ def parse_request(data: bytes):
             if ft != T_STRUCT:
                 raise ParseError(at, "wrong field type")
             common = _read_record(r)
+    if 1 not in seen:
+        raise ParseError(r.pos - 1, "required field 1 missing")
     return _finish(r, (records, common))
 
 

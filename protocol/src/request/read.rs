@@ -476,6 +476,14 @@ pub(crate) fn request(
             _ => c.skip(t, at, &format_args!("BatchPredictionRequest: field {id}"))?,
         }
     }
+    if !seen[0] {
+        // A required field (thrift/prediction_service.thrift), as stock
+        // decoders check: without it a client's records would be lost silently.
+        return c.fail(
+            c.at.saturating_sub(1),
+            "BatchPredictionRequest.individualFeaturesList (field 1) is required and missing",
+        );
+    }
     Ok(())
 }
 

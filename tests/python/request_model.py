@@ -1,6 +1,6 @@
 """A pure-Python reference model of the request-side ops, and a wire writer.
 
-Written from the contract (protocol/REQUEST_PLAN.md and the issue-19 brief),
+Written from the contract (the README's request side section and the issue-19 brief),
 not from the Rust. Nothing here imports bpr_ops: the writer is struct.pack over
 the Thrift binary-protocol spec, the feature-id hash is mmh3 over Python's
 UTF-16 codec, and thriftpy2 (code we did not write) builds a second kind of

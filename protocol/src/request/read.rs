@@ -5,6 +5,7 @@
 
 use std::fmt;
 
+use crate::decode::min_size;
 use crate::wire::ttype;
 
 /// Skipped values nested deeper than this are refused (the schema's deepest
@@ -50,17 +51,6 @@ fn type_name(t: u8) -> &'static str {
         ttype::SET => "set",
         ttype::LIST => "list",
         _ => "unknown type",
-    }
-}
-
-/// The fewest bytes one value of Thrift type `t` takes.
-fn min_size(t: u8) -> usize {
-    match t {
-        ttype::I16 => 2,
-        ttype::I32 | ttype::STRING | ttype::LIST | ttype::SET => 4,
-        ttype::I64 | ttype::DOUBLE => 8,
-        ttype::MAP => 6,
-        _ => 1,
     }
 }
 

@@ -1,7 +1,7 @@
 """A twml serving graph, request bytes in and response bytes out, built only
 from the op names and attrs twml registers (raw ops, as a graph exported with
-twml holds them), saved as a SavedModel and served in Python and in bpr-host
-with only libbpr_ops.so loaded. The request is written by thriftpy2 and the
+twml holds them), saved as a SavedModel and served in Python with only
+libbpr_ops.so loaded (test_serving_host.py serves it in bpr-host). The request is written by thriftpy2 and the
 expected scores are computed here from the request's own values."""
 
 import numpy as np
@@ -12,7 +12,6 @@ from thriftpy2.transport.memory import TMemoryBuffer
 
 import bpr_ops
 import thrift_check
-from test_serving_host import built, host  # noqa: F401 (fixture)
 
 IDL = thrift_check.IDL
 KEEP = [101, 102, 103, 104]
@@ -65,12 +64,15 @@ class TwmlGraph(tf.Module):
         return {"response": lib.batch_prediction_response_writer(keys=[OUT_KEY], values=score[:, None])}
 
 
-@pytest.fixture(scope="module")
-def saved(tmp_path_factory):
-    path = tmp_path_factory.mktemp("twml_graph") / "model"
+def save_twml_graph(path):
     module = TwmlGraph()
     tf.saved_model.save(module, str(path), signatures={"serving_default": module.serve})
     return path
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory):
+    return save_twml_graph(tmp_path_factory.mktemp("twml_graph") / "model")
 
 
 def _scores(data: bytes) -> list:
@@ -81,22 +83,3 @@ def test_python_serves_the_twml_graph(saved):
     serve = tf.saved_model.load(str(saved)).signatures["serving_default"]
     out = serve(request=tf.constant(np.frombuffer(_request(), np.uint8)))["response"]
     np.testing.assert_array_equal(np.float32(_scores(thrift_check.to_bytes(out))), _expected())
-
-
-def test_bpr_host_serves_the_twml_graph_with_the_same_bytes(built, saved, tmp_path):  # noqa: F811
-    (tmp_path / "request.bin").write_bytes(_request())
-    run = host(built, "--model", saved, "--input", tmp_path / "request.bin", "--output", tmp_path / "out.bin")
-    assert run.returncode == 0, run.stderr
-    data = (tmp_path / "out.bin").read_bytes()
-    np.testing.assert_array_equal(np.float32(_scores(data)), _expected())
-    serve = tf.saved_model.load(str(saved)).signatures["serving_default"]
-    python = thrift_check.to_bytes(serve(request=tf.constant(np.frombuffer(_request(), np.uint8)))["response"])
-    assert data == python
-
-
-def test_a_corrupt_request_in_bpr_host_is_one_line_naming_the_op(built, saved, tmp_path):  # noqa: F811
-    (tmp_path / "bad.bin").write_bytes(_request()[:-5])
-    run = host(built, "--model", saved, "--input", tmp_path / "bad.bin", "--output", tmp_path / "out.bin")
-    assert run.returncode == 1, run
-    assert "DecodeAndHashBatchPredictionRequestV2: input_bytes at byte" in run.stderr, run.stderr
-    assert "panicked" not in run.stderr

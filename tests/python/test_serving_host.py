@@ -24,6 +24,7 @@ import tensorflow as tf
 from tensorflow.core.protobuf import saved_model_pb2
 
 import bpr_ops
+import test_request_serving as request_graph
 import thrift_check
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -320,3 +321,29 @@ def test_without_the_archive_the_op_is_not_registered(static_programs, models, t
     run = _run_static(bare, models["continuous"]["dir"], models["batch"], tmp_path)
     assert run.returncode == 1
     assert "Op type not registered 'BatchPredictionResponseWriter'" in run.stderr
+
+
+# The request side: a twml serving graph of raw request ops (test_request_serving.py),
+# request bytes fed from a .bin file.
+@pytest.fixture(scope="module")
+def twml_saved(tmp_path_factory):
+    return request_graph.save_twml_graph(tmp_path_factory.mktemp("twml_graph") / "model")
+
+
+def test_bpr_host_serves_a_twml_request_graph_with_the_same_bytes(built, twml_saved, tmp_path):
+    (tmp_path / "request.bin").write_bytes(request_graph._request())
+    run = host(built, "--model", twml_saved, "--input", tmp_path / "request.bin", "--output", tmp_path / "out.bin")
+    assert run.returncode == 0, run.stderr
+    data = (tmp_path / "out.bin").read_bytes()
+    np.testing.assert_array_equal(np.float32(request_graph._scores(data)), request_graph._expected())
+    serve = tf.saved_model.load(str(twml_saved)).signatures["serving_default"]
+    python = thrift_check.to_bytes(serve(request=tf.constant(np.frombuffer(request_graph._request(), np.uint8)))["response"])
+    assert data == python
+
+
+def test_a_corrupt_request_in_bpr_host_is_one_line_naming_the_op(built, twml_saved, tmp_path):
+    (tmp_path / "bad.bin").write_bytes(request_graph._request()[:-5])
+    run = host(built, "--model", twml_saved, "--input", tmp_path / "bad.bin", "--output", tmp_path / "out.bin")
+    assert run.returncode == 1, run
+    assert "DecodeAndHashBatchPredictionRequestV2: input_bytes at byte" in run.stderr, run.stderr
+    assert "panicked" not in run.stderr

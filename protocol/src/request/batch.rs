@@ -224,16 +224,22 @@ impl<'c> Targets<'c> {
             .extend(std::iter::repeat_n(f32::NAN, c.num_weights));
     }
 
+    #[inline]
     fn binary(&mut self, id: i64) {
+        if self.config.num_labels == 0 {
+            return;
+        }
         if let Some(&col) = self.config.labels.get(&id) {
             let at = self.labels.len() - self.config.num_labels + col;
             self.labels[at] = 1.0;
         }
     }
 
+    #[inline]
     fn continuous(&mut self, id: i64, v: f64) {
-        // NaN means absent (twml's rule for continuous values).
-        if v.is_nan() {
+        // NaN means absent (twml's rule for continuous values). Most models
+        // read no labels or weights at serving time: no lookups then.
+        if v.is_nan() || self.config.num_labels + self.config.num_weights == 0 {
             return;
         }
         if let Some(&col) = self.config.labels.get(&id) {

@@ -72,43 +72,56 @@ impl<'a> Cursor<'a> {
         })
     }
 
+    #[cold]
+    #[inline(never)]
+    fn truncated<T>(&self, n: usize, what: &dyn fmt::Display) -> R<T> {
+        self.fail(
+            self.at,
+            format_args!(
+                "{what} needs {n} more bytes, the message has {} left",
+                self.left()
+            ),
+        )
+    }
+
+    #[inline]
     pub fn left(&self) -> usize {
         self.data.len() - self.at
     }
 
+    #[inline]
     fn take(&mut self, n: usize, what: &dyn fmt::Display) -> R<&'a [u8]> {
         if n > self.left() {
-            return self.fail(
-                self.at,
-                format_args!(
-                    "{what} needs {n} more bytes, the message has {} left",
-                    self.left()
-                ),
-            );
+            return self.truncated(n, what);
         }
         let s = &self.data[self.at..self.at + n];
         self.at += n;
         Ok(s)
     }
 
+    #[inline]
     fn array<const N: usize>(&mut self, what: &dyn fmt::Display) -> R<[u8; N]> {
         let mut a = [0u8; N];
         a.copy_from_slice(self.take(N, what)?);
         Ok(a)
     }
 
+    #[inline]
     pub fn u8(&mut self, what: &dyn fmt::Display) -> R<u8> {
         Ok(self.take(1, what)?[0])
     }
 
+    #[inline]
     pub fn i32(&mut self, what: &dyn fmt::Display) -> R<i32> {
         Ok(i32::from_be_bytes(self.array(what)?))
     }
 
+    #[inline]
     pub fn i64(&mut self, what: &dyn fmt::Display) -> R<i64> {
         Ok(i64::from_be_bytes(self.array(what)?))
     }
 
+    #[inline]
     pub fn f64(&mut self, what: &dyn fmt::Display) -> R<f64> {
         Ok(f64::from_bits(self.i64(what)? as u64))
     }

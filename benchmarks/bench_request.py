@@ -173,19 +173,11 @@ def main():
             runs[t].append(json.loads(subprocess.run(cmd, stdout=subprocess.PIPE, text=True, check=True).stdout))
     args.out.write_text(json.dumps({"started": started, "cores": os.cpu_count(),
                                     "runs": {str(t): v for t, v in runs.items()}}, indent=2))
-    # The table for BENCHMARKS.md: ns per record, medians over runs (min..max of the ratio).
-    print(f"\nrequest side vs tf.io.parse_example, graph mode, {args.runs} processes per pool size, {started}")
-    print("| N | F | threads | request dense ns/rec | parse_example ns/rec | dense/parse (min..max) "
-          "| request hashed ns/rec | parse_example 1 feature ns/rec |")
-    print("|---|---|---|---|---|---|---|---|")
-    for i, (records, features) in enumerate(CASES):
-        for t in threads:
-            rs = [run["results"][i] for run in runs[t]]
-            m = {k: statistics.median(r["median_s"][k] for r in rs) / records * 1e9 for k in rs[0]["median_s"]}
-            ratios = [r["ratio"] for r in rs]
-            print(f"| {records} | {features} | {t} | {m['request dense']:.0f} | {m['parse_example']:.0f} | "
-                  f"{statistics.median(ratios):.2f} ({min(ratios):.2f}..{max(ratios):.2f}) | "
-                  f"{m['request hashed']:.0f} | {m['parse_example 1 feature']:.0f} |")
+    # The table for BENCHMARKS.md, as benchmarks/report.py writes it there.
+    sys.path.insert(0, str(HERE))
+    from report import request_section
+
+    print("\n".join(request_section()))
     print(f"wrote {args.out}", file=sys.stderr)
 
 

@@ -115,6 +115,58 @@ def graph_section():
     return lines
 
 
+def share_section():
+    """The writer's share of a served request (bench_share.py, bpr-host --repeat)."""
+    path = HERE / "results_share.json"
+    if not path.exists():
+        return ["", "## The writer's share of a served request", "", "(benchmarks/results_share.json missing.)"]
+    data = json.loads(path.read_text())
+    batches = sorted(data["batches"], key=int)
+    nruns = min(len(v) for v in data["batches"].values())
+    k = data["k"]
+    lines = [
+        "",
+        "## The writer's share of a served request (benchmarks/bench_share.py)",
+        "",
+        f"A Keras MLP, 64 features -> 256 relu -> {k} sigmoid outputs, exported four times with the same "
+        "weights: ending in its raw float output (`raw`), in `BatchPredictionWriter` with "
+        f"{k} keys (`continuous`), in `BatchPredictionTensorWriter` with one key on the [B, {k}] scores "
+        "(`tensor`), and in `tf.reshape(scores, [1, -1])` (`reshape`: two graph nodes that do no work, the "
+        "keys Const and the writer's count; what the executor charges for any op appended to the model). "
+        "Served by `bpr-host --repeat` (the TensorFlow C API, libbpr_ops.so loaded at run time, each "
+        "SavedModel loaded once, default session options: the intra-op pool has one thread per core), "
+        "the four models round by round in turn in one process. The share is paired by round: the median "
+        "over a process's rounds of (model - raw) / model, from the same round; then the median over "
+        f"{nruns} processes per batch size, min..max. Started {data['started']}, TensorFlow "
+        f"{data['tensorflow']}, Keras {data['keras']}.",
+        "",
+        "| B | raw model | + continuous writer | its share | + tensor writer | its share | + reshape (floor) | its share |",
+        "|---:|---:|---:|---|---:|---|---:|---|",
+    ]
+    worst = []
+    for b in batches:
+        rows = data["batches"][b]
+        cells = [f"| {int(b):,} | {fmt_time(statistics.median(r['raw'] for r in rows) * 1e-6)}"]
+        for w in ("continuous", "tensor", "reshape"):
+            shares = [r["share"][w] for r in rows]
+            med = statistics.median(shares)
+            if w != "reshape":
+                worst.append((med, b, w))
+            cells.append(
+                f"{fmt_time(statistics.median(r[w] for r in rows) * 1e-6)} | "
+                f"{med:.1%} ({min(shares):.1%}..{max(shares):.1%})"
+            )
+        lines.append(" | ".join(cells) + " |")
+    missed = [f"{w} at B={int(b):,}: {m:.1%}" for m, b, w in worst if m >= 0.02]
+    lines += [
+        "",
+        "Goal: the writer under 2% of a request at every batch size. "
+        + ("Met (medians)." if not missed else "Missed (medians): " + "; ".join(missed)
+           + ". Why: \"What is left, and why\" below."),
+    ]
+    return lines
+
+
 def encoder_section():
     """The encoder alone against memset of the same buffer (cargo bench --bench floor)."""
     path = HERE / "results_encoder.json"
@@ -162,6 +214,7 @@ def main():
         "with other builds and test runs: absolute times move by up to 2x between runs, so only ratios of "
         "series interleaved in one process are compared, over several runs.",
         *graph_section(),
+        *share_section(),
         *encoder_section(),
         "",
         "## Eager mode (benchmarks/bench_ops.py)",

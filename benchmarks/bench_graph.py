@@ -7,7 +7,13 @@ the same loop around `tf.fill` of a uint8 tensor of the same output shape: an
 op that allocates and writes the same bytes. Inputs are tf.function arguments,
 not constants, so grappler cannot fold either op away.
 
-Per case, rounds alternate op / fill / op / fill in one process; a sample is
+For the tensor writer a third loop, `concat`, is TensorFlow's own copy of
+the same inputs: each values tensor bitcast to uint8 and reshaped to [1, -1]
+(both zero-copy), concatenated with zeros up to the op's N bytes by one
+ConcatV2. It reads the same inputs and writes the same number of bytes as
+the op, without the framing.
+
+Per case, rounds alternate op / fill (/ concat) in one process; a sample is
 one loop call divided by its N, and the series' value is the median sample.
 The ratio op / fill is what the targets are about: absolute times move with
 whatever else runs on the machine.
@@ -91,18 +97,23 @@ def child(threads, quick, only=""):
 
         return loop
 
-    # Every function takes (dims, value, keys, *values): fill uses the first
-    # two, the ops the rest.
-    def continuous_op(dims, value, keys, values):
+    # Every function takes (dims, value, pad, keys, *values): fill uses the
+    # first two, concat the pad and the values, the ops the keys and values.
+    def continuous_op(dims, value, pad, keys, values):
         return bpr_ops.batch_prediction_response_writer(keys, values)
 
-    def tensor_op(dims, value, keys, *values):
+    def tensor_op(dims, value, pad, keys, *values):
         return bpr_ops.batch_prediction_tensor_response_writer(keys, list(values))
 
     def fill(dims, value, *_):
         return tf.fill(dims, value)
 
-    loops = {"continuous": loop_of(continuous_op), "tensor": loop_of(tensor_op), "fill": loop_of(fill)}
+    def concat(dims, value, pad, keys, *values):
+        flat = [tf.reshape(tf.bitcast(v, tf.uint8), [1, -1]) for v in values]
+        return tf.concat([*flat, pad], axis=1)
+
+    loops = {"continuous": loop_of(continuous_op), "tensor": loop_of(tensor_op), "fill": loop_of(fill),
+             "concat": loop_of(concat)}
     results = []
     for label, kind, batch, k in CASES:
         if only not in label:
@@ -114,17 +125,22 @@ def child(threads, quick, only=""):
             keys = tf.constant([1, 2, 3, 4], tf.int64)
             args = (keys, *[tf.constant(rng.normal(size=(batch, k)).astype(np.float32)) for _ in range(4)])
         op_loop = loops[kind]
-        unused = (tf.constant([1, 1], tf.int64), tf.constant(7, tf.uint8))
+        unused = (tf.constant([1, 1], tf.int64), tf.constant(7, tf.uint8), tf.zeros([1, 0], tf.uint8))
         # The loop's bytes are the eager op's bytes (the loop really runs the op).
         want = (continuous_op if kind == "continuous" else tensor_op)(*unused, *args).numpy()
         got = op_loop(tf.constant(3), *unused, *args).numpy()
         if got.tobytes() != want.tobytes():
             sys.exit(f"{label}: graph-mode output differs from eager")
         size = want.shape[1]
-        args = (tf.constant([1, size], tf.int64), tf.constant(7, tf.uint8), *args)
-        if loops["fill"](tf.constant(3), *args).shape != want.shape:
-            sys.exit(f"{label}: the fill loop's output is not the op's shape")
+        copied = sum(int(np.prod(v.shape)) * v.dtype.size for v in args[1:]) if kind == "tensor" else 0
+        pad = tf.zeros([1, size - copied], tf.uint8)
+        args = (tf.constant([1, size], tf.int64), tf.constant(7, tf.uint8), pad, *args)
         series = {"op": (op_loop, args), "fill": (loops["fill"], args)}
+        if kind == "tensor":
+            series["concat"] = (loops["concat"], args)
+        for name in series:
+            if name != "op" and series[name][0](tf.constant(3), *args).shape != want.shape:
+                sys.exit(f"{label}: the {name} loop's output is not the op's shape")
 
         def sample(name, n):
             fn, a = series[name]
@@ -143,12 +159,18 @@ def child(threads, quick, only=""):
             for name in series:  # interleaved: op, fill, op, fill, ...
                 samples[name].append(sample(name, n))
         med = {name: statistics.median(v) for name, v in samples.items()}
-        results.append({
+        result = {
             "case": label, "kind": kind, "batch": batch, "bytes": int(size), "n": int(n),
             "rounds": rounds, "median_s": med, "ratio": med["op"] / med["fill"],
-        })
+        }
+        extra = ""
+        if "concat" in med:
+            result["concat_ratio"] = med["op"] / med["concat"]
+            extra = f"  concat {med['concat']*1e6:9.2f} us  op/concat {result['concat_ratio']:5.2f}"
+        results.append(result)
         print(f"  [{threads} thread(s)] {label:32s} {size:>11,d} B  op {med['op']*1e6:9.2f} us  "
-              f"fill {med['fill']*1e6:9.2f} us  op/fill {med['op']/med['fill']:5.2f}", file=sys.stderr, flush=True)
+              f"fill {med['fill']*1e6:9.2f} us  op/fill {med['op']/med['fill']:5.2f}{extra}",
+              file=sys.stderr, flush=True)
     return {"threads": threads, "tensorflow": tf.__version__, "python": platform.python_version(),
             "results": results}
 

@@ -83,10 +83,15 @@ def graph_section():
         "shape; both loops carry the same loop variables. In each process the rounds alternate op / fill; a "
         "series' value is its median per-iteration time. Each intra-op pool size is a separate process, "
         f"{nruns} processes per size, alternating sizes. Times are the median over the runs; the ratio column is "
-        "the median of the runs' op / fill ratios, then min..max over the runs.",
+        "the median of the runs' op / fill ratios, then min..max over the runs. For the tensor writer, "
+        "`concat` is TensorFlow's own copy of the same inputs, in the same loop: each values tensor bitcast "
+        "to uint8 and reshaped to [1, -1] (zero-copy), concatenated with zeros up to the op's N bytes by one "
+        "ConcatV2 (the same bytes read and written, without the framing); op / concat under 1 means the op "
+        "is faster than TensorFlow copying its inputs.",
         "",
-        "| case | output | threads | op | tf.fill | op / fill (median, min..max) | target | met (median) |",
-        "|---|---:|---:|---:|---:|---|---:|---|",
+        "| case | output | threads | op | tf.fill | op / fill (median, min..max) | target | met (median) "
+        "| concat | op / concat (median, min..max) |",
+        "|---|---:|---:|---:|---:|---|---:|---|---:|---|",
     ]
     worst = {}
     for case in cases:
@@ -99,9 +104,15 @@ def graph_section():
             target = 1.15 if rows[0]["batch"] <= 64 else 1.25
             met = med <= target
             worst.setdefault(t, []).append((med, case, met))
+            concat = "| | |"
+            if all("concat_ratio" in r for r in rows):
+                c = [r["concat_ratio"] for r in rows]
+                concat = (f"| {fmt_time(statistics.median(r['median_s']['concat'] for r in rows))} | "
+                          f"{statistics.median(c):.2f} ({min(c):.2f}..{max(c):.2f}) |")
             lines.append(
                 f"| {case} | {rows[0]['bytes']:,} B | {t} | {fmt_time(op)} | {fmt_time(fill)} | "
-                f"{med:.2f} ({min(ratios):.2f}..{max(ratios):.2f}) | {target:.2f} | {'yes' if met else '**no**'} |"
+                f"{med:.2f} ({min(ratios):.2f}..{max(ratios):.2f}) | {target:.2f} | {'yes' if met else '**no**'} "
+                + concat
             )
     missed = [(t, c, r) for t, v in worst.items() for r, c, met in v if not met]
     lines += [
@@ -111,6 +122,58 @@ def graph_section():
            f"{len(missed)} of {sum(len(v) for v in worst.values())} (case, pool size) pairs miss their target "
            "(medians): " + "; ".join(f"{c}, {t} thread(s): {r:.2f}" for t, c, r in missed)
            + ". Why, with the profiles: \"What is left, and why\" below."),
+    ]
+    return lines
+
+
+def share_section():
+    """The writer's share of a served request (bench_share.py, bpr-host --repeat)."""
+    path = HERE / "results_share.json"
+    if not path.exists():
+        return ["", "## The writer's share of a served request", "", "(benchmarks/results_share.json missing.)"]
+    data = json.loads(path.read_text())
+    batches = sorted(data["batches"], key=int)
+    nruns = min(len(v) for v in data["batches"].values())
+    k = data["k"]
+    lines = [
+        "",
+        "## The writer's share of a served request (benchmarks/bench_share.py)",
+        "",
+        f"A Keras MLP, 64 features -> 256 relu -> {k} sigmoid outputs, exported four times with the same "
+        "weights: ending in its raw float output (`raw`), in `BatchPredictionWriter` with "
+        f"{k} keys (`continuous`), in `BatchPredictionTensorWriter` with one key on the [B, {k}] scores "
+        "(`tensor`), and in `tf.reshape(scores, [1, -1])` (`reshape`: two graph nodes that do no work, the "
+        "keys Const and the writer's count; what the executor charges for any op appended to the model). "
+        "Served by `bpr-host --repeat` (the TensorFlow C API, libbpr_ops.so loaded at run time, each "
+        "SavedModel loaded once, default session options: the intra-op pool has one thread per core), "
+        "the four models round by round in turn in one process. The share is paired by round: the median "
+        "over a process's rounds of (model - raw) / model, from the same round; then the median over "
+        f"{nruns} processes per batch size, min..max. Started {data['started']}, TensorFlow "
+        f"{data['tensorflow']}, Keras {data['keras']}.",
+        "",
+        "| B | raw model | + continuous writer | its share | + tensor writer | its share | + reshape (floor) | its share |",
+        "|---:|---:|---:|---|---:|---|---:|---|",
+    ]
+    worst = []
+    for b in batches:
+        rows = data["batches"][b]
+        cells = [f"| {int(b):,} | {fmt_time(statistics.median(r['raw'] for r in rows) * 1e-6)}"]
+        for w in ("continuous", "tensor", "reshape"):
+            shares = [r["share"][w] for r in rows]
+            med = statistics.median(shares)
+            if w != "reshape":
+                worst.append((med, b, w))
+            cells.append(
+                f"{fmt_time(statistics.median(r[w] for r in rows) * 1e-6)} | "
+                f"{med:.1%} ({min(shares):.1%}..{max(shares):.1%})"
+            )
+        lines.append(" | ".join(cells) + " |")
+    missed = [f"{w} at B={int(b):,}: {m:.1%}" for m, b, w in worst if m >= 0.02]
+    lines += [
+        "",
+        "Goal: the writer under 2% of a request at every batch size. "
+        + ("Met (medians)." if not missed else "Missed (medians): " + "; ".join(missed)
+           + ". Why: \"What is left, and why\" below."),
     ]
     return lines
 
@@ -210,6 +273,7 @@ def main():
         "with other builds and test runs: absolute times move by up to 2x between runs, so only ratios of "
         "series interleaved in one process are compared, over several runs.",
         *graph_section(),
+        *share_section(),
         *encoder_section(),
         *request_section(),
         "",

@@ -150,9 +150,17 @@ class ContinuousWriterOp : public OpKernel {
   }
 };
 
+// Keeps a plan cache for its lifetime: a served model calls one kernel with
+// the same keys, dtypes and row shapes every time, so the framing is built
+// on the first call only (bpr_tensor_encode_cached). Compute may run on
+// several threads at once; the cache is thread-safe.
 class TensorWriterOp : public OpKernel {
  public:
-  explicit TensorWriterOp(OpKernelConstruction* ctx) : OpKernel(ctx) {}
+  explicit TensorWriterOp(OpKernelConstruction* ctx)
+      : OpKernel(ctx), cache_(bpr_tensor_cache_new()) {}
+  ~TensorWriterOp() override { bpr_tensor_cache_free(cache_); }
+  TensorWriterOp(const TensorWriterOp&) = delete;
+  TensorWriterOp& operator=(const TensorWriterOp&) = delete;
 
   void Compute(OpKernelContext* ctx) override {
     Dims key_dims;
@@ -169,11 +177,15 @@ class TensorWriterOp : public OpKernel {
     char msg[kMessageCapacity];
     Output output{ctx, absl::OkStatus()};
     const bpr_runner runner = IntraOpRunner(ctx);
-    const bpr_status status = bpr_tensor_encode(&keys, values.data(), values.size(),
-                                                AllocateOutput, &output, &runner, msg,
-                                                sizeof msg);
+    // A NULL cache (its allocation failed) caches nothing and is still correct.
+    const bpr_status status = bpr_tensor_encode_cached(cache_, &keys, values.data(),
+                                                       values.size(), AllocateOutput, &output,
+                                                       &runner, msg, sizeof msg);
     OP_REQUIRES_OK(ctx, Finish(status, msg, output));
   }
+
+ private:
+  bpr_tensor_cache* const cache_;
 };
 
 // The attr is constant, so the ids are computed once, here; a name that is not

@@ -40,7 +40,14 @@ fn definitions_match_header() {
     ce = bpr_continuous_encode;
     let mut te: unsafe extern "C" fn(_, _, _, _, _, _, _, _) -> _ = sys::bpr_tensor_encode;
     te = bpr_tensor_encode;
-    let _ = (f, g, h, i, v, n, ce, te);
+    let mut cn: unsafe extern "C" fn() -> _ = sys::bpr_tensor_cache_new;
+    cn = bpr_tensor_cache_new;
+    let mut cf: unsafe extern "C" fn(_) = sys::bpr_tensor_cache_free;
+    cf = bpr_tensor_cache_free;
+    let mut tc: unsafe extern "C" fn(_, _, _, _, _, _, _, _, _) -> _ =
+        sys::bpr_tensor_encode_cached;
+    tc = bpr_tensor_encode_cached;
+    let _ = (f, g, h, i, v, n, ce, te, cn, cf, tc);
 }
 
 /// The marker and the version, NUL-terminated; see the header.
@@ -899,6 +906,66 @@ pub unsafe extern "C" fn bpr_request_get(
     }
 }
 
+/// The header's opaque `bpr_tensor_cache`: a boxed [`bpr_protocol::TensorPlanCache`].
+pub struct TensorCache(bpr_protocol::TensorPlanCache);
+
+/// Returns a new cache, owned by the caller until [`bpr_tensor_cache_free`];
+/// NULL if it could not be made (a panic, caught here).
+#[no_mangle]
+pub extern "C" fn bpr_tensor_cache_new() -> *mut sys::bpr_tensor_cache {
+    panic::catch_unwind(|| Box::new(TensorCache(bpr_protocol::TensorPlanCache::new())))
+        .map_or(std::ptr::null_mut(), |b| Box::into_raw(b).cast())
+}
+
+/// # Safety
+/// `cache` is NULL or was returned by [`bpr_tensor_cache_new`] and not freed,
+/// and no other call uses it during or after this one.
+#[no_mangle]
+pub unsafe extern "C" fn bpr_tensor_cache_free(cache: *mut sys::bpr_tensor_cache) {
+    if cache.is_null() {
+        return;
+    }
+    // SAFETY: per the contract the pointer came from Box::into_raw in
+    // bpr_tensor_cache_new and is dropped once. Dropping the cache frees
+    // plain memory and cannot panic, but the boundary holds regardless.
+    let _ = panic::catch_unwind(AssertUnwindSafe(|| {
+        drop(unsafe { Box::from_raw(cache.cast::<TensorCache>()) })
+    }));
+}
+
+/// # Safety
+/// As [`bpr_tensor_encode`]; `cache` is NULL or a live cache from
+/// [`bpr_tensor_cache_new`] (shared access only: the cache is Sync).
+#[no_mangle]
+pub unsafe extern "C" fn bpr_tensor_encode_cached(
+    cache: *mut sys::bpr_tensor_cache,
+    keys: *const bpr_tensor,
+    values: *const bpr_tensor,
+    num_values: usize,
+    alloc: bpr_alloc_fn,
+    alloc_context: *mut c_void,
+    runner: *const bpr_runner,
+    msg: *mut c_char,
+    msg_cap: usize,
+) -> bpr_status {
+    guarded_encode(msg, msg_cap, || {
+        // SAFETY: the caller's contract covers every view, `alloc`, the
+        // runner and the cache, which is only read through a shared reference.
+        let strings = unsafe { string_sources(values, num_values)? };
+        let (k, v) = unsafe { tensor_inputs(keys, values, &strings)? };
+        let cache = unsafe { cache.cast::<TensorCache>().as_ref() };
+        let plan = match cache {
+            Some(c) => c.0.plan(&k, &v)?,
+            None => bpr_protocol::plan_tensor_response(&k, &v)?,
+        };
+        let Some(out) = (unsafe { host_output(alloc, alloc_context, plan.size())? }) else {
+            return Ok(false);
+        };
+        unsafe { with_runner(runner, |r| write_tensor(&plan, out, r)) }?;
+        Ok(true)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1091,6 +1158,55 @@ mod tests {
             )
         };
         assert_eq!(status, sys::BPR_INVALID_ARGUMENT as bpr_status);
+    }
+
+    #[test]
+    fn the_cached_encode_writes_what_the_uncached_one_writes() {
+        let cache = bpr_tensor_cache_new();
+        assert!(!cache.is_null());
+        let encode = |cache: *mut sys::bpr_tensor_cache, ids: &[i64], dims: &[i64], v: &[f32]| {
+            let kd = [ids.len() as i64];
+            let keys = view(sys::BPR_DTYPE_INT64, &kd, ids.as_ptr().cast(), ids.len());
+            let columns: Vec<bpr_tensor> = ids
+                .iter()
+                .map(|_| view(sys::BPR_DTYPE_FLOAT, dims, v.as_ptr().cast(), v.len()))
+                .collect();
+            let mut out: Vec<u8> = Vec::new();
+            let mut msg = [0u8; 256];
+            // SAFETY: valid views, a conforming allocator and message buffer;
+            // `cache` is NULL or live.
+            let status = unsafe {
+                bpr_tensor_encode_cached(
+                    cache,
+                    &keys,
+                    columns.as_ptr(),
+                    columns.len(),
+                    Some(vec_alloc),
+                    (&mut out as *mut Vec<u8>).cast(),
+                    std::ptr::null(),
+                    msg.as_mut_ptr().cast(),
+                    msg.len(),
+                )
+            };
+            (status, out, message(&msg).to_string())
+        };
+        let v: Vec<f32> = (0..48).map(|i| i as f32 * 0.25).collect();
+        for (ids, dims) in [
+            (&[1i64, 2][..], &[3i64, 16][..]),
+            (&[1, 2], &[3, 16]),
+            (&[1, 2], &[6, 8]),
+            (&[5], &[6, 8]),
+            (&[5], &[2, 3, 8]),
+            (&[5, 5], &[2, 3, 8]),
+            (&[5], &[2, 3, 8]),
+        ] {
+            let fresh = encode(std::ptr::null_mut(), ids, dims, &v);
+            assert_eq!(encode(cache, ids, dims, &v), fresh, "{ids:?} {dims:?}");
+        }
+        // SAFETY: made above, freed once, not used after.
+        unsafe { bpr_tensor_cache_free(cache) };
+        // SAFETY: NULL is allowed.
+        unsafe { bpr_tensor_cache_free(std::ptr::null_mut()) };
     }
 
     #[test]

@@ -123,6 +123,27 @@ bpr_status bpr_tensor_encode(const bpr_tensor* keys, const bpr_tensor* values,
                              size_t num_values, bpr_alloc_fn alloc, void* alloc_context,
                              const bpr_runner* runner, char* msg, size_t msg_cap);
 
+/*
+ * A tensor writer's plan cache: what a call's framing depends on (the keys and
+ * each values tensor's dtype and row shape) validated and built once, and
+ * reused while a call has the same keys, dtypes and row shapes; a call with
+ * others builds and keeps its own. The bytes and errors are those of
+ * bpr_tensor_encode. Owned by the caller (one per kernel), freed with
+ * bpr_tensor_cache_free; safe to use from several threads at once.
+ *
+ * bpr_tensor_cache_new returns NULL if it cannot allocate (callers may then
+ * pass NULL, which caches nothing). bpr_tensor_cache_free(NULL) does nothing;
+ * no call may use the cache during or after its free.
+ */
+typedef struct bpr_tensor_cache bpr_tensor_cache;
+bpr_tensor_cache* bpr_tensor_cache_new(void);
+void bpr_tensor_cache_free(bpr_tensor_cache* cache);
+/* bpr_tensor_encode through `cache` (NULL: no cache, exactly bpr_tensor_encode). */
+bpr_status bpr_tensor_encode_cached(bpr_tensor_cache* cache, const bpr_tensor* keys,
+                                    const bpr_tensor* values, size_t num_values,
+                                    bpr_alloc_fn alloc, void* alloc_context,
+                                    const bpr_runner* runner, char* msg, size_t msg_cap);
+
 /* The TensorFlow version (tf.__version__) this library was built against, as a
  * static NUL-terminated string. The same text follows the marker
  * "BPR_OPS_BUILT_FOR_TENSORFLOW=" in the library file, so a loader can read it

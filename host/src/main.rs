@@ -23,7 +23,8 @@ use tensorflow::{
 };
 
 const USAGE: &str = "usage: bpr-host [--ops LIBRARY]... --model SAVED_MODEL_DIR \
---input [NAME=]FILE.npy|FILE.json|FILE.bin ... [--signature NAME] [--tag TAG] [--output FILE] [--print]";
+--input [NAME=]FILE.npy|FILE.json|FILE.bin ... [--signature NAME] [--tag TAG] [--output FILE] [--print] \
+[--repeat N [--rounds R]]";
 
 const HELP: &str = "
   --ops LIBRARY      op library to load before the model (e.g. target/release/libbpr_ops.so);
@@ -36,6 +37,12 @@ const HELP: &str = "
   --tag TAG          meta graph tag (default serve)
   --output FILE      write the response bytes (the uint8 [1, N] output) to FILE
   --print            print the decoded records as a table
+  --repeat N         time N session runs per model instead (each model loaded once, its inputs
+                     built once) and print one JSON line per model: the time per run of each round,
+                     and their median. --model may then be given more than once: the models run
+                     round by round in turn (each round starting with the next model), so their
+                     times are measured interleaved
+  --rounds R         rounds for --repeat (default 15), each of N / R runs per model
   --version          print the TensorFlow version the host runs
 
 TensorFlow's own log lines are hidden unless TF_CPP_MIN_LOG_LEVEL is set (e.g. 0 for all).";
@@ -58,12 +65,21 @@ impl From<String> for Failure {
 #[derive(Default)]
 struct Args {
     ops: Vec<PathBuf>,
-    model: Option<PathBuf>,
+    models: Vec<PathBuf>,
     inputs: Vec<(Option<String>, PathBuf)>,
     signature: Option<String>,
     tag: Option<String>,
     output: Option<PathBuf>,
     print: bool,
+    repeat: Option<usize>,
+    rounds: Option<usize>,
+}
+
+fn count(name: &str, v: &str) -> Result<usize, Failure> {
+    v.parse::<usize>()
+        .ok()
+        .filter(|&n| n > 0)
+        .ok_or_else(|| Failure::Usage(format!("{name} takes a positive integer, got {v:?}")))
 }
 
 fn parse_args() -> Result<Option<Args>, Failure> {
@@ -86,7 +102,7 @@ fn parse_args() -> Result<Option<Args>, Failure> {
         };
         match name.as_str() {
             "--ops" => args.ops.push(value()?.into()),
-            "--model" => args.model = Some(value()?.into()),
+            "--model" => args.models.push(value()?.into()),
             "--input" => {
                 let v = value()?;
                 let looks_named = v
@@ -101,6 +117,8 @@ fn parse_args() -> Result<Option<Args>, Failure> {
             "--tag" => args.tag = Some(value()?),
             "--output" => args.output = Some(value()?.into()),
             "--print" => args.print = true,
+            "--repeat" => args.repeat = Some(count(&name, &value()?)?),
+            "--rounds" => args.rounds = Some(count(&name, &value()?)?),
             "--version" => {
                 println!("TensorFlow {}", tf_version()?);
                 return Ok(None);
@@ -112,13 +130,28 @@ fn parse_args() -> Result<Option<Args>, Failure> {
             other => return Err(Failure::Usage(format!("unknown argument {other:?}"))),
         }
     }
-    if args.model.is_none() {
+    if args.models.is_empty() {
         return Err(Failure::Usage("--model is required".into()));
     }
     if args.inputs.is_empty() {
         return Err(Failure::Usage("--input is required".into()));
     }
-    if args.output.is_none() && !args.print {
+    if args.repeat.is_none() {
+        if args.models.len() > 1 {
+            return Err(Failure::Usage(
+                "--model is given more than once: only --repeat runs several models".into(),
+            ));
+        }
+        if args.rounds.is_some() {
+            return Err(Failure::Usage("--rounds needs --repeat".into()));
+        }
+    }
+    if args.repeat.is_some() && (args.output.is_some() || args.print) {
+        return Err(Failure::Usage(
+            "--repeat times the runs: it takes neither --output nor --print".into(),
+        ));
+    }
+    if args.output.is_none() && !args.print && args.repeat.is_none() {
         return Err(Failure::Usage(
             "nothing to do: give --output FILE and/or --print".into(),
         ));
@@ -358,12 +391,19 @@ fn response_output(
     ))
 }
 
-fn run(args: Args) -> Result<(), String> {
-    let running = tf_version()?;
-    for path in &args.ops {
-        load_ops(path, &running)?;
-    }
-    let model = args.model.as_deref().expect("checked in parse_args");
+/// A SavedModel loaded once, with its inputs built and its response output found.
+struct Served {
+    dir: PathBuf,
+    sig_name: String,
+    bundle: SavedModelBundle,
+    feeds: Vec<(tensorflow::Operation, i32, Feed)>,
+    out_name: String,
+    out_op: tensorflow::Operation,
+    out_index: i32,
+    out_dtype: DataType,
+}
+
+fn load(model: &Path, args: &Args) -> Result<Served, String> {
     if !model.join("saved_model.pb").is_file() && !model.join("saved_model.pbtxt").is_file() {
         return Err(format!(
             "{} is not a SavedModel directory (no saved_model.pb)",
@@ -400,41 +440,162 @@ fn run(args: Args) -> Result<(), String> {
             .map_err(|e| one_line(&e.to_string()))?;
         feeds.push((op, info.name().index, feed(name, info, batch)?));
     }
-    let (out_name, out_info) = response_output(signature.outputs())?;
+    // Timing a model without a writer (its raw output) is what --repeat
+    // compares against, so there any single output will do.
+    let (out_name, out_info) = if args.repeat.is_some() && signature.outputs().len() == 1 {
+        signature.outputs().iter().next().expect("one output")
+    } else {
+        response_output(signature.outputs())?
+    };
     let out_op = graph
         .operation_by_name_required(&out_info.name().name)
         .map_err(|e| one_line(&e.to_string()))?;
+    let (out_name, out_index, out_dtype) =
+        (out_name.clone(), out_info.name().index, out_info.dtype());
+    Ok(Served {
+        dir: model.to_path_buf(),
+        sig_name: sig_name.to_string(),
+        bundle,
+        feeds,
+        out_name,
+        out_op,
+        out_index,
+        out_dtype,
+    })
+}
 
-    let mut step = SessionRunArgs::new();
-    for (op, index, tensor) in &feeds {
-        match tensor {
-            Feed::F16(t) => step.add_feed(op, *index, t),
-            Feed::F32(t) => step.add_feed(op, *index, t),
-            Feed::F64(t) => step.add_feed(op, *index, t),
-            Feed::I32(t) => step.add_feed(op, *index, t),
-            Feed::I64(t) => step.add_feed(op, *index, t),
-            Feed::U8(t) => step.add_feed(op, *index, t),
-            Feed::Bool(t) => step.add_feed(op, *index, t),
+impl Served {
+    /// One session run: feeds the batch, fetches the output.
+    fn step(&self) -> Result<(SessionRunArgs<'_>, tensorflow::FetchToken), String> {
+        let mut step = SessionRunArgs::new();
+        for (op, index, tensor) in &self.feeds {
+            match tensor {
+                Feed::F16(t) => step.add_feed(op, *index, t),
+                Feed::F32(t) => step.add_feed(op, *index, t),
+                Feed::F64(t) => step.add_feed(op, *index, t),
+                Feed::I32(t) => step.add_feed(op, *index, t),
+                Feed::I64(t) => step.add_feed(op, *index, t),
+                Feed::U8(t) => step.add_feed(op, *index, t),
+                Feed::Bool(t) => step.add_feed(op, *index, t),
+            }
+        }
+        let token = step.request_fetch(&self.out_op, self.out_index);
+        self.bundle
+            .session
+            .run(&mut step)
+            .map_err(|e| format!("running the model failed: {}", one_line(&e.to_string())))?;
+        Ok((step, token))
+    }
+
+    fn response(&self) -> Result<Tensor<u8>, String> {
+        let (mut step, token) = self.step()?;
+        let out_name = &self.out_name;
+        let out: Tensor<u8> = step.fetch(token).map_err(|e| {
+            format!(
+                "signature output '{out_name}' is not the uint8 response: {}",
+                one_line(&e.to_string())
+            )
+        })?;
+        if out.dims().len() != 2 || out.dims()[0] != 1 {
+            return Err(format!(
+                "signature output '{out_name}' has shape {:?}; a BatchPredictionResponse is [1, N]",
+                out.dims()
+            ));
+        }
+        Ok(out)
+    }
+
+    /// One timed run: the output is fetched as a server would before sending
+    /// it (its first byte is returned so the fetch cannot be skipped).
+    fn timed_step(&self) -> Result<u8, String> {
+        let (mut step, token) = self.step()?;
+        let fetch_err = |e: tensorflow::Status| one_line(&e.to_string());
+        Ok(match self.out_dtype {
+            DataType::UInt8 => step
+                .fetch::<u8>(token)
+                .map_err(fetch_err)?
+                .first()
+                .copied()
+                .unwrap_or(0),
+            DataType::Float => step
+                .fetch::<f32>(token)
+                .map_err(fetch_err)?
+                .first()
+                .map_or(0, |v| v.to_bits() as u8),
+            other => {
+                return Err(format!(
+                    "--repeat fetches uint8 or float outputs; '{}' is {other}",
+                    self.out_name
+                ))
+            }
+        })
+    }
+}
+
+/// --repeat: every model's runs timed round by round in turn, so that they
+/// share whatever else the machine does; one JSON line per model.
+fn repeat(served: &[Served], runs: usize, rounds: usize) -> Result<(), String> {
+    let rounds = rounds.min(runs);
+    let per_round = runs / rounds;
+    let mut sink = 0u8;
+    // Warm-up: the first runs pay for graph optimisation and allocation.
+    for s in served {
+        for _ in 0..per_round.clamp(3, 100) {
+            sink ^= s.timed_step()?;
         }
     }
-    let token = step.request_fetch(&out_op, out_info.name().index);
-    bundle
-        .session
-        .run(&mut step)
-        .map_err(|e| format!("running the model failed: {}", one_line(&e.to_string())))?;
-    let out: Tensor<u8> = step.fetch(token).map_err(|e| {
-        format!(
-            "signature output '{out_name}' is not the uint8 response: {}",
-            one_line(&e.to_string())
-        )
-    })?;
-    if out.dims().len() != 2 || out.dims()[0] != 1 {
-        return Err(format!(
-            "signature output '{out_name}' has shape {:?}; a BatchPredictionResponse is [1, N]",
-            out.dims()
-        ));
+    let mut times: Vec<Vec<f64>> = vec![Vec::with_capacity(rounds); served.len()];
+    for round in 0..rounds {
+        // Each round starts with the next model, so that none is always
+        // the one that runs right after another's.
+        for m in (0..served.len()).map(|i| (i + round) % served.len()) {
+            let start = std::time::Instant::now();
+            for _ in 0..per_round {
+                sink ^= served[m].timed_step()?;
+            }
+            times[m].push(start.elapsed().as_secs_f64() * 1e6 / per_round as f64);
+        }
     }
+    for (s, t) in served.iter().zip(&times) {
+        let mut sorted = t.clone();
+        sorted.sort_by(f64::total_cmp);
+        let median = if sorted.len() % 2 == 1 {
+            sorted[sorted.len() / 2]
+        } else {
+            (sorted[sorted.len() / 2 - 1] + sorted[sorted.len() / 2]) / 2.0
+        };
+        let line = serde_json::json!({
+            "model": s.dir.display().to_string(),
+            "signature": s.sig_name,
+            "output": s.out_name,
+            "runs_per_round": per_round,
+            "rounds": rounds,
+            "round_us": t,
+            "median_us": median,
+        });
+        println!("{line}");
+    }
+    std::hint::black_box(sink);
+    Ok(())
+}
+
+fn run(args: Args) -> Result<(), String> {
+    let running = tf_version()?;
+    for path in &args.ops {
+        load_ops(path, &running)?;
+    }
+    let served = args
+        .models
+        .iter()
+        .map(|m| load(m, &args))
+        .collect::<Result<Vec<_>, _>>()?;
+    if let Some(runs) = args.repeat {
+        return repeat(&served, runs, args.rounds.unwrap_or(15));
+    }
+    let s = &served[0];
+    let out = s.response()?;
     let bytes: &[u8] = &out;
+    let (sig_name, out_name) = (&s.sig_name, &s.out_name);
 
     if let Some(path) = &args.output {
         std::fs::write(path, bytes).map_err(|e| format!("cannot write {}: {e}", path.display()))?;

@@ -3,7 +3,7 @@
 //! (`slice::fill`, a memset), on the cases of the graph-mode benchmark
 //! (benchmarks/bench_graph.py). Single thread, no TensorFlow.
 //!
-//! Run: `cargo bench -p bpr-protocol --bench floor [-- --runs 5 --out FILE]`.
+//! Run: `cargo bench -p bpr-protocol --bench floor [-- --runs 5 --out FILE --cases TEXT]`.
 //! Each run alternates write / fill for a number of rounds and keeps the
 //! median of each; the JSON written to `--out` holds every run.
 
@@ -103,7 +103,7 @@ fn measure(
     }
 }
 
-fn run(rounds: usize) -> Vec<Row> {
+fn run(rounds: usize, only: &str) -> Vec<Row> {
     let mut rows = Vec::new();
     for &(batch, k) in &[
         (1usize, 1usize),
@@ -112,6 +112,9 @@ fn run(rounds: usize) -> Vec<Row> {
         (8192, 16),
         (65536, 16),
     ] {
+        if !format!("continuous f32 B={batch} K={k}").contains(only) {
+            continue;
+        }
         let keys: Vec<i64> = (100..100 + k as i64).collect();
         let v = values(batch * k, 0);
         let (kd, vd) = ([k as i64], [batch as i64, k as i64]);
@@ -131,6 +134,9 @@ fn run(rounds: usize) -> Vec<Row> {
         ));
     }
     for &batch in &[64usize, 1024, 16384] {
+        if !format!("tensor 4 x f32 [B,16] B={batch}").contains(only) {
+            continue;
+        }
         let keys: Vec<i64> = (1..=4).collect();
         let cols: Vec<Vec<f32>> = (0..4).map(|j| values(batch * 16, j)).collect();
         let (kd, vd) = ([4i64], [batch as i64, 16]);
@@ -164,9 +170,11 @@ fn main() {
     };
     let runs: usize = flag("--runs").map_or(5, |s| s.parse().expect("--runs N"));
     let rounds: usize = flag("--rounds").map_or(15, |s| s.parse().expect("--rounds N"));
+    // Only the cases whose name contains this text (all by default).
+    let only = flag("--cases").unwrap_or_default();
     let mut json = Vec::new();
     for r in 0..runs {
-        let rows = run(rounds);
+        let rows = run(rounds, &only);
         for row in &rows {
             let simd = row.avx2_s.map_or(String::new(), |s| {
                 format!(

@@ -370,6 +370,10 @@ mod avx2 {
     }
 
     /// Four consecutive keys as the two halves of their four entries:
+    /// Key vectors the general loop builds once per call: 64 keys, in 1 KiB
+    /// of stack.
+    const GENERAL_QUADS: usize = 16;
+
     /// `[k0, -, k1, -]` and `[k2, -, k3, -]`, the value lanes left for
     /// [`entries4`] to blend in.
     #[derive(Clone, Copy)]
@@ -491,6 +495,24 @@ mod avx2 {
             ) {
                 let k = keys.len();
                 let tail_keys = keys.chunks_exact(4).remainder();
+                // The key vectors of up to GENERAL_QUADS * 4 keys, built once
+                // per call on the stack (the writer allocates nothing); more
+                // keys than that are built per record, a few register moves.
+                let zero = _mm256_setzero_si256();
+                let mut quads = [KeyQuad(zero, zero); GENERAL_QUADS];
+                let built = k / 4 <= GENERAL_QUADS;
+                if built {
+                    for (q, c) in quads.iter_mut().zip(keys.chunks_exact(4)) {
+                        *q = key_quad(c);
+                    }
+                }
+                let quad = |index: usize| {
+                    if built {
+                        quads[index]
+                    } else {
+                        key_quad(&keys[4 * index..4 * index + 4])
+                    }
+                };
                 // Rows by index: with no keys every record is still written.
                 for (i, record) in records.chunks_exact_mut(record_len).enumerate() {
                     let row = &values[(first + i) * k..(first + i + 1) * k];
@@ -499,20 +521,23 @@ mod avx2 {
                     let (entries, stop) = rest.split_at_mut(k * ENTRY);
                     let mut out8 = entries.chunks_exact_mut(8 * ENTRY);
                     let mut row8 = row.chunks_exact(8);
-                    // Key vectors built per record: a few register moves,
-                    // and no heap memory for any number of keys.
-                    let mut keys8 = keys.chunks_exact(8);
-                    for ((out, x), q) in (&mut out8).zip(&mut row8).zip(&mut keys8) {
+                    let mut eights = 0;
+                    for (out, x) in (&mut out8).zip(&mut row8) {
                         let (lo, hi) = $widen8(x.try_into().expect("chunks of 8"));
                         let (a, b) = out.split_at_mut(4 * ENTRY);
-                        entries4(a, key_quad(&q[..4]), lo);
-                        entries4(b, key_quad(&q[4..]), hi);
+                        entries4(a, quad(2 * eights), lo);
+                        entries4(b, quad(2 * eights + 1), hi);
+                        eights += 1;
                     }
                     let out4 = out8.into_remainder();
                     let row4 = row8.remainder();
                     let (out4, tail) = out4.split_at_mut(out4.len() / (4 * ENTRY) * 4 * ENTRY);
-                    if let (Some(q), Some(x)) = (keys8.remainder().get(..4), row4.get(..4)) {
-                        entries4(out4, key_quad(q), $widen4(x.try_into().expect("4 values")));
+                    if let Some(x) = row4.get(..4) {
+                        entries4(
+                            out4,
+                            quad(2 * eights),
+                            $widen4(x.try_into().expect("4 values")),
+                        );
                     }
                     let row_tail = &row4[row4.len() / 4 * 4..];
                     for ((entry, &key), &x) in

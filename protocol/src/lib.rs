@@ -18,6 +18,9 @@
 //! - [`plan_continuous`] / [`plan_tensor_response`] validate once and return a
 //!   plan that knows its exact size and then writes: for a host that allocates
 //!   the output between the two steps (the TensorFlow kernel).
+//! - [`TensorPlanCache`] keeps the framing of the tensor writer's last call and
+//!   reuses it while the keys, dtypes and row shapes stay the same: for a host
+//!   that calls the writer again and again (the TensorFlow kernel owns one).
 //! - On x86-64, [`ContinuousPlan::write_avx2`] and [`TensorPlan::write_avx2`]
 //!   write the same bytes with AVX2 instructions (continuous: 1.4-3x faster
 //!   from 76 KB up; tensor: up to 1.2x, its stores are the limit). They are
@@ -71,5 +74,5 @@ pub use input::{DType, Data, StringSource, Tensor};
 pub use parallel::{Runner, Serial};
 pub use tensor::{
     encode_tensor_response, plan_tensor_response, tensor_response_size, write_tensor_response,
-    write_tensor_response_with, TensorPlan,
+    write_tensor_response_with, TensorPlan, TensorPlanCache,
 };

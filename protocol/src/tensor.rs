@@ -6,11 +6,12 @@
 //! the bytes before and after the row data are built once per column.
 
 use crate::error::{Error, Result, Shape};
-use crate::input::{check_keys, DType, Data, StringSource, Tensor};
+use crate::input::{check_keys, DType, Data, Tensor};
 use crate::parallel::{sharded, Runner, Serial};
 use crate::widen;
 use crate::wire::{self, data_type, field, ttype, Sink, FIELD_HEADER, LIST_HEADER, STOP};
 use std::ops::Range;
+use std::sync::{Arc, Mutex};
 
 /// Bytes of records written together before moving on (about an L1 cache).
 const BLOCK_BYTES: usize = 32 << 10;
@@ -20,34 +21,81 @@ const RAW_PREFIX: usize = FIELD_HEADER + (FIELD_HEADER + 4) + (FIELD_HEADER + 4)
 /// `0C 0002` + strings field header and list header.
 const STRING_PREFIX: usize = FIELD_HEADER + FIELD_HEADER + LIST_HEADER;
 
-enum Rows<'a> {
+#[derive(Clone, Copy)]
+enum Rows {
     /// Fixed-size rows: `content` bytes each.
     Raw { content: usize },
     /// Variable-size rows of `per_row` strings each.
-    Str {
-        strings: &'a dyn StringSource,
-        per_row: usize,
-    },
+    Str { per_row: usize },
 }
 
-/// One key and its tensor, with the framing every row of it shares.
-struct Column<'a> {
-    data: Data<'a>,
+/// One key and what every row of its tensor shares: dtype, row shape and
+/// framing. Nothing here depends on the values or the batch size.
+struct Column {
+    dtype: DType,
+    /// The tensor's dims after the batch dim.
+    row_dims: Vec<i64>,
     elements_per_row: usize,
-    rows: Rows<'a>,
+    rows: Rows,
     /// The map key and the framing up to the row data (a range of
-    /// `Layout::framing`): one copy per entry.
+    /// `Frame::framing`): one copy per entry.
     head: Range<usize>,
     /// The shape list, the payload struct's STOP and the union's STOP (a
-    /// range of `Layout::framing`).
+    /// range of `Frame::framing`).
     suffix: Range<usize>,
 }
 
+/// Fixed-size records (no string column): one record's bytes with every
+/// column's content left zero, and where each content starts in it.
+struct Record {
+    len: usize,
+    template: Vec<u8>,
+    offsets: Vec<usize>,
+    /// The AVX2 writer's view of the template; None where it does not apply.
+    #[cfg(target_arch = "x86_64")]
+    pieces: Option<avx2::Pieces>,
+}
+
+/// Everything of a call that depends only on the keys and on each values
+/// tensor's dtype and row shape: validated and built once, then shared by
+/// every call with the same keys, dtypes and row shapes ([`TensorPlanCache`]).
+struct Frame {
+    keys: Vec<i64>,
+    columns: Vec<Column>,
+    /// Every column's head and suffix, back to back.
+    framing: Vec<u8>,
+    /// Bytes of every record whatever its values: the record's own framing,
+    /// each entry's framing and, for raw rows, their content; strings add
+    /// 4 bytes each for their length here, and their bytes per call.
+    fixed_per_record: usize,
+    /// Set when every column has fixed-size rows.
+    record: Option<Record>,
+}
+
+impl Frame {
+    /// Whether a call with these inputs has this frame (it needs no checks
+    /// beyond those that depend on the batch and the values).
+    fn fits(&self, keys: &Tensor<'_>, values: &[Tensor<'_>]) -> bool {
+        let Data::I64(ids) = keys.data() else {
+            return false;
+        };
+        keys.rank() == 1
+            && ids == self.keys.as_slice()
+            && values.len() == self.columns.len()
+            && values.iter().zip(&self.columns).all(|(t, c)| {
+                t.dtype() == c.dtype
+                    && t.dims()
+                        .split_first()
+                        .is_some_and(|(_, row)| row == c.row_dims.as_slice())
+            })
+    }
+}
+
+/// A call: its frame, the values it writes, its batch and exact size.
 struct Layout<'a> {
     batch: usize,
-    columns: Vec<Column<'a>>,
-    /// Every column's head and suffix, back to back: one allocation per call.
-    framing: Vec<u8>,
+    frame: Arc<Frame>,
+    data: Vec<Data<'a>>,
     total: usize,
 }
 
@@ -66,7 +114,9 @@ fn described(j: usize, key: i64, t: &Tensor<'_>) -> String {
     )
 }
 
-fn layout<'a>(keys: &Tensor<'a>, values: &[Tensor<'a>]) -> Result<Layout<'a>> {
+/// Checks the keys and that every values tensor has rank >= 1 and the same
+/// batch size; returns the keys and the batch size.
+fn check_call<'a>(keys: &Tensor<'a>, values: &[Tensor<'a>]) -> Result<(&'a [i64], usize)> {
     let ids = check_keys(keys)?;
     if ids.is_empty() {
         return Err(Error::invalid(format!(
@@ -81,6 +131,13 @@ fn layout<'a>(keys: &Tensor<'a>, values: &[Tensor<'a>]) -> Result<Layout<'a>> {
             values.len()
         )));
     }
+    let batch = check_batch(ids, values)?;
+    Ok((ids, batch))
+}
+
+/// The batch size every values tensor shares, checked against the Thrift
+/// list limit.
+fn check_batch(ids: &[i64], values: &[Tensor<'_>]) -> Result<usize> {
     let mut batch = None;
     for (j, (t, &key)) in values.iter().zip(ids).enumerate() {
         let Some(&b) = t.dims().first() else {
@@ -110,12 +167,17 @@ fn layout<'a>(keys: &Tensor<'a>, values: &[Tensor<'a>]) -> Result<Layout<'a>> {
             wire::MAX_COUNT
         )));
     }
+    Ok(batch)
+}
 
-    let too_large = || Error::invalid("the response would not fit in memory");
-    let per_record = |n: usize| n.checked_mul(batch).ok_or_else(too_large);
-    let mut total = per_record(wire::RECORD_OVERHEAD)?
-        .checked_add(wire::RESPONSE_OVERHEAD)
-        .ok_or_else(too_large)?;
+fn too_large() -> Error {
+    Error::invalid("the response would not fit in memory")
+}
+
+/// Builds the frame of a call whose keys and batch `check_call` accepted:
+/// every check that depends on the dtypes and row shapes only.
+fn frame(ids: &[i64], values: &[Tensor<'_>]) -> Result<Frame> {
+    let mut fixed_per_record = wire::RECORD_OVERHEAD;
     let mut columns = Vec::with_capacity(values.len());
     // Heads and suffixes of rank <= 4 rows fit without growing.
     let mut framing = Vec::with_capacity(values.len() * 96);
@@ -133,8 +195,8 @@ fn layout<'a>(keys: &Tensor<'a>, values: &[Tensor<'a>]) -> Result<Layout<'a>> {
                     Shape(row_dims)
                 ))
             })?;
-        let (prefix, rows) = match t.data() {
-            Data::Str(strings) => {
+        let (prefix, rows) = match t.dtype() {
+            DType::Str => {
                 if elements_per_row > wire::MAX_COUNT {
                     return Err(Error::invalid(format!(
                         "{}: a row holds {elements_per_row} strings, over the Thrift list limit of {}",
@@ -149,13 +211,12 @@ fn layout<'a>(keys: &Tensor<'a>, values: &[Tensor<'a>]) -> Result<Layout<'a>> {
                 w.field(ttype::LIST, field::STRING_STRINGS);
                 w.list_header(ttype::STRING, elements_per_row);
                 let rows = Rows::Str {
-                    strings,
                     per_row: elements_per_row,
                 };
                 (prefix, rows)
             }
-            data => {
-                let (code, width) = raw_type(data.dtype());
+            dtype => {
+                let (code, width) = raw_type(dtype);
                 let content = elements_per_row
                     .checked_mul(width)
                     .filter(|&n| n <= wire::MAX_COUNT)
@@ -196,40 +257,135 @@ fn layout<'a>(keys: &Tensor<'a>, values: &[Tensor<'a>]) -> Result<Layout<'a>> {
         let fixed = prefix.len() + suffix.len();
         let entry = match rows {
             Rows::Raw { content } => fixed + content,
-            Rows::Str { per_row, .. } => fixed + 4 * per_row,
+            Rows::Str { per_row } => per_row
+                .checked_mul(4)
+                .and_then(|n| n.checked_add(fixed))
+                .ok_or_else(too_large)?,
         };
-        total = total
-            .checked_add(per_record(entry)?)
-            .ok_or_else(too_large)?;
-        if let Rows::Str { strings, .. } = rows {
-            for index in 0..strings.len() {
-                let len = strings.get(index).len();
-                if len > wire::MAX_COUNT {
-                    let row = index / elements_per_row;
-                    return Err(Error::invalid(format!(
-                        "{}: string {} of row {row} is {len} bytes, over the Thrift string limit of {} bytes",
-                        described(j, key, t),
-                        index - row * elements_per_row,
-                        wire::MAX_COUNT
-                    )));
-                }
-                total = total.checked_add(len).ok_or_else(too_large)?;
-            }
-        }
+        fixed_per_record = fixed_per_record.checked_add(entry).ok_or_else(too_large)?;
         columns.push(Column {
-            data: t.data(),
+            dtype: t.dtype(),
+            row_dims: row_dims.to_vec(),
             elements_per_row,
             rows,
             head: prefix,
             suffix,
         });
     }
-    Ok(Layout {
-        batch,
+    let mut frame = Frame {
+        keys: ids.to_vec(),
         columns,
         framing,
+        fixed_per_record,
+        record: None,
+    };
+    if frame
+        .columns
+        .iter()
+        .all(|c| matches!(c.rows, Rows::Raw { .. }))
+    {
+        let (template, offsets) = template(&frame, fixed_per_record);
+        frame.record = Some(Record {
+            len: fixed_per_record,
+            #[cfg(target_arch = "x86_64")]
+            pieces: avx2::Pieces::new(&frame.columns, &template, &offsets),
+            template,
+            offsets,
+        });
+    }
+    Ok(frame)
+}
+
+/// The call's exact size and its values, on `frame`: the checks that depend
+/// on the batch and on the strings' lengths.
+fn bind<'a>(frame: Arc<Frame>, batch: usize, values: &[Tensor<'a>]) -> Result<Layout<'a>> {
+    let mut total = frame
+        .fixed_per_record
+        .checked_mul(batch)
+        .and_then(|n| n.checked_add(wire::RESPONSE_OVERHEAD))
+        .ok_or_else(too_large)?;
+    let mut data = Vec::with_capacity(values.len());
+    for (j, ((t, c), &key)) in values
+        .iter()
+        .zip(&frame.columns)
+        .zip(&frame.keys)
+        .enumerate()
+    {
+        if let (Data::Str(strings), Rows::Str { per_row }) = (t.data(), c.rows) {
+            for index in 0..strings.len() {
+                let len = strings.get(index).len();
+                if len > wire::MAX_COUNT {
+                    let row = index / per_row;
+                    return Err(Error::invalid(format!(
+                        "{}: string {} of row {row} is {len} bytes, over the Thrift string limit of {} bytes",
+                        described(j, key, t),
+                        index - row * per_row,
+                        wire::MAX_COUNT
+                    )));
+                }
+                total = total.checked_add(len).ok_or_else(too_large)?;
+            }
+        }
+        data.push(t.data());
+    }
+    Ok(Layout {
+        batch,
+        frame,
+        data,
         total,
     })
+}
+
+fn layout<'a>(keys: &Tensor<'a>, values: &[Tensor<'a>]) -> Result<Layout<'a>> {
+    let (ids, batch) = check_call(keys, values)?;
+    let frame = Arc::new(frame(ids, values)?);
+    bind(frame, batch, values)
+}
+
+/// Keeps the frame of a tensor writer's last call (its framing, the record
+/// template and the AVX2 writer's pieces: what depends on the keys, dtypes
+/// and row shapes only) and reuses it while a call has the same keys,
+/// dtypes and row shapes, so that such a call validates only its batch size
+/// and strings and builds nothing. Any other call builds and keeps its own.
+///
+/// For a host that calls the writer repeatedly with the same kind of
+/// inputs: the TensorFlow kernel owns one per kernel instance. Thread-safe:
+/// one kernel's calls may run concurrently (they share the frame, which is
+/// never changed once built).
+#[derive(Default)]
+pub struct TensorPlanCache {
+    last: Mutex<Option<Arc<Frame>>>,
+}
+
+impl TensorPlanCache {
+    /// An empty cache.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// [`plan_tensor_response`], reusing the last frame when it fits: the
+    /// same plan, so the same bytes and the same errors.
+    pub fn plan<'a>(&self, keys: &Tensor<'a>, values: &[Tensor<'a>]) -> Result<TensorPlan<'a>> {
+        // A poisoned lock only means a panic elsewhere while the Option was
+        // being swapped: the value is still a whole frame or none.
+        let last = self.last.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        if let Some(frame) = last.filter(|f| f.fits(keys, values)) {
+            // The keys and row shapes are the frame's, checked when it was
+            // built; the batch and the strings are this call's. Any error
+            // is reported by the full checks below, as a fresh call would.
+            if let Ok(batch) = check_batch(&frame.keys, values) {
+                if let Ok(layout) = bind(frame, batch, values) {
+                    return Ok(TensorPlan { layout });
+                }
+            }
+        }
+        let (ids, batch) = check_call(keys, values)?;
+        let frame = Arc::new(frame(ids, values)?);
+        *self.last.lock().unwrap_or_else(|e| e.into_inner()) = Some(Arc::clone(&frame));
+        Ok(TensorPlan {
+            layout: bind(frame, batch, values)?,
+        })
+    }
 }
 
 /// Thrift `DataType` and bytes per element written for a numeric dtype.
@@ -275,8 +431,8 @@ impl TensorPlan<'_> {
     /// bytes, in shards on `runner` when it is large and no column holds strings
     /// (whose rows differ in size).
     pub fn write(&self, out: &mut [u8], runner: &dyn Runner) -> Result<()> {
-        self.write_with(out, &|body, record_len| {
-            write_fixed_records(&self.layout, body, record_len, runner)
+        self.write_with(out, &|body, record| {
+            write_fixed_records(&self.layout, record, body, runner)
         })
     }
 
@@ -297,20 +453,21 @@ impl TensorPlan<'_> {
     #[target_feature(enable = "avx2")]
     pub fn write_avx2(&self, out: &mut [u8], runner: &dyn Runner) -> Result<()> {
         let l = &self.layout;
-        self.write_with(out, &|body, record_len| {
-            let (template, offsets) = template(l, record_len);
-            let Some(pieces) = avx2::Pieces::new(l, &template, &offsets) else {
-                return write_fixed_records(l, body, record_len, runner);
+        self.write_with(out, &|body, record| {
+            let Some(pieces) = &record.pieces else {
+                return write_fixed_records(l, record, body, runner);
             };
+            let record_len = record.len;
+            let columns = &l.frame.columns;
             sharded(body, record_len, runner, &|first, records| {
                 let n = records.len() / record_len;
                 let Some(last) = n.checked_sub(1) else { return };
                 // Every record but the last is written with stores that may
                 // run up to 63 bytes past its end, into the next record,
                 // which overwrites them; the last one stays inside the shard.
-                avx2::records(&pieces, &l.columns, first, records, last, record_len);
+                avx2::records(pieces, columns, &l.data, first, records, last, record_len);
                 let exact = &mut records[last * record_len..];
-                fill_records(l, &template, &offsets, first + last, exact, record_len);
+                fill_records(l, record, first + last, exact);
             })
         })
     }
@@ -320,7 +477,7 @@ impl TensorPlan<'_> {
     fn write_with(
         &self,
         out: &mut [u8],
-        fixed: &dyn Fn(&mut [u8], usize) -> Result<()>,
+        fixed: &dyn Fn(&mut [u8], &Record) -> Result<()>,
     ) -> Result<()> {
         let l = &self.layout;
         if out.len() != l.total {
@@ -332,11 +489,9 @@ impl TensorPlan<'_> {
         }
         let mut sink = Sink::new(out);
         sink.response_begin(l.batch);
-        let all_fixed = l.columns.iter().all(|c| matches!(c.rows, Rows::Raw { .. }));
-        if all_fixed {
-            let record_len = (l.total - wire::RESPONSE_OVERHEAD) / l.batch.max(1);
+        if let Some(record) = &l.frame.record {
             if l.batch > 0 {
-                fixed(sink.take(l.batch * record_len), record_len)?;
+                fixed(sink.take(l.batch * record.len), record)?;
             }
         } else {
             write_records(l, &mut sink);
@@ -380,8 +535,8 @@ pub fn write_tensor_response_with(
 
 /// The bytes of one fixed-size record with every column's content left
 /// zero, and where each column's content starts in it.
-fn template(l: &Layout<'_>, record_len: usize) -> (Vec<u8>, Vec<usize>) {
-    let columns = &l.columns;
+fn template(f: &Frame, record_len: usize) -> (Vec<u8>, Vec<usize>) {
+    let columns = &f.columns;
     let mut template = vec![0; record_len];
     let mut offsets = Vec::with_capacity(columns.len());
     let mut t = Sink::new(&mut template);
@@ -391,63 +546,48 @@ fn template(l: &Layout<'_>, record_len: usize) -> (Vec<u8>, Vec<usize>) {
         let Rows::Raw { content } = c.rows else {
             unreachable!("fixed records have raw columns only")
         };
-        t.bytes(&l.framing[c.head.clone()]);
+        t.bytes(&f.framing[c.head.clone()]);
         offsets.push(t.position());
         t.take(content); // filled per record
-        t.bytes(&l.framing[c.suffix.clone()]);
+        t.bytes(&f.framing[c.suffix.clone()]);
     }
     t.stop();
     (template, offsets)
 }
 
 /// Records of equal size (no string column): the framing of one record is
-/// built once and copied into every record, then each column's content is
-/// filled in, column by column, with its dtype dispatched once per column
-/// rather than once per entry.
+/// built once (in the frame) and copied into every record, then each
+/// column's content is filled in, column by column, with its dtype
+/// dispatched once per column rather than once per entry.
 fn write_fixed_records(
     l: &Layout<'_>,
+    record: &Record,
     body: &mut [u8],
-    record_len: usize,
     runner: &dyn Runner,
 ) -> Result<()> {
     if body.is_empty() {
         return Ok(());
     }
-    let (template, offsets) = template(l, record_len);
     // Blocks of records small enough to stay in cache while every column is
     // filled in: filling a column across the whole output would stream it
     // from memory once per column.
-    let per_block = (BLOCK_BYTES / record_len).max(1);
-    sharded(body, record_len, runner, &|first, records| {
-        for (b, block) in records.chunks_mut(per_block * record_len).enumerate() {
-            fill_records(
-                l,
-                &template,
-                &offsets,
-                first + b * per_block,
-                block,
-                record_len,
-            );
+    let per_block = (BLOCK_BYTES / record.len).max(1);
+    sharded(body, record.len, runner, &|first, records| {
+        for (b, block) in records.chunks_mut(per_block * record.len).enumerate() {
+            fill_records(l, record, first + b * per_block, block);
         }
     })
 }
 
 /// Records `first..` into `records`: the template, then each column's rows.
-fn fill_records(
-    l: &Layout<'_>,
-    template: &[u8],
-    offsets: &[usize],
-    first: usize,
-    records: &mut [u8],
-    record_len: usize,
-) {
-    for record in records.chunks_exact_mut(record_len) {
-        record.copy_from_slice(template);
+fn fill_records(l: &Layout<'_>, record: &Record, first: usize, records: &mut [u8]) {
+    for r in records.chunks_exact_mut(record.len) {
+        r.copy_from_slice(&record.template);
     }
-    for (c, &offset) in l.columns.iter().zip(offsets) {
+    for ((c, &data), &offset) in l.frame.columns.iter().zip(&l.data).zip(&record.offsets) {
         if c.elements_per_row > 0 {
-            let rows = c.data.skip(first * c.elements_per_row);
-            fill_column(rows, c.elements_per_row, records, record_len, offset);
+            let rows = data.skip(first * c.elements_per_row);
+            fill_column(rows, c.elements_per_row, records, record.len, offset);
         }
     }
 }
@@ -490,24 +630,28 @@ fn fill_column(data: Data<'_>, per_row: usize, body: &mut [u8], record_len: usiz
 
 /// The general path (some column holds strings): record by record.
 fn write_records(l: &Layout<'_>, sink: &mut Sink<'_>) {
+    let f = &*l.frame;
     for i in 0..l.batch {
         sink.field(ttype::MAP, field::RECORD_TENSORS);
-        sink.map_header(ttype::I64, ttype::STRUCT, l.columns.len());
-        for c in &l.columns {
-            sink.bytes(&l.framing[c.head.clone()]);
+        sink.map_header(ttype::I64, ttype::STRUCT, f.columns.len());
+        for (c, &data) in f.columns.iter().zip(&l.data) {
+            sink.bytes(&f.framing[c.head.clone()]);
             let start = i * c.elements_per_row;
             let end = start + c.elements_per_row;
-            match c.rows {
-                Rows::Raw { content } => write_content(c.data, start, end, sink.take(content)),
-                Rows::Str { strings, .. } => {
+            match (c.rows, data) {
+                (Rows::Str { .. }, Data::Str(strings)) => {
                     for index in start..end {
                         let s = strings.get(index);
                         sink.count(s.len());
                         sink.bytes(s);
                     }
                 }
+                (Rows::Raw { content }, data) => {
+                    write_content(data, start, end, sink.take(content))
+                }
+                (Rows::Str { .. }, _) => unreachable!("a string column's data is strings"),
             }
-            sink.bytes(&l.framing[c.suffix.clone()]);
+            sink.bytes(&f.framing[c.suffix.clone()]);
         }
         sink.stop();
     }
@@ -545,8 +689,9 @@ fn write_content(data: Data<'_>, start: usize, end: usize, out: &mut [u8]) {
 /// compiled for AVX2, and loads and stores go through arrays.
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
-    use super::{Column, Layout, Rows};
+    use super::{Column, Rows};
     use crate::avx2::bytes;
+    use crate::input::DType;
     use crate::input::Data;
     use std::arch::x86_64::*;
 
@@ -569,15 +714,19 @@ mod avx2 {
         /// not apply: a column that is widened (f16, bf16) or has rows under
         /// 32 bytes, or framing over 64 bytes between two contents (rows of
         /// rank 4 and more).
-        pub(super) fn new(l: &Layout<'_>, template: &[u8], offsets: &[usize]) -> Option<Pieces> {
+        pub(super) fn new(
+            columns: &[Column],
+            template: &[u8],
+            offsets: &[usize],
+        ) -> Option<Pieces> {
             let mut gaps = Vec::with_capacity(offsets.len() + 1);
             let mut contents = Vec::with_capacity(offsets.len());
             let mut at = 0;
-            for (c, &offset) in l.columns.iter().zip(offsets) {
+            for (c, &offset) in columns.iter().zip(offsets) {
                 let Rows::Raw { content } = c.rows else {
                     return None;
                 };
-                if content < 32 || matches!(c.data, Data::F16(_) | Data::BF16(_) | Data::Str(_)) {
+                if content < 32 || matches!(c.dtype, DType::F16 | DType::BF16 | DType::Str) {
                     return None;
                 }
                 gaps.push(Gap::new(&template[at..offset])?);
@@ -679,7 +828,8 @@ mod avx2 {
     #[target_feature(enable = "avx2")]
     pub(super) fn records(
         pieces: &Pieces,
-        columns: &[Column<'_>],
+        columns: &[Column],
+        data: &[Data<'_>],
         first: usize,
         shard: &mut [u8],
         count: usize,
@@ -690,13 +840,14 @@ mod avx2 {
         for i in 0..count {
             let row_index = first + i;
             let mut at = i * record_len;
-            for ((gap, c), &content) in gaps.iter().zip(columns).zip(&pieces.contents) {
+            let columns = columns.iter().zip(data);
+            for ((gap, (c, &data)), &content) in gaps.iter().zip(columns).zip(&pieces.contents) {
                 put_gap(shard, at, gap);
                 at += gap.len;
                 let out = &mut shard[at..at + content];
                 let start = row_index * c.elements_per_row;
                 let end = start + c.elements_per_row;
-                match c.data {
+                match data {
                     Data::F32(v) => copy_row!(out, &v[start..end], content, load_f32, 4),
                     Data::F64(v) => copy_row!(out, &v[start..end], content, load_f64, 8),
                     Data::I32(v) => copy_row!(out, &v[start..end], content, load_i32, 4),

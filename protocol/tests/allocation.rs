@@ -134,3 +134,35 @@ fn avx2_writers_extra_memory_does_not_grow_with_the_batch() {
     assert_eq!(small, large);
     assert!(large <= 4096, "{large} bytes");
 }
+
+/// What the TensorFlow kernel does on every call after its first: plan through its
+/// TensorPlanCache (the frame is reused) and write. One allocation is left, the list of the
+/// call's value views (24 bytes a column), whatever the batch.
+#[test]
+fn a_cached_tensor_plan_allocates_only_its_value_views() {
+    let cache = bpr_protocol::TensorPlanCache::new();
+    let call = |batch: usize| {
+        let keys = [1i64, 2, 3];
+        let floats = vec![1.5f32; batch * 16];
+        let ints = vec![7i64; batch * 4];
+        let (d16, d4) = ([batch as i64, 16], [batch as i64, 4]);
+        let kt = Tensor::new(&[3], Data::I64(&keys)).unwrap();
+        let values = [
+            Tensor::new(&d16, Data::F32(&floats)).unwrap(),
+            Tensor::new(&d4, Data::I64(&ints)).unwrap(),
+            Tensor::new(&d16, Data::F32(&floats)).unwrap(),
+        ];
+        let mut out = vec![0u8; bpr_protocol::tensor_response_size(&kt, &values).unwrap()];
+        allocated_by(|| {
+            let plan = cache.plan(&kt, &values).unwrap();
+            plan.write(&mut out, &Serial).unwrap();
+        })
+    };
+    let first = call(10);
+    let (small, large) = (call(10), call(100_000));
+    println!(
+        "cached tensor plan, 3 raw columns: {first} bytes on the first call, then {small} at B=10, {large} at B=100000"
+    );
+    assert_eq!(small, large);
+    assert!(small <= 3 * 24, "{small} bytes");
+}

@@ -227,6 +227,25 @@ def test_errors_are_one_line(built, models, tmp_path):
     assert usage.returncode == 2 and "--input is required" in usage.stderr
 
 
+def test_repeat_times_every_model_and_prints_one_json_line_each(built, models):
+    import json
+
+    run = host(built, "--model", models["continuous"]["dir"], "--model", models["tensor"]["dir"],
+               "--input", models["dir"] / "batch.npy", "--repeat", "6", "--rounds", "3")
+    assert run.returncode == 0, run.stderr
+    lines = [json.loads(line) for line in run.stdout.splitlines()]
+    assert [line["model"] for line in lines] == [str(models["continuous"]["dir"]), str(models["tensor"]["dir"])]
+    for line in lines:
+        assert line["rounds"] == 3 and line["runs_per_round"] == 2 and len(line["round_us"]) == 3
+        assert line["median_us"] > 0
+    # Several models, --rounds or --output/--print with --repeat: usage errors.
+    batch = models["dir"] / "batch.npy"
+    for extra in (["--model", models["tensor"]["dir"], "--print"], ["--print", "--rounds", "2"],
+                  ["--repeat", "2", "--print"], ["--repeat", "0"]):
+        usage = host(built, "--model", models["continuous"]["dir"], "--input", batch, *extra)
+        assert usage.returncode == 2, (extra, usage.stderr)
+
+
 def _patched_version(library: Path, tmp: Path, version: bytes) -> Path:
     data = library.read_bytes()
     at = data.index(MARKER) + len(MARKER)

@@ -63,8 +63,9 @@ class TensorWriterTest(tf.test.TestCase, parameterized.TestCase):
                          input_signature=specs)
         return fn(*values)
 
-    def check(self, keys, values, mode="eager"):
-        data = thrift_check.to_bytes(self.write(keys, values, mode))
+    def check(self, keys, values, mode="eager", fn=None):
+        out = fn(tf.constant(keys, tf.int64), *values) if fn else self.write(keys, values, mode)
+        data = thrift_check.to_bytes(out)
         batch = values[0].shape[0]
         expected = thrift_check.oracle_tensor_response(
             keys, [[oracle_tensor(v[i]) for v in values] for i in range(batch)]
@@ -108,6 +109,42 @@ class TensorWriterTest(tf.test.TestCase, parameterized.TestCase):
         for i in range(4):
             for key, v in zip(keys, values):
                 self.assertEqual(ours[i][key].shape, tuple(v.shape[1:]))
+
+    @parameterized.parameters(tf.string, tf.int64)
+    def test_one_kernel_called_with_changing_keys_and_shapes_writes_what_a_fresh_one_does(self, second):
+        # One concrete function, so one kernel instance and its plan cache for every call:
+        # keys, batch sizes and row shapes change from call to call, errors come in between,
+        # and each output must be the oracle's bytes (thriftpy2 decodes it too). A kernel's
+        # dtypes are fixed by its graph node; the Rust tests change those (tests/plan_cache.rs).
+        rng = np.random.default_rng(21)
+        fn = tf.function(
+            lambda k, a, b: bpr_ops.batch_prediction_tensor_response_writer(k, [a, b]),
+            input_signature=[tf.TensorSpec([None], tf.int64), tf.TensorSpec(None, tf.float32),
+                             tf.TensorSpec(None, second)],
+        ).get_concrete_function()
+        calls = [
+            ([1, 2], [4, 16], [4, 2]),
+            ([1, 2], [4, 16], [4, 2]),  # the same kind again: the cached frame
+            ([1, 2], [9, 16], [9, 2]),  # another batch size
+            ([3, 1], [9, 16], [9, 2]),  # other keys
+            ([1, 3], [9, 16], [9, 2]),  # the same keys in another order
+            ([1, 3], [9, 4, 4], [9, 2]),  # another row shape, same elements
+            ([1, 3], [9, 2, 8], [9, 2]),
+            ([1, 3], [5], [5, 3, 1]),  # rank 1 rows, and a string row of rank 2
+            ([1, 3], [0, 5], [0, 1]),  # a batch of 0
+            ([1, 3], [6, 0], [6, 1]),  # an empty row
+            ([1, 3], [6, 40], [6, 1]),  # rows of 160 bytes (the AVX2 writer needs 32)
+            ([1, 3], [6, 40], [6, 5]),  # and 40 (int64): the AVX2 writer's path
+            ([1, 3], [6, 40], [6, 5]),
+        ]
+        bad = [([1, 3], [6, 40], [5, 1]), ([1, 1], [6, 40], [6, 1]), ([1], [6, 40], [6, 1])]
+        for step in range(3):
+            for keys, a, b in calls:
+                values = [random_tensor(tf.float32, a, rng), random_tensor(second, b, rng)]
+                self.check(keys, values, fn=fn)
+            keys, a, b = bad[step]
+            with self.assertRaises(tf.errors.InvalidArgumentError):
+                fn(tf.constant(keys, tf.int64), random_tensor(tf.float32, a, rng), random_tensor(second, b, rng))
 
     def test_spec_example(self):
         out = bpr_ops.batch_prediction_tensor_response_writer([7], [tf.constant([[1, 2]], tf.int32)])

@@ -22,7 +22,7 @@ and many, and the share is paired by round: the median over rounds of
 process per (run, batch size), batch sizes alternating; the table gives the
 median over the processes and min..max.
 
-usage: bench_share.py [--runs 5] [--batches 1,64,1024] [--k 16] [--out FILE]
+usage: bench_share.py [--runs 5] [--batches 1,64,1024] [--k 16] [--out FILE] [--ops LIBRARY]
 """
 
 import argparse
@@ -69,9 +69,9 @@ def export(work: Path, k: int):
     return tf.__version__, keras.__version__
 
 
-def host_run(work: Path, batch: int, runs: int, rounds: int):
+def host_run(work: Path, batch: int, runs: int, rounds: int, ops: Path = None):
     release = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target")) / "release"
-    cmd = [str(release / "bpr-host"), "--ops", str(release / "libbpr_ops.so")]
+    cmd = [str(release / "bpr-host"), "--ops", str(ops or release / "libbpr_ops.so")]
     for name in MODELS:
         cmd += ["--model", str(work / name)]
     cmd += ["--input", str(work / f"batch{batch}.npy"), "--repeat", str(runs), "--rounds", str(rounds)]
@@ -96,6 +96,7 @@ def main():
     parser.add_argument("--rounds", type=int, default=200)
     parser.add_argument("--scale", type=float, default=1.0, help="multiplies the runs per round")
     parser.add_argument("--out", type=Path, default=HERE / "results_share.json")
+    parser.add_argument("--ops", type=Path, help="the op library bpr-host loads (default: the one built here)")
     args = parser.parse_args()
     batches = [int(b) for b in args.batches.split(",")]
     build({**os.environ, "PYTHON": sys.executable})
@@ -112,7 +113,7 @@ def main():
         for r in range(args.runs):
             for b in batches if r % 2 == 0 else batches[::-1]:
                 per_round = max(1, int(PER_ROUND.get(b, 5) * args.scale))
-                got = host_run(work, b, per_round * args.rounds, args.rounds)
+                got = host_run(work, b, per_round * args.rounds, args.rounds, args.ops)
                 raw = got["raw"]["median_us"]
                 row = {name: got[name]["median_us"] for name in MODELS}
                 rounds = {name: got[name]["round_us"] for name in MODELS}

@@ -142,8 +142,9 @@ def share_section():
         f"A Keras MLP, 64 features -> 256 relu -> {k} sigmoid outputs, exported four times with the same "
         "weights: ending in its raw float output (`raw`), in `BatchPredictionWriter` with "
         f"{k} keys (`continuous`), in `BatchPredictionTensorWriter` with one key on the [B, {k}] scores "
-        "(`tensor`), and in `tf.reshape(scores, [1, -1])` (`reshape`: two graph nodes that do no work, the "
-        "keys Const and the writer's count; what the executor charges for any op appended to the model). "
+        "(`tensor`), and in `tf.reshape(scores, [1, -1])` (`reshape`: a Const and a zero-copy Reshape, as "
+        "many nodes as a writer adds with its keys Const, doing no work: what the executor charges for "
+        "any op appended to the model). "
         "Served by `bpr-host --repeat` (the TensorFlow C API, libbpr_ops.so loaded at run time, each "
         "SavedModel loaded once, default session options: the intra-op pool has one thread per core), "
         "the four models round by round in turn in one process. The share is paired by round: the median "
@@ -268,7 +269,8 @@ def main():
     lines = [
         "# Benchmarks",
         "",
-        "Reproduce: `make bench` (graph mode, the encoder alone, eager side by side, the criterion comparison "
+        "Reproduce: `make bench` (graph mode, the writers' share of a served request, the encoder alone, "
+        "eager side by side, the criterion comparison "
         "with Apache's Rust crate, then this report). Every number here was measured on a 2-core VM shared "
         "with other builds and test runs: absolute times move by up to 2x between runs, so only ratios of "
         "series interleaved in one process are compared, over several runs.",

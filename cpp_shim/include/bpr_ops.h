@@ -131,9 +131,9 @@ bpr_status bpr_tensor_encode(const bpr_tensor* keys, const bpr_tensor* values,
  * bpr_tensor_encode. Owned by the caller (one per kernel), freed with
  * bpr_tensor_cache_free; safe to use from several threads at once.
  *
- * bpr_tensor_cache_new returns NULL if it cannot allocate (callers may then
- * pass NULL, which caches nothing). bpr_tensor_cache_free(NULL) does nothing;
- * no call may use the cache during or after its free.
+ * bpr_tensor_cache_new returns NULL only if the cache could not be made
+ * (callers may then pass NULL, which caches nothing). bpr_tensor_cache_free(NULL)
+ * does nothing; no call may use the cache during or after its free.
  */
 typedef struct bpr_tensor_cache bpr_tensor_cache;
 bpr_tensor_cache* bpr_tensor_cache_new(void);

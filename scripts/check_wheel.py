@@ -38,6 +38,28 @@ def promised_tag() -> str:
     return found[1]
 
 
+def metadata_problems(metadata: str, minors: list[str], readme: str) -> list[str]:
+    """The wheel's METADATA against what README.md promises: the Pythons ("Python 3.10 to 3.13" in
+    its opening, as Requires-Python and one classifier each) and the TensorFlow range
+    (scripts/tf_versions.txt's minors, as both extras)."""
+    problems = []
+    pythons = re.search(r"Python (3\.\d+) to (3\.\d+)\)", readme)
+    if not pythons:
+        return ["README.md names no Python range (\"Python 3.X to 3.Y)\")"]
+    lo, hi = (int(v.split(".")[1]) for v in pythons.groups())
+    if f"Requires-Python: >=3.{lo}" not in metadata.splitlines():
+        problems.append(f"METADATA: Requires-Python is not >=3.{lo} (README.md: Python 3.{lo} to 3.{hi})")
+    classified = re.findall(r"^Classifier: Programming Language :: Python :: 3\.(\d+)$", metadata, re.M)
+    if sorted(map(int, classified)) != list(range(lo, hi + 1)):
+        problems.append(f"METADATA: Python classifiers 3.{sorted(classified)}, README.md promises 3.{lo} to 3.{hi}")
+    (lo_major, lo_minor), (hi_major, hi_minor) = (tuple(map(int, m.split("."))) for m in (minors[0], minors[-1]))
+    for dist in ("tensorflow", "tensorflow-cpu"):
+        want = f'Requires-Dist: {dist}<{hi_major}.{hi_minor + 1},>={lo_major}.{lo_minor}; extra == "{dist}"'
+        if want not in metadata.splitlines():
+            problems.append(f"METADATA: extra {dist} is not {want!r} (scripts/tf_versions.txt)")
+    return problems
+
+
 def _glibc(tag: str) -> tuple[int, int]:
     major, minor = re.fullmatch(r"manylinux_(\d+)_(\d+)(?:_x86_64)?", tag).groups()
     return int(major), int(minor)
@@ -97,6 +119,7 @@ def main(wheel: Path) -> list[str]:
     for extra in ("tensorflow", "tensorflow-cpu"):
         if f"Provides-Extra: {extra}" not in metadata:
             problems.append(f"METADATA: no extra {extra!r}")
+    problems += metadata_problems(metadata, minors, (ROOT / "README.md").read_text())
     # `auditwheel show` cannot be told that libtensorflow_framework.so.2 is
     # excluded (repair can): its overall tag stays linux_x86_64 because that
     # library is not bundled. Its symbol tag is the wheel's manylinux tag, and

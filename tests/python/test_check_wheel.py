@@ -46,3 +46,38 @@ def test_a_tag_above_the_promise_fails():
     assert check_wheel.tag_problems("x.whl", "manylinux_2_34", "manylinux_2_24")
     assert check_wheel.tag_problems("x.whl", "manylinux_2_24", "manylinux_2_24") == []
     assert check_wheel.tag_problems("x.whl", "manylinux_2_17", "manylinux_2_24") == []
+
+
+GOOD_METADATA = """Requires-Python: >=3.10
+Classifier: Programming Language :: Python :: 3.10
+Classifier: Programming Language :: Python :: 3.11
+Classifier: Programming Language :: Python :: 3.12
+Classifier: Programming Language :: Python :: 3.13
+Requires-Dist: tensorflow<2.22,>=2.16; extra == "tensorflow"
+Requires-Dist: tensorflow-cpu<2.22,>=2.16; extra == "tensorflow-cpu"
+"""
+README = "Supports TensorFlow 2.16 to 2.21 (Linux x86-64, Python 3.10 to 3.13) from one wheel"
+
+
+def test_metadata_that_matches_the_promises_passes():
+    assert check_wheel.metadata_problems(GOOD_METADATA, ["2.16", "2.21"], README) == []
+
+
+def test_metadata_off_the_promises_fails():
+    off = GOOD_METADATA.replace("Classifier: Programming Language :: Python :: 3.13\n", "")
+    assert any("classifiers" in p for p in check_wheel.metadata_problems(off, ["2.16", "2.21"], README))
+    narrow = GOOD_METADATA.replace(">=2.16", ">=2.17")
+    assert len(check_wheel.metadata_problems(narrow, ["2.16", "2.21"], README)) == 2
+    assert check_wheel.metadata_problems(GOOD_METADATA, ["2.16", "2.22"], README)
+
+
+def test_the_readme_and_pyproject_state_the_same_pythons():
+    """The source tree's own promise (the README) and its metadata (pyproject.toml) agree."""
+    import tomllib
+
+    readme = (ROOT / "README.md").read_text()
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    lines = [f"Requires-Python: {project['requires-python']}"]
+    lines += [f"Classifier: {c}" for c in project["classifiers"]]
+    lines += [f'Requires-Dist: {d}<2.22,>=2.16; extra == "{d}"' for d in ("tensorflow", "tensorflow-cpu")]
+    assert check_wheel.metadata_problems("\n".join(lines), ["2.16", "2.21"], readme) == []

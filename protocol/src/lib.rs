@@ -74,5 +74,5 @@ pub use input::{DType, Data, StringSource, Tensor};
 pub use parallel::{Runner, Serial};
 pub use tensor::{
     encode_tensor_response, plan_tensor_response, tensor_response_size, write_tensor_response,
-    write_tensor_response_with, TensorPlan, TensorPlanCache,
+    write_tensor_response_with, FixedRecords, Gap, RecordLoop, TensorPlan, TensorPlanCache,
 };

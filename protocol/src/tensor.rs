@@ -51,9 +51,9 @@ struct Record {
     len: usize,
     template: Vec<u8>,
     offsets: Vec<usize>,
-    /// The AVX2 writer's view of the template; None where it does not apply.
-    #[cfg(target_arch = "x86_64")]
-    pieces: Option<avx2::Pieces>,
+    /// The template as gaps and contents, for the record loops that write
+    /// each record front to back; None where they do not apply.
+    pieces: Option<Pieces>,
 }
 
 /// Everything of a call that depends only on the keys and on each values
@@ -287,8 +287,7 @@ fn frame(ids: &[i64], values: &[Tensor<'_>]) -> Result<Frame> {
         let (template, offsets) = template(&frame, fixed_per_record);
         frame.record = Some(Record {
             len: fixed_per_record,
-            #[cfg(target_arch = "x86_64")]
-            pieces: avx2::Pieces::new(&frame.columns, &template, &offsets),
+            pieces: Pieces::new(&frame.columns, &template, &offsets),
             template,
             offsets,
         });
@@ -446,27 +445,53 @@ impl TensorPlan<'_> {
     ///
     /// Like every `#[target_feature]` function it may only run on a CPU that
     /// has the feature, so calling it from code not itself compiled for AVX2
-    /// is `unsafe`: check `is_x86_feature_detected!("avx2")` first (the
-    /// TensorFlow op does, once per process). Nothing else is required; the
-    /// function itself contains no unsafe code.
+    /// is `unsafe`: check `is_x86_feature_detected!("avx2")` first.
+    /// Nothing else is required; the function itself contains no unsafe
+    /// code. (The TensorFlow op runs the same stores through raw pointers,
+    /// with [`TensorPlan::write_fixed_with`], which saves the bounds checks.)
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2")]
     pub fn write_avx2(&self, out: &mut [u8], runner: &dyn Runner) -> Result<()> {
+        self.write_fixed_with(out, runner, &|records, first, shard, count| {
+            avx2::records(records, first, shard, count)
+        })
+    }
+
+    /// [`TensorPlan::write`], with the records of a response whose columns
+    /// all hold numbers or bools copied as they are, with at least 32 bytes
+    /// per row (what [`FixedRecords`] describes), written by `records`:
+    /// `records(r, first, shard, count)` writes records `first..first + count`
+    /// of the response at the start of `shard`, which holds at least one
+    /// more record after them, each record front to back as `r` lays it out.
+    /// That next record is written afterwards, so stores may run up to 63
+    /// bytes past the last of the `count` (and it is written here exactly,
+    /// so no store leaves the output). Any other response is written as
+    /// [`TensorPlan::write`] writes it, without `records`.
+    ///
+    /// For a host with its own store loop (the TensorFlow op library's raw
+    /// pointers): the framing, the checks and the sharding stay here.
+    pub fn write_fixed_with(
+        &self,
+        out: &mut [u8],
+        runner: &dyn Runner,
+        records: &RecordLoop<'_>,
+    ) -> Result<()> {
         let l = &self.layout;
         self.write_with(out, &|body, record| {
             let Some(pieces) = &record.pieces else {
                 return write_fixed_records(l, record, body, runner);
             };
-            let record_len = record.len;
-            let columns = &l.frame.columns;
-            sharded(body, record_len, runner, &|first, records| {
-                let n = records.len() / record_len;
+            let fixed = FixedRecords {
+                len: record.len,
+                gaps: &pieces.gaps,
+                contents: &pieces.contents,
+                data: &l.data,
+            };
+            sharded(body, record.len, runner, &|first, shard| {
+                let n = shard.len() / record.len;
                 let Some(last) = n.checked_sub(1) else { return };
-                // Every record but the last is written with stores that may
-                // run up to 63 bytes past its end, into the next record,
-                // which overwrites them; the last one stays inside the shard.
-                avx2::records(pieces, columns, &l.data, first, records, last, record_len);
-                let exact = &mut records[last * record_len..];
+                records(&fixed, first, shard, last);
+                let exact = &mut shard[last * record.len..];
                 fill_records(l, record, first + last, exact);
             })
         })
@@ -684,74 +709,92 @@ fn write_content(data: Data<'_>, start: usize, end: usize, out: &mut [u8]) {
     }
 }
 
+/// The framing between two columns' contents (and before the first and
+/// after the last), at most 64 bytes, zero-padded to 64 so that it can be
+/// written with whole 32-byte stores.
+pub struct Gap {
+    /// The framing, then zeros.
+    pub bytes: [u8; 64],
+    /// Bytes of framing (at most 64).
+    pub len: usize,
+}
+
+/// A record as the front-to-back loops write it: gap, content, gap, content,
+/// ..., gap.
+struct Pieces {
+    gaps: Vec<Gap>,
+    /// Content bytes per row, per column.
+    contents: Vec<usize>,
+}
+
+impl Pieces {
+    /// The pieces of the record `template`, or None when the front-to-back
+    /// loops do not apply: a column that is widened (f16, bf16) or has rows
+    /// under 32 bytes, or framing over 64 bytes between two contents (rows
+    /// of rank 4 and more).
+    fn new(columns: &[Column], template: &[u8], offsets: &[usize]) -> Option<Pieces> {
+        let mut gaps = Vec::with_capacity(offsets.len() + 1);
+        let mut contents = Vec::with_capacity(offsets.len());
+        let mut at = 0;
+        for (c, &offset) in columns.iter().zip(offsets) {
+            let Rows::Raw { content } = c.rows else {
+                return None;
+            };
+            if content < 32 || matches!(c.dtype, DType::F16 | DType::BF16 | DType::Str) {
+                return None;
+            }
+            gaps.push(Gap::new(&template[at..offset])?);
+            contents.push(content);
+            at = offset + content;
+        }
+        gaps.push(Gap::new(&template[at..])?);
+        Some(Pieces { gaps, contents })
+    }
+}
+
+impl Gap {
+    fn new(framing: &[u8]) -> Option<Gap> {
+        let len = framing.len();
+        if len > 64 {
+            return None;
+        }
+        let mut bytes = [0u8; 64];
+        bytes[..len].copy_from_slice(framing);
+        Some(Gap { bytes, len })
+    }
+}
+
+/// A host's loop over fixed-size records: `(records, first, shard, count)`
+/// (see [`TensorPlan::write_fixed_with`]).
+pub type RecordLoop<'f> = dyn Fn(&FixedRecords<'_, '_>, usize, &mut [u8], usize) + Sync + 'f;
+
+/// The fixed-size records of a response, as [`TensorPlan::write_fixed_with`]
+/// hands them to a host's record loop. Record i is `gaps[0]`, row i of
+/// `data[0]` (`contents[0]` bytes, the values' own bytes in little-endian
+/// order), `gaps[1]`, row i of `data[1]`, ..., `gaps[K]`.
+pub struct FixedRecords<'p, 'a> {
+    /// Bytes per record: more than 64 (every content is 32 or more and
+    /// every gap holds at least a field header).
+    pub len: usize,
+    /// The framing around the contents: one more than there are columns.
+    pub gaps: &'p [Gap],
+    /// Each column's bytes per row: 32 or more, and a whole number of its
+    /// elements.
+    pub contents: &'p [usize],
+    /// Each column's values: numbers or bools copied as they are, never
+    /// f16, bf16 or strings.
+    pub data: &'p [Data<'a>],
+}
+
 /// The AVX2 writer of fixed-size records: each record front to back, in
 /// 32-byte moves. No `unsafe`: the intrinsics are safe inside a function
 /// compiled for AVX2, and loads and stores go through arrays.
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
-    use super::{Column, Rows};
+    use super::{FixedRecords, Gap};
     use crate::avx2::bytes;
-    use crate::input::DType;
     use crate::input::Data;
     use std::arch::x86_64::*;
-
-    /// The framing between two columns' contents (and before the first and
-    /// after the last), at most 64 bytes, zero-padded to 64.
-    struct Gap {
-        bytes: [[u8; 32]; 2],
-        len: usize,
-    }
-
-    /// A record as it is written: gap, content, gap, content, ..., gap.
-    pub(super) struct Pieces {
-        gaps: Vec<Gap>,
-        /// Content bytes per row, per column.
-        contents: Vec<usize>,
-    }
-
-    impl Pieces {
-        /// The pieces of the record `template`, or None when this writer does
-        /// not apply: a column that is widened (f16, bf16) or has rows under
-        /// 32 bytes, or framing over 64 bytes between two contents (rows of
-        /// rank 4 and more).
-        pub(super) fn new(
-            columns: &[Column],
-            template: &[u8],
-            offsets: &[usize],
-        ) -> Option<Pieces> {
-            let mut gaps = Vec::with_capacity(offsets.len() + 1);
-            let mut contents = Vec::with_capacity(offsets.len());
-            let mut at = 0;
-            for (c, &offset) in columns.iter().zip(offsets) {
-                let Rows::Raw { content } = c.rows else {
-                    return None;
-                };
-                if content < 32 || matches!(c.dtype, DType::F16 | DType::BF16 | DType::Str) {
-                    return None;
-                }
-                gaps.push(Gap::new(&template[at..offset])?);
-                contents.push(content);
-                at = offset + content;
-            }
-            gaps.push(Gap::new(&template[at..])?);
-            Some(Pieces { gaps, contents })
-        }
-    }
-
-    impl Gap {
-        fn new(bytes: &[u8]) -> Option<Gap> {
-            let mut padded = [[0u8; 32]; 2];
-            let (a, b) = padded.split_at_mut(1);
-            let len = bytes.len();
-            if len > 64 {
-                return None;
-            }
-            let split = len.min(32);
-            a[0][..split].copy_from_slice(&bytes[..split]);
-            b[0][..len - split].copy_from_slice(&bytes[split..]);
-            Some(Gap { bytes: padded, len })
-        }
-    }
 
     // The 32 bytes of a row from element `at` on, little-endian, built with
     // the `set` intrinsics from whole elements: the compiler makes each one
@@ -819,43 +862,32 @@ mod avx2 {
         }};
     }
 
-    /// The first `count` records of `shard` (records `first..` of the
-    /// response), each written front to back. A gap is written with two
-    /// 32-byte stores that may run up to 63 bytes past it, into what is
-    /// written next; the caller writes the shard's last record afterwards,
-    /// and records are longer than 64 bytes (a row is 32 or more), so no
-    /// store leaves the shard.
+    /// Records `first..first + count` of the response into the start of
+    /// `shard`, each front to back ([`super::TensorPlan::write_fixed_with`]).
+    /// A gap is written with one or two 32-byte stores that may run up to 63
+    /// bytes past it, into what is written next.
     #[target_feature(enable = "avx2")]
-    pub(super) fn records(
-        pieces: &Pieces,
-        columns: &[Column],
-        data: &[Data<'_>],
-        first: usize,
-        shard: &mut [u8],
-        count: usize,
-        record_len: usize,
-    ) {
-        let (gaps, last_gap) = pieces.gaps.split_at(columns.len());
+    pub(super) fn records(r: &FixedRecords<'_, '_>, first: usize, shard: &mut [u8], count: usize) {
+        let (gaps, last_gap) = r.gaps.split_at(r.contents.len());
         let last_gap = &last_gap[0];
         for i in 0..count {
             let row_index = first + i;
-            let mut at = i * record_len;
-            let columns = columns.iter().zip(data);
-            for ((gap, (c, &data)), &content) in gaps.iter().zip(columns).zip(&pieces.contents) {
+            let mut at = i * r.len;
+            for ((gap, &data), &content) in gaps.iter().zip(r.data).zip(r.contents) {
                 put_gap(shard, at, gap);
                 at += gap.len;
                 let out = &mut shard[at..at + content];
-                let start = row_index * c.elements_per_row;
-                let end = start + c.elements_per_row;
+                let rows =
+                    |size: usize| row_index * content / size..(row_index + 1) * content / size;
                 match data {
-                    Data::F32(v) => copy_row!(out, &v[start..end], content, load_f32, 4),
-                    Data::F64(v) => copy_row!(out, &v[start..end], content, load_f64, 8),
-                    Data::I32(v) => copy_row!(out, &v[start..end], content, load_i32, 4),
-                    Data::I64(v) => copy_row!(out, &v[start..end], content, load_i64, 8),
+                    Data::F32(v) => copy_row!(out, &v[rows(4)], content, load_f32, 4),
+                    Data::F64(v) => copy_row!(out, &v[rows(8)], content, load_f64, 8),
+                    Data::I32(v) => copy_row!(out, &v[rows(4)], content, load_i32, 4),
+                    Data::I64(v) => copy_row!(out, &v[rows(8)], content, load_i64, 8),
                     Data::U8(v) | Data::Bool(v) => {
-                        copy_row!(out, &v[start..end], content, load_u8, 1)
+                        copy_row!(out, &v[rows(1)], content, load_u8, 1)
                     }
-                    Data::I8(v) => copy_row!(out, &v[start..end], content, load_i8, 1),
+                    Data::I8(v) => copy_row!(out, &v[rows(1)], content, load_i8, 1),
                     Data::F16(_) | Data::BF16(_) | Data::Str(_) => {
                         unreachable!("Pieces::new accepts copied columns only")
                     }
@@ -866,10 +898,12 @@ mod avx2 {
         }
     }
 
-    /// Writes a gap at `at` with two 32-byte stores (see [`records`]).
+    /// Writes a gap at `at` with one 32-byte store, or two when it is longer.
     #[target_feature(enable = "avx2")]
     fn put_gap(shard: &mut [u8], at: usize, gap: &Gap) {
-        shard[at..at + 32].copy_from_slice(&gap.bytes[0]);
-        shard[at + 32..at + 64].copy_from_slice(&gap.bytes[1]);
+        shard[at..at + 32].copy_from_slice(&gap.bytes[..32]);
+        if gap.len > 32 {
+            shard[at + 32..at + 64].copy_from_slice(&gap.bytes[32..]);
+        }
     }
 }

@@ -189,8 +189,9 @@ def encoder_section():
         "",
         "## The encoder alone against memset (cargo bench -p bpr-protocol --bench floor)",
         "",
-        "`write` (the portable writer) and `write_avx2` (the AVX2 writer, which the TensorFlow op runs on CPUs "
-        "that have AVX2) into a preallocated buffer against `slice::fill` (glibc memset) of a buffer of the "
+        "`write` (the portable writer) and `write_avx2` (the crate's AVX2 writer, safe code: the TensorFlow op "
+        "runs it for the continuous writer on CPUs that have AVX2, and for the tensor writer the same stores "
+        "through raw pointers in src/ffi.rs, which the graph-mode table times) into a preallocated buffer against `slice::fill` (glibc memset) of a buffer of the "
         "same size, single thread, no TensorFlow, the inputs of the graph-mode cases; rounds alternate "
         f"write / AVX2 write / memset, medians per run, {len(runs)} runs. memset of a cache-resident buffer "
         "runs at L1/L2 speed, so at small sizes the ratio shows the encoder's per-record work, not "

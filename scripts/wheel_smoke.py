@@ -1,6 +1,6 @@
 """Run by `make matrix` in a fresh venv where only the release wheel and one
 TensorFlow are installed, from a directory outside the source tree: both ops
-through the installed package (and the library built for the running
+and the request reader through the installed package (and the library built for the running
 TensorFlow minor), then the bpr-decode console script on their output. Prints
 one JSON line of what ran (versions) for the README's table."""
 
@@ -32,6 +32,18 @@ def main():
     )
     decoded = bpr_ops.decode_batch_prediction_response(tensors)
     assert decoded[1][7].tolist() == [3.0, -0.0] and decoded[1][8].tolist() == [b"\xff"], decoded
+
+    # The request side through the installed package: two records, one with its own
+    # value of "a" and one falling back on the request's commonFeatures.
+    request = bpr_ops.encode_batch_prediction_request(
+        [{"continuous": {"a": 0.25}, "binary": ["b"]}, {"discrete": {"c": -3}}],
+        common={"continuous": {"a": 7.5}},
+    )
+    reader = bpr_ops.BatchPredictionRequestReader(continuous=["a"], binary=["b"], discrete=["c"])
+    got = reader(tf.constant([request]))
+    assert got["continuous"].numpy().tolist() == [[0.25], [7.5]], got
+    assert got["binary"].numpy().tolist() == [[1.0], [0.0]], got
+    assert got["discrete"].numpy().tolist() == [[0], [-3]], got
 
     with tempfile.TemporaryDirectory() as tmp:
         response = Path(tmp) / "response.npy"

@@ -802,17 +802,20 @@ pub unsafe extern "C" fn bpr_tensor_encode(
     msg: *mut c_char,
     msg_cap: usize,
 ) -> bpr_status {
-    guarded_encode(msg, msg_cap, || {
-        // SAFETY: the caller's contract covers every view, `alloc` and the runner.
-        let strings = unsafe { string_sources(values, num_values)? };
-        let (k, v) = unsafe { tensor_inputs(keys, values, &strings)? };
-        let plan = bpr_protocol::plan_tensor_response(&k, &v)?;
-        let Some(out) = (unsafe { host_output(alloc, alloc_context, plan.size())? }) else {
-            return Ok(false);
-        };
-        unsafe { with_runner(runner, |r| write_tensor(&plan, out, r)) }?;
-        Ok(true)
-    })
+    // SAFETY: the caller's contract; a NULL cache is allowed there.
+    unsafe {
+        bpr_tensor_encode_cached(
+            std::ptr::null_mut(),
+            keys,
+            values,
+            num_values,
+            alloc,
+            alloc_context,
+            runner,
+            msg,
+            msg_cap,
+        )
+    }
 }
 
 // ---------------------------------------------------------------------------

@@ -770,8 +770,9 @@ pub type RecordLoop<'f> = dyn Fn(&FixedRecords<'_, '_>, usize, &mut [u8], usize)
 
 /// The fixed-size records of a response, as [`TensorPlan::write_fixed_with`]
 /// hands them to a host's record loop. Record i is `gaps[0]`, row i of
-/// `data[0]` (`contents[0]` bytes, the values' own bytes in little-endian
-/// order), `gaps[1]`, row i of `data[1]`, ..., `gaps[K]`.
+/// `data[0]` (`contents[0]` bytes: its values, little-endian, which on a
+/// little-endian CPU are their bytes in memory), `gaps[1]`, row i of
+/// `data[1]`, ..., `gaps[K]`.
 pub struct FixedRecords<'p, 'a> {
     /// Bytes per record: more than 64 (every content is 32 or more and
     /// every gap holds at least a field header).

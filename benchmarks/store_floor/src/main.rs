@@ -5,6 +5,11 @@
 //! at offsets that move by 438 bytes from record to record, so about half of
 //! the stores cross a cache line. Single thread, one 449 KB buffer (L2-resident).
 //!
+//! Also a prototype of the way past the split stores: every aligned 32-byte
+//! output block built in a register from the record template and unaligned
+//! loads of the rows (`aligned_program`, `aligned_blocks`), its bytes checked
+//! equal to the run-time-layout writer's before it is timed.
+//!
 //! Run: `cargo run --release --manifest-path benchmarks/store_floor/Cargo.toml`
 //! (x86-64 with AVX2). Raw pointers here only: this is a measurement, not the
 //! encoder, which has no unsafe code.
@@ -58,6 +63,50 @@ unsafe fn runtime_layout(
 ) {
     unsafe {
         for i in 0..B {
+            let base = out.add(i * RECORD);
+            let mut at = 0;
+            for j in 0..cols.len() {
+                let (g, len) = &gaps[j];
+                _mm256_storeu_si256(base.add(at).cast(), _mm256_loadu_si256(g.as_ptr().cast()));
+                _mm256_storeu_si256(
+                    base.add(at + 32).cast(),
+                    _mm256_loadu_si256(g.as_ptr().add(32).cast()),
+                );
+                at += len;
+                let c = contents[j];
+                let src = cols[j].as_ptr().add(i * c / 4).cast::<u8>();
+                let mut k = 0;
+                while k + 32 <= c {
+                    _mm256_storeu_si256(
+                        base.add(at + k).cast(),
+                        _mm256_loadu_si256(src.add(k).cast()),
+                    );
+                    k += 32;
+                }
+                at += c;
+            }
+            let (g, _) = &gaps[cols.len()];
+            _mm256_storeu_si256(base.add(at).cast(), _mm256_loadu_si256(g.as_ptr().cast()));
+            _mm256_storeu_si256(
+                base.add(at + 32).cast(),
+                _mm256_loadu_si256(g.as_ptr().add(32).cast()),
+            );
+        }
+    }
+}
+
+/// `runtime_layout` for records `from..to` only.
+#[target_feature(enable = "avx2")]
+unsafe fn runtime_layout_range(
+    out: *mut u8,
+    cols: &[&[f32]],
+    gaps: &[([u8; 64], usize)],
+    contents: &[usize],
+    from: usize,
+    to: usize,
+) {
+    unsafe {
+        for i in from..to {
             let base = out.add(i * RECORD);
             let mut at = 0;
             for j in 0..cols.len() {
@@ -156,6 +205,141 @@ unsafe fn aligned_stores(out: *mut u8, len: usize) {
     }
 }
 
+/// 32 zero bytes, 32 0xff bytes, 32 zero bytes: blend masks by offset.
+static WINDOW: [u8; 96] = {
+    let mut w = [0u8; 96];
+    let mut i = 32;
+    while i < 64 {
+        w[i] = 0xff;
+        i += 1;
+    }
+    w
+};
+
+/// One aligned 32-byte block of the phase program (`aligned_program`): where
+/// its bytes come from, for records whose layout repeats every `cycle`
+/// records.
+#[derive(Clone, Copy)]
+struct Block {
+    /// Offset of the block's first byte in the doubled template.
+    q: usize,
+    /// Row pieces: (column, record within the cycle, row byte at lane 0,
+    /// which may be before the row: the lanes outside the mask are blended away).
+    pieces: [(usize, usize, isize); 2],
+    /// Each piece's mask as an offset into WINDOW: a piece always touches
+    /// one edge of the block (rows are 32 bytes or more), so its lanes are
+    /// `a..32` or `0..b`, one unaligned load of the window.
+    masks: [usize; 2],
+    n: usize,
+    /// One piece covering all 32 lanes: no template, no blend.
+    pure: bool,
+}
+
+/// The blocks of one cycle (32 / gcd(record, 32) records) for an output
+/// whose first aligned byte is `o0` bytes into the records.
+fn aligned_program(
+    o0: usize,
+    len: usize,
+    offsets: &[usize],
+    contents: &[usize],
+) -> (Vec<Block>, usize) {
+    fn gcd(a: usize, b: usize) -> usize {
+        if b == 0 {
+            a
+        } else {
+            gcd(b, a % b)
+        }
+    }
+    let cycle = 32 / gcd(len, 32);
+    let blocks = cycle * len / 32;
+    let mut program = Vec::with_capacity(blocks);
+    for m in 0..blocks {
+        let s = o0 + 32 * m;
+        let r = s / len;
+        let mut b = Block {
+            q: s % len,
+            pieces: [(0, 0, 0); 2],
+            masks: [0; 2],
+            n: 0,
+            pure: false,
+        };
+        for rec in [r, r + 1] {
+            for (j, (&off, &c)) in offsets.iter().zip(contents).enumerate() {
+                let start = rec * len + off;
+                let (lo, hi) = (start.max(s), (start + c).min(s + 32));
+                if lo < hi {
+                    assert!(b.n < 2, "three pieces in one block");
+                    // Column, record in the cycle, and the row byte at lane 0
+                    // as an offset from the cycle's first row of the column.
+                    b.pieces[b.n] = (j, rec, (rec * c) as isize + s as isize - start as isize);
+                    let (a, e) = (lo - s, hi - s);
+                    // WINDOW is 32 zeros, 32 ones, 32 zeros: from 32 - a the
+                    // lanes a.. are set; from 64 - e the lanes ..e.
+                    b.masks[b.n] = if e == 32 {
+                        32 - a
+                    } else {
+                        assert_eq!(a, 0);
+                        64 - e
+                    };
+                    b.pure = lo == s && hi == s + 32;
+                    b.n += 1;
+                }
+            }
+        }
+        program.push(b);
+    }
+    (program, cycle)
+}
+
+/// The records of cycles `from..to` in aligned 32-byte stores: each block
+/// built in a register from the template and unaligned loads of the rows.
+// A measurement, not an API: the layout goes in as it is.
+#[allow(clippy::too_many_arguments)]
+#[target_feature(enable = "avx2")]
+unsafe fn aligned_blocks(
+    aligned: *mut u8,
+    program: &[Block],
+    cycle: usize,
+    template2: &[u8],
+    cols: &[&[f32]],
+    contents: &[usize],
+    from: usize,
+    to: usize,
+) {
+    unsafe {
+        let t = template2.as_ptr();
+        let mut bases = [std::ptr::null::<u8>(); 8];
+        for c in from..to {
+            for (j, col) in cols.iter().enumerate() {
+                bases[j] = col.as_ptr().cast::<u8>().add(c * cycle * contents[j]);
+            }
+            let mut dst = aligned.add(32 * program.len() * c);
+            for b in program {
+                // A block of row bytes only is one load; any other is the
+                // template and one or two pieces blended in by window masks.
+                let w = WINDOW.as_ptr();
+                let (j0, _, off0) = b.pieces[0];
+                let x0 = _mm256_loadu_si256(bases[j0].offset(off0).cast());
+                let v = if b.pure {
+                    x0
+                } else {
+                    let v = _mm256_loadu_si256(t.add(b.q).cast());
+                    let mut v =
+                        _mm256_blendv_epi8(v, x0, _mm256_loadu_si256(w.add(b.masks[0]).cast()));
+                    if b.n == 2 {
+                        let (j1, _, off1) = b.pieces[1];
+                        let x1 = _mm256_loadu_si256(bases[j1].offset(off1).cast());
+                        v = _mm256_blendv_epi8(v, x1, _mm256_loadu_si256(w.add(b.masks[1]).cast()));
+                    }
+                    v
+                };
+                _mm256_store_si256(dst.cast(), v);
+                dst = dst.add(32);
+            }
+        }
+    }
+}
+
 fn median_us(f: &mut dyn FnMut()) -> f64 {
     for _ in 0..200 {
         f();
@@ -214,6 +398,99 @@ fn main() {
             median_us(&mut || unsafe { aligned_stores(black_box(p), len - 9) }),
         ),
     ];
+    // The aligned writer against the run-time-layout writer, on a real
+    // template (distinct framing bytes): the same bytes, then the time.
+    let offsets: Vec<usize> = {
+        let mut at = 0;
+        (0..COLS)
+            .map(|j| {
+                at += GAPS[j];
+                let o = at;
+                at += CONTENT;
+                o
+            })
+            .collect()
+    };
+    let mut template = vec![0u8; RECORD];
+    let mut at = 0;
+    let mut real_gaps = Vec::new();
+    for (j, &g) in GAPS.iter().enumerate() {
+        let mut bytes = [0u8; 64];
+        for k in 0..g {
+            template[at + k] = (0xa0 + j * 7 + k) as u8;
+            bytes[k] = template[at + k];
+        }
+        real_gaps.push((bytes, g));
+        at += g + if j < COLS { CONTENT } else { 0 };
+    }
+    let mut template2 = template.clone();
+    template2.extend_from_slice(&template);
+    template2.extend_from_slice(&[0u8; 32]);
+    // The records start 9 bytes into the buffer (as after the response header).
+    let body = 9usize;
+    let mut reference = vec![0u8; len];
+    // SAFETY: as below.
+    unsafe {
+        runtime_layout(
+            reference[body..].as_mut_ptr(),
+            &slices,
+            &real_gaps,
+            &contents,
+        )
+    };
+    let mut ours = vec![0u8; len];
+    let start = ours.as_ptr();
+    let first_aligned = (start as usize + body).next_multiple_of(32) - start as usize;
+    let o0 = first_aligned - body;
+    let (program, cycle) = aligned_program(o0, RECORD, &offsets, &contents);
+    let cycles = (B - 2) / cycle;
+    let aligned_write = |out: &mut [u8]| {
+        let p = out[body..].as_mut_ptr();
+        // SAFETY: AVX2 (asserted). The head and tail records go through the
+        // run-time-layout writer (its stores run up to 63 bytes past a
+        // record, into the next, written after it, or the slack); cycles
+        // 1..cycles read rows 1..B-1 at most one row before or after a
+        // piece, inside the columns.
+        unsafe {
+            runtime_layout_range(p, &slices, &real_gaps, &contents, 0, cycle + 1);
+            aligned_blocks(
+                out.as_mut_ptr().add(first_aligned),
+                &program,
+                cycle,
+                &template2,
+                &slices,
+                &contents,
+                1,
+                cycles,
+            );
+            runtime_layout_range(p, &slices, &real_gaps, &contents, cycles * cycle, B);
+        }
+    };
+    aligned_write(&mut ours);
+    assert!(
+        ours[..body + B * RECORD] == reference[..body + B * RECORD],
+        "aligned writer: first difference at {:?}",
+        ours.iter().zip(&reference).position(|(a, b)| a != b)
+    );
+    let pure = program.iter().filter(|b| b.pure).count();
+    let rows = {
+        let mut rows = rows.to_vec();
+        rows.push((
+            "aligned blocks built in registers",
+            median_us(&mut || aligned_write(black_box(&mut ours))),
+        ));
+        rows.push((
+            "writer's stores, run-time layout (again)",
+            median_us(&mut || unsafe {
+                runtime_layout(black_box(p), &slices, &runtime_gaps, &contents)
+            }),
+        ));
+        rows
+    };
+    println!(
+        "(aligned program: {} blocks per cycle of {cycle} records, {pure} of them pure row bytes)",
+        program.len()
+    );
     let mut fill = vec![0u8; len];
     let memset = median_us(&mut || black_box(&mut fill[..]).fill(7));
     for (name, us) in rows {

@@ -5,7 +5,7 @@
 #     harness on that build (BPR_OPS_LIBRARY) in the minor's cached venv.
 #  2. Build the release wheel (make wheel) and install it into a fresh venv
 #     per minor, with that TensorFlow only (and once with the full `tensorflow`
-#     distribution, which must not bring tensorflow-cpu along); run both ops
+#     distribution, which must not bring tensorflow-cpu along); run both ops, the request reader
 #     and bpr-decode there (scripts/wheel_smoke.py).
 #  3. Write the results as a table into README.md (scripts/matrix_table.py).
 # Keeps going after a failure so the table shows every row; exits 1 if any failed.

@@ -30,7 +30,7 @@ def main(out: Path, tag: str):
     versions = [v for v in Path("scripts/tf_versions.txt").read_text().split() if v[0].isdigit()]
     rows = [
         "| TensorFlow | op harness (`pytest tests/python`) on the build for it | its venv: Python, Keras, numpy "
-        "| the wheel in a fresh venv: both ops and bpr-decode | that venv: Python, Keras, numpy |",
+        "| the wheel in a fresh venv: both ops, the request reader and bpr-decode | that venv: Python, Keras, numpy |",
         "|---|---|---|---|---|",
     ]
     for version in versions:

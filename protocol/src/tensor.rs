@@ -16,6 +16,13 @@ use std::sync::{Arc, Mutex};
 /// Bytes of records written together before moving on (about an L1 cache).
 const BLOCK_BYTES: usize = 32 << 10;
 
+/// The longest record written from a template. A template is one record's
+/// bytes, kept with the frame: for longer records (rows of megabytes) it
+/// would cost as much memory as a record of the output, or with a batch of
+/// 0 gigabytes for nothing, so they are written entry by entry instead, and
+/// sharded the same way.
+const TEMPLATE_MAX: usize = 1 << 20;
+
 /// `0C 0001` + dataType field + content field header and length.
 const RAW_PREFIX: usize = FIELD_HEADER + (FIELD_HEADER + 4) + (FIELD_HEADER + 4);
 /// `0C 0002` + strings field header and list header.
@@ -68,7 +75,11 @@ struct Frame {
     /// each entry's framing and, for raw rows, their content; strings add
     /// 4 bytes each for their length here, and their bytes per call.
     fixed_per_record: usize,
-    /// Set when every column has fixed-size rows.
+    /// Every column has fixed-size rows, so every record has
+    /// `fixed_per_record` bytes and they can be written in shards.
+    fixed_size: bool,
+    /// Set when every column has fixed-size rows and a record is at most
+    /// TEMPLATE_MAX bytes.
     record: Option<Record>,
 }
 
@@ -272,18 +283,16 @@ fn frame(ids: &[i64], values: &[Tensor<'_>]) -> Result<Frame> {
             suffix,
         });
     }
+    let columns_are_raw = columns.iter().all(|c| matches!(c.rows, Rows::Raw { .. }));
     let mut frame = Frame {
         keys: ids.to_vec(),
         columns,
         framing,
         fixed_per_record,
+        fixed_size: columns_are_raw,
         record: None,
     };
-    if frame
-        .columns
-        .iter()
-        .all(|c| matches!(c.rows, Rows::Raw { .. }))
-    {
+    if frame.fixed_size && fixed_per_record <= TEMPLATE_MAX {
         let (template, offsets) = template(&frame, fixed_per_record);
         frame.record = Some(Record {
             len: fixed_per_record,
@@ -430,7 +439,7 @@ impl TensorPlan<'_> {
     /// bytes, in shards on `runner` when it is large and no column holds strings
     /// (whose rows differ in size).
     pub fn write(&self, out: &mut [u8], runner: &dyn Runner) -> Result<()> {
-        self.write_with(out, &|body, record| {
+        self.write_with(out, runner, &|body, record| {
             write_fixed_records(&self.layout, record, body, runner)
         })
     }
@@ -477,7 +486,7 @@ impl TensorPlan<'_> {
         records: &RecordLoop<'_>,
     ) -> Result<()> {
         let l = &self.layout;
-        self.write_with(out, &|body, record| {
+        self.write_with(out, runner, &|body, record| {
             let Some(pieces) = &record.pieces else {
                 return write_fixed_records(l, record, body, runner);
             };
@@ -502,6 +511,7 @@ impl TensorPlan<'_> {
     fn write_with(
         &self,
         out: &mut [u8],
+        runner: &dyn Runner,
         fixed: &dyn Fn(&mut [u8], &Record) -> Result<()>,
     ) -> Result<()> {
         let l = &self.layout;
@@ -518,8 +528,19 @@ impl TensorPlan<'_> {
             if l.batch > 0 {
                 fixed(sink.take(l.batch * record.len), record)?;
             }
+        } else if l.frame.fixed_size {
+            let len = l.frame.fixed_per_record;
+            sharded(sink.take(l.batch * len), len, runner, &|first, shard| {
+                let count = shard.len() / len;
+                let mut records = Sink::new(shard);
+                for i in first..first + count {
+                    write_record(l, i, &mut records);
+                }
+            })?;
         } else {
-            write_records(l, &mut sink);
+            for i in 0..l.batch {
+                write_record(l, i, &mut sink);
+            }
         }
         sink.stop();
         if sink.position() != l.total {
@@ -653,33 +674,30 @@ fn fill_column(data: Data<'_>, per_row: usize, body: &mut [u8], record_len: usiz
     }
 }
 
-/// The general path (some column holds strings): record by record.
-fn write_records(l: &Layout<'_>, sink: &mut Sink<'_>) {
+/// Record `i`, entry by entry: where some column holds strings, or records
+/// are too long for a template.
+fn write_record(l: &Layout<'_>, i: usize, sink: &mut Sink<'_>) {
     let f = &*l.frame;
-    for i in 0..l.batch {
-        sink.field(ttype::MAP, field::RECORD_TENSORS);
-        sink.map_header(ttype::I64, ttype::STRUCT, f.columns.len());
-        for (c, &data) in f.columns.iter().zip(&l.data) {
-            sink.bytes(&f.framing[c.head.clone()]);
-            let start = i * c.elements_per_row;
-            let end = start + c.elements_per_row;
-            match (c.rows, data) {
-                (Rows::Str { .. }, Data::Str(strings)) => {
-                    for index in start..end {
-                        let s = strings.get(index);
-                        sink.count(s.len());
-                        sink.bytes(s);
-                    }
+    sink.field(ttype::MAP, field::RECORD_TENSORS);
+    sink.map_header(ttype::I64, ttype::STRUCT, f.columns.len());
+    for (c, &data) in f.columns.iter().zip(&l.data) {
+        sink.bytes(&f.framing[c.head.clone()]);
+        let start = i * c.elements_per_row;
+        let end = start + c.elements_per_row;
+        match (c.rows, data) {
+            (Rows::Str { .. }, Data::Str(strings)) => {
+                for index in start..end {
+                    let s = strings.get(index);
+                    sink.count(s.len());
+                    sink.bytes(s);
                 }
-                (Rows::Raw { content }, data) => {
-                    write_content(data, start, end, sink.take(content))
-                }
-                (Rows::Str { .. }, _) => unreachable!("a string column's data is strings"),
             }
-            sink.bytes(&f.framing[c.suffix.clone()]);
+            (Rows::Raw { content }, data) => write_content(data, start, end, sink.take(content)),
+            (Rows::Str { .. }, _) => unreachable!("a string column's data is strings"),
         }
-        sink.stop();
+        sink.bytes(&f.framing[c.suffix.clone()]);
     }
+    sink.stop();
 }
 
 /// Encodes into a new buffer: for Rust callers and tests.

@@ -166,3 +166,37 @@ fn a_cached_tensor_plan_allocates_only_its_value_views() {
     assert_eq!(small, large);
     assert!(small <= 3 * 24, "{small} bytes");
 }
+
+/// Rows of 2 GiB - 4 bytes in three columns make records of 6 GiB: with a
+/// batch of 0 the call writes 10 bytes and must not allocate a record's worth
+/// of anything (a template of that size would be an out-of-memory abort in
+/// the server; cargo fuzz found it). With a cache too, as the kernel plans.
+#[test]
+fn records_of_gigabytes_allocate_no_template() {
+    let keys = [1i64, 2, 3];
+    let row = (i32::MAX / 4) as i64; // f32 elements: 2^31 - 4 bytes per row
+    let dims = [0, row];
+    let kt = Tensor::new(&[3], Data::I64(&keys)).unwrap();
+    let values = [
+        Tensor::new(&dims, Data::F32(&[])).unwrap(),
+        Tensor::new(&dims, Data::F32(&[])).unwrap(),
+        Tensor::new(&dims, Data::F32(&[])).unwrap(),
+    ];
+    let cache = bpr_protocol::TensorPlanCache::new();
+    let mut out = vec![0u8; bpr_protocol::tensor_response_size(&kt, &values).unwrap()];
+    assert_eq!(out.len(), 9);
+    for _ in 0..2 {
+        let bytes = allocated_by(|| {
+            write_tensor_response(&kt, &values, &mut out).unwrap();
+            cache
+                .plan(&kt, &values)
+                .unwrap()
+                .write(&mut out, &Serial)
+                .unwrap();
+        });
+        assert!(
+            bytes < 4096,
+            "{bytes} bytes allocated for a 9-byte response"
+        );
+    }
+}

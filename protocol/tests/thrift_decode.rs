@@ -445,6 +445,66 @@ fn tensor_large_outputs_decode_with_apache_thrift() {
     }
 }
 
+/// Records over a megabyte (rows of 1,100,000 elements) are written entry by
+/// entry without a template, in shards: every record must decode to its rows.
+#[test]
+fn tensor_records_over_a_megabyte_decode_with_apache_thrift() {
+    let mut rng = Rng(7);
+    let b = 4;
+    for dtype in [0usize, 4, 6] {
+        let ids = rng.keys(3);
+        let inputs: Vec<Input> = [
+            vec![b as i64, 1_100_000],
+            vec![b as i64, 2, 3],
+            vec![b as i64],
+        ]
+        .into_iter()
+        .map(|dims| {
+            let n = dims.iter().product::<i64>() as usize;
+            Input {
+                column: Column::random(&mut rng, dtype, n, true),
+                dims,
+            }
+        })
+        .collect();
+        let bytes = check_tensor(&ids, &inputs, b, true, &format!("huge rows, dtype {dtype}"));
+        assert!(
+            bytes.len() > b << 20,
+            "{} bytes: records under a megabyte",
+            bytes.len()
+        );
+        // The same call in shards on 4 threads: the bytes Apache decoded.
+        let key_dims = [ids.len() as i64];
+        let keys = Tensor::new(&key_dims, Data::I64(&ids)).unwrap();
+        let values: Vec<Tensor<'_>> = inputs
+            .iter()
+            .map(|input| Tensor::new(&input.dims, input.column.data()).unwrap())
+            .collect();
+        let mut sharded = vec![0u8; bytes.len()];
+        bpr_protocol::write_tensor_response_with(&keys, &values, &mut sharded, &Threads(4))
+            .unwrap();
+        assert!(
+            sharded == bytes,
+            "huge rows, dtype {dtype}: the shards differ"
+        );
+    }
+}
+
+/// Runs the tasks on scoped threads, as a host pool with `n` workers would.
+struct Threads(usize);
+impl bpr_protocol::Runner for Threads {
+    fn threads(&self) -> usize {
+        self.0
+    }
+    fn run(&self, tasks: usize, task: &(dyn Fn(usize) + Sync)) {
+        std::thread::scope(|s| {
+            for i in 0..tasks {
+                s.spawn(move || task(i));
+            }
+        });
+    }
+}
+
 #[test]
 fn tensor_every_dtype_decodes_with_apache_thrift() {
     let mut rng = Rng(4);

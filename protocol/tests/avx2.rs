@@ -8,7 +8,10 @@
 // Calling a `#[target_feature]` function needs `unsafe`; each call is behind the CPU check.
 #![cfg(target_arch = "x86_64")]
 
+mod common;
+
 use bpr_protocol::{plan_continuous, plan_tensor_response, Data, Runner, Serial, Tensor};
+use common::Threads;
 use half::{bf16, f16};
 
 fn has_avx2() -> bool {
@@ -108,21 +111,6 @@ impl Values {
             Values::I8(v) => Data::I8(v),
             Values::Bool(v) => Data::Bool(v),
         }
-    }
-}
-
-/// Runs the tasks on scoped threads, as a host pool with `n` workers would.
-struct Threads(usize);
-impl Runner for Threads {
-    fn threads(&self) -> usize {
-        self.0
-    }
-    fn run(&self, tasks: usize, task: &(dyn Fn(usize) + Sync)) {
-        std::thread::scope(|s| {
-            for i in 0..tasks {
-                s.spawn(move || task(i));
-            }
-        });
     }
 }
 

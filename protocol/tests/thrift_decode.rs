@@ -26,7 +26,9 @@ use half::{bf16, f16};
 use thrift::protocol::{TBinaryInputProtocol, TBinaryOutputProtocol, TSerializable};
 use thrift::OrderedFloat;
 
-use common::{decode, widen_bf16, widen_f16, widen_f32, Column, Record, Rng, Row, DTYPES, STR};
+use common::{
+    decode, widen_bf16, widen_f16, widen_f32, Column, Record, Rng, Row, Threads, DTYPES, STR,
+};
 use data::DataRecord;
 use prediction_service::BatchPredictionResponse;
 use tensor::{DataType, GeneralTensor, RawTypedTensor, StringTensor};
@@ -379,14 +381,34 @@ fn expected_records(ids: &[i64], inputs: &[Input], b: usize) -> Vec<Vec<(i64, Ro
         .collect()
 }
 
+fn tensors(inputs: &[Input]) -> Vec<Tensor<'_>> {
+    inputs
+        .iter()
+        .map(|input| Tensor::new(&input.dims, input.column.data()).unwrap())
+        .collect()
+}
+
 fn encode_inputs(ids: &[i64], inputs: &[Input]) -> Vec<u8> {
     let key_dims = [ids.len() as i64];
     let keys = Tensor::new(&key_dims, Data::I64(ids)).unwrap();
-    let values: Vec<Tensor<'_>> = inputs
-        .iter()
-        .map(|input| Tensor::new(&input.dims, input.column.data()).unwrap())
-        .collect();
-    encode_tensor_response(&keys, &values).unwrap()
+    encode_tensor_response(&keys, &tensors(inputs)).unwrap()
+}
+
+/// Random columns of one dtype with these dims.
+fn fixed_inputs(
+    rng: &mut Rng,
+    dtype: usize,
+    dims: impl IntoIterator<Item = Vec<i64>>,
+) -> Vec<Input> {
+    dims.into_iter()
+        .map(|dims| {
+            let n = dims.iter().product::<i64>() as usize;
+            Input {
+                column: Column::random(rng, dtype, n, true),
+                dims,
+            }
+        })
+        .collect()
 }
 
 /// Encodes, then checks the bytes with both Apache decoders.
@@ -424,16 +446,11 @@ fn tensor_large_outputs_decode_with_apache_thrift() {
     let b = 5003;
     for dtype in (0..DTYPES).filter(|&d| d != STR) {
         let ids = rng.keys(3);
-        let inputs: Vec<Input> = [vec![b as i64, 16], vec![b as i64, 2, 3], vec![b as i64]]
-            .into_iter()
-            .map(|dims| {
-                let n = dims.iter().product::<i64>() as usize;
-                Input {
-                    column: Column::random(&mut rng, dtype, n, true),
-                    dims,
-                }
-            })
-            .collect();
+        let inputs = fixed_inputs(
+            &mut rng,
+            dtype,
+            [vec![b as i64, 16], vec![b as i64, 2, 3], vec![b as i64]],
+        );
         let bytes = check_tensor(&ids, &inputs, b, true, &format!("large, dtype {dtype}"));
         if dtype == 0 {
             assert!(
@@ -453,20 +470,12 @@ fn tensor_records_over_a_megabyte_decode_with_apache_thrift() {
     let b = 4;
     for dtype in [0usize, 4, 6] {
         let ids = rng.keys(3);
-        let inputs: Vec<Input> = [
+        let dims = [
             vec![b as i64, 1_100_000],
             vec![b as i64, 2, 3],
             vec![b as i64],
-        ]
-        .into_iter()
-        .map(|dims| {
-            let n = dims.iter().product::<i64>() as usize;
-            Input {
-                column: Column::random(&mut rng, dtype, n, true),
-                dims,
-            }
-        })
-        .collect();
+        ];
+        let inputs = fixed_inputs(&mut rng, dtype, dims);
         let bytes = check_tensor(&ids, &inputs, b, true, &format!("huge rows, dtype {dtype}"));
         assert!(
             bytes.len() > b << 20,
@@ -476,10 +485,7 @@ fn tensor_records_over_a_megabyte_decode_with_apache_thrift() {
         // The same call in shards on 4 threads: the bytes Apache decoded.
         let key_dims = [ids.len() as i64];
         let keys = Tensor::new(&key_dims, Data::I64(&ids)).unwrap();
-        let values: Vec<Tensor<'_>> = inputs
-            .iter()
-            .map(|input| Tensor::new(&input.dims, input.column.data()).unwrap())
-            .collect();
+        let values = tensors(&inputs);
         let mut sharded = vec![0u8; bytes.len()];
         bpr_protocol::write_tensor_response_with(&keys, &values, &mut sharded, &Threads(4))
             .unwrap();
@@ -487,21 +493,6 @@ fn tensor_records_over_a_megabyte_decode_with_apache_thrift() {
             sharded == bytes,
             "huge rows, dtype {dtype}: the shards differ"
         );
-    }
-}
-
-/// Runs the tasks on scoped threads, as a host pool with `n` workers would.
-struct Threads(usize);
-impl bpr_protocol::Runner for Threads {
-    fn threads(&self) -> usize {
-        self.0
-    }
-    fn run(&self, tasks: usize, task: &(dyn Fn(usize) + Sync)) {
-        std::thread::scope(|s| {
-            for i in 0..tasks {
-                s.spawn(move || task(i));
-            }
-        });
     }
 }
 

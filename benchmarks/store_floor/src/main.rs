@@ -61,38 +61,8 @@ unsafe fn runtime_layout(
     gaps: &[([u8; 64], usize)],
     contents: &[usize],
 ) {
-    unsafe {
-        for i in 0..B {
-            let base = out.add(i * RECORD);
-            let mut at = 0;
-            for j in 0..cols.len() {
-                let (g, len) = &gaps[j];
-                _mm256_storeu_si256(base.add(at).cast(), _mm256_loadu_si256(g.as_ptr().cast()));
-                _mm256_storeu_si256(
-                    base.add(at + 32).cast(),
-                    _mm256_loadu_si256(g.as_ptr().add(32).cast()),
-                );
-                at += len;
-                let c = contents[j];
-                let src = cols[j].as_ptr().add(i * c / 4).cast::<u8>();
-                let mut k = 0;
-                while k + 32 <= c {
-                    _mm256_storeu_si256(
-                        base.add(at + k).cast(),
-                        _mm256_loadu_si256(src.add(k).cast()),
-                    );
-                    k += 32;
-                }
-                at += c;
-            }
-            let (g, _) = &gaps[cols.len()];
-            _mm256_storeu_si256(base.add(at).cast(), _mm256_loadu_si256(g.as_ptr().cast()));
-            _mm256_storeu_si256(
-                base.add(at + 32).cast(),
-                _mm256_loadu_si256(g.as_ptr().add(32).cast()),
-            );
-        }
-    }
+    // SAFETY: the caller's.
+    unsafe { runtime_layout_range(out, cols, gaps, contents, 0, B) }
 }
 
 /// `runtime_layout` for records `from..to` only.

@@ -1,5 +1,5 @@
-// Helpers shared by the integration tests thrift_decode.rs and proptest_encoder.rs: a seedable
-// generator, owned input columns, the spec's expected bytes (widening oracles independent of
+// Helpers shared by the integration tests (thrift_decode.rs, proptest_encoder.rs, avx2.rs): a
+// seedable generator, a runner on scoped threads, owned input columns, the spec's expected bytes (widening oracles independent of
 // `bpr_protocol::widen`), and a protocol-level walk of the encoded response.
 //
 // Each test file is its own crate and uses only part of this module.
@@ -262,4 +262,20 @@ fn walk_general_tensor(p: &mut dyn TInputProtocol) -> Walk<Row> {
     // A union holds exactly one field.
     expect_stop(p)?;
     Ok(row)
+}
+
+/// Runs the tasks on scoped threads, as a host pool with `n` workers would.
+pub struct Threads(pub usize);
+
+impl bpr_protocol::Runner for Threads {
+    fn threads(&self) -> usize {
+        self.0
+    }
+    fn run(&self, tasks: usize, task: &(dyn Fn(usize) + Sync)) {
+        std::thread::scope(|s| {
+            for i in 0..tasks {
+                s.spawn(move || task(i));
+            }
+        });
+    }
 }

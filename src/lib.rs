@@ -7,7 +7,8 @@
 //!     |
 //!  C++ shim (cpp_shim/)          registers the ops; the kernels view TF tensors as
 //!     |                          plain C structs and allocate the output once
-//!  ffi (src/ffi.rs)              the C ABI of cpp_shim/include/bpr_ops.h; panic boundary
+//!  ffi (src/ffi/)                the C ABI of cpp_shim/include/bpr_ops.h, a file per op
+//!     |                          family; panic boundary
 //!     |
 //!  bpr-protocol (protocol/)        validates, computes the exact size, writes the bytes
 //! ```

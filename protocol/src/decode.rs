@@ -11,6 +11,7 @@
 
 use std::fmt;
 
+use crate::cursor::{Cursor, ReadError};
 use crate::wire::{field, ttype};
 
 /// Bytes that are not a well-formed `BatchPredictionResponse`.
@@ -110,266 +111,132 @@ pub enum SparseTensor {
 ///
 /// Every byte must belong to the response: trailing bytes are an error.
 pub fn decode_response(data: &[u8]) -> Result<Vec<Record>, DecodeError> {
-    let mut r = Reader { data, at: 0 };
+    let mut c = Cursor::new(data, 0);
+    response(&mut c).map_err(|e| DecodeError {
+        message: if e.truncated {
+            format!("truncated response: {} (at byte {})", e.what, e.at)
+        } else {
+            format!("{} (at byte {})", e.what, e.at)
+        },
+    })
+}
+
+type R<T> = Result<T, ReadError>;
+type Reader<'a> = Cursor<'a>;
+
+fn response(c: &mut Cursor<'_>) -> R<Vec<Record>> {
     let mut records = Vec::new();
-    while let Some((t, id)) = r.field()? {
+    while let Some((t, id, at)) = c.field(&"the response")? {
         if (id, t) == (field::RESPONSE_PREDICTIONS, ttype::LIST) {
-            let n = r.list_header(ttype::STRUCT, "predictions")?;
+            let n = c.list(ttype::STRUCT, &"predictions", "list<DataRecord>")?;
             records.reserve(n);
             for _ in 0..n {
-                records.push(record(&mut r)?);
+                records.push(record(c)?);
             }
         } else {
-            r.skip(t)?;
+            c.skip(t, at, &"a field of the response")?;
         }
     }
-    if r.at != data.len() {
-        return Err(DecodeError {
-            message: format!(
+    if c.left() > 0 {
+        return c.fail(
+            c.at,
+            format_args!(
                 "{} bytes after the end of the response (which ends at byte {})",
-                data.len() - r.at,
-                r.at
+                c.left(),
+                c.at
             ),
-        });
+        );
     }
     Ok(records)
 }
 
-type R<T> = Result<T, DecodeError>;
-
-/// Nesting deeper than this is refused while skipping unknown fields (the
-/// schema's deepest value is 5 levels; recursion must stay bounded).
-const MAX_DEPTH: usize = 64;
-
-struct Reader<'a> {
-    data: &'a [u8],
-    at: usize,
+/// A list whose elements must be `elem`, each read by `f`.
+fn list<'a, T>(
+    r: &mut Reader<'a>,
+    elem: u8,
+    what: &str,
+    mut f: impl FnMut(&mut Reader<'a>) -> R<T>,
+) -> R<Vec<T>> {
+    let n = r.list(elem, &what, "list of the schema's element type")?;
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        out.push(f(r)?);
+    }
+    Ok(out)
 }
 
-impl<'a> Reader<'a> {
-    fn error(&self, what: String) -> DecodeError {
-        DecodeError {
-            message: format!("{what} (at byte {})", self.at),
-        }
+/// A map whose keys and values must be `key` and `value`, in wire order.
+fn map<'a, K, V>(
+    r: &mut Reader<'a>,
+    (key, value): (u8, u8),
+    what: &str,
+    mut k: impl FnMut(&mut Reader<'a>) -> R<K>,
+    mut v: impl FnMut(&mut Reader<'a>) -> R<V>,
+) -> R<Vec<(K, V)>> {
+    let n = r.map(key, value, &what, "map of the schema's key and value types")?;
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        let key = k(r)?;
+        out.push((key, v(r)?));
     }
-
-    fn take(&mut self, n: usize) -> R<&'a [u8]> {
-        match self.at.checked_add(n).filter(|&e| e <= self.data.len()) {
-            Some(end) => {
-                let s = &self.data[self.at..end];
-                self.at = end;
-                Ok(s)
-            }
-            None => Err(self.error(format!(
-                "truncated response: wanted {n} more bytes, {} left",
-                self.data.len() - self.at
-            ))),
-        }
-    }
-
-    fn array<const N: usize>(&mut self) -> R<[u8; N]> {
-        let mut a = [0u8; N];
-        a.copy_from_slice(self.take(N)?);
-        Ok(a)
-    }
-
-    fn u8(&mut self) -> R<u8> {
-        Ok(self.take(1)?[0])
-    }
-    fn i16(&mut self) -> R<i16> {
-        Ok(i16::from_be_bytes(self.array()?))
-    }
-    fn i32(&mut self) -> R<i32> {
-        Ok(i32::from_be_bytes(self.array()?))
-    }
-    fn i64(&mut self) -> R<i64> {
-        Ok(i64::from_be_bytes(self.array()?))
-    }
-    fn f64(&mut self) -> R<f64> {
-        Ok(f64::from_bits(self.i64()? as u64))
-    }
-    fn bool(&mut self) -> R<bool> {
-        Ok(self.u8()? != 0)
-    }
-
-    /// A count of `min_size`-byte items; more than the bytes left could hold is
-    /// an error, so a corrupt count never drives a huge allocation.
-    fn count(&mut self, min_size: usize, what: &str) -> R<usize> {
-        let n = self.i32()?;
-        let n =
-            usize::try_from(n).map_err(|_| self.error(format!("{what} has negative size {n}")))?;
-        let left = self.data.len() - self.at;
-        if n.saturating_mul(min_size.max(1)) > left {
-            return Err(self.error(format!(
-                "truncated response: {what} claims {n} items, only {left} bytes left"
-            )));
-        }
-        Ok(n)
-    }
-
-    fn binary(&mut self) -> R<Vec<u8>> {
-        let n = self.count(1, "a string")?;
-        Ok(self.take(n)?.to_vec())
-    }
-
-    /// A field header, or `None` at STOP.
-    fn field(&mut self) -> R<Option<(u8, i16)>> {
-        match self.u8()? {
-            ttype::STOP => Ok(None),
-            t => Ok(Some((t, self.i16()?))),
-        }
-    }
-
-    fn expect(&self, got: u8, want: u8, what: &str) -> R<()> {
-        if got == want {
-            Ok(())
-        } else {
-            Err(self.error(format!("{what} has type code {got}, expected {want}")))
-        }
-    }
-
-    fn list_header(&mut self, elem: u8, what: &str) -> R<usize> {
-        let t = self.u8()?;
-        self.expect(t, elem, &format!("{what} elements"))?;
-        self.count(min_size(elem), what)
-    }
-
-    fn map_header(&mut self, key: u8, value: u8, what: &str) -> R<usize> {
-        let (k, v) = (self.u8()?, self.u8()?);
-        self.expect(k, key, &format!("{what} keys"))?;
-        self.expect(v, value, &format!("{what} values"))?;
-        self.count(min_size(key) + min_size(value), what)
-    }
-
-    fn list<T>(&mut self, elem: u8, what: &str, mut f: impl FnMut(&mut Self) -> R<T>) -> R<Vec<T>> {
-        let n = self.list_header(elem, what)?;
-        let mut out = Vec::with_capacity(n);
-        for _ in 0..n {
-            out.push(f(self)?);
-        }
-        Ok(out)
-    }
-
-    fn map<K, V>(
-        &mut self,
-        (key, value): (u8, u8),
-        what: &str,
-        mut k: impl FnMut(&mut Self) -> R<K>,
-        mut v: impl FnMut(&mut Self) -> R<V>,
-    ) -> R<Vec<(K, V)>> {
-        let n = self.map_header(key, value, what)?;
-        let mut out = Vec::with_capacity(n);
-        for _ in 0..n {
-            let key = k(self)?;
-            out.push((key, v(self)?));
-        }
-        Ok(out)
-    }
-
-    fn skip(&mut self, t: u8) -> R<()> {
-        self.skip_at(t, 0)
-    }
-
-    fn skip_at(&mut self, t: u8, depth: usize) -> R<()> {
-        if depth > MAX_DEPTH {
-            return Err(self.error(format!("values nested deeper than {MAX_DEPTH}")));
-        }
-        match t {
-            ttype::BOOL | ttype::BYTE => self.take(1).map(drop),
-            ttype::I16 => self.take(2).map(drop),
-            ttype::I32 => self.take(4).map(drop),
-            ttype::DOUBLE | ttype::I64 => self.take(8).map(drop),
-            ttype::STRING => self.binary().map(drop),
-            ttype::STRUCT => {
-                while let Some((t, _)) = self.field()? {
-                    self.skip_at(t, depth + 1)?;
-                }
-                Ok(())
-            }
-            ttype::MAP => {
-                let (k, v) = (self.u8()?, self.u8()?);
-                let n = self.count(2, "a map")?;
-                for _ in 0..n {
-                    self.skip_at(k, depth + 1)?;
-                    self.skip_at(v, depth + 1)?;
-                }
-                Ok(())
-            }
-            ttype::SET | ttype::LIST => {
-                let e = self.u8()?;
-                let n = self.count(1, "a list")?;
-                for _ in 0..n {
-                    self.skip_at(e, depth + 1)?;
-                }
-                Ok(())
-            }
-            t => {
-                // The type byte was already read.
-                self.at -= 1;
-                Err(self.error(format!("unknown Thrift type code {t}")))
-            }
-        }
-    }
+    Ok(out)
 }
 
-/// The fewest bytes a value of Thrift type `t` takes in the binary protocol.
-pub(crate) fn min_size(t: u8) -> usize {
-    match t {
-        ttype::I16 => 2,
-        ttype::I32 | ttype::STRING | ttype::LIST | ttype::SET => 4,
-        ttype::I64 | ttype::DOUBLE => 8,
-        ttype::MAP => 6,
-        _ => 1,
-    }
+fn i64(r: &mut Reader) -> R<i64> {
+    r.i64(&"an i64")
+}
+fn i32(r: &mut Reader) -> R<i32> {
+    r.i32(&"an i32")
+}
+fn f64(r: &mut Reader) -> R<f64> {
+    r.f64(&"a double")
+}
+fn bool(r: &mut Reader) -> R<bool> {
+    r.bool(&"a bool")
+}
+fn binary(r: &mut Reader) -> R<Vec<u8>> {
+    Ok(r.bytes(&"a string")?.to_vec())
+}
+
+fn skip(r: &mut Reader, t: u8, at: usize) -> R<()> {
+    r.skip(t, at, &"a skipped field")
 }
 
 fn record(r: &mut Reader) -> R<Record> {
     use ttype::{DOUBLE, I64, MAP, SET, STRING, STRUCT};
     let mut rec = Record::default();
-    while let Some((t, id)) = r.field()? {
+    while let Some((t, id, at)) = r.field(&"a DataRecord")? {
         match (id, t) {
-            (1, SET) => rec.binary = r.list(I64, "binaryFeatures", Reader::i64)?,
+            (1, SET) => rec.binary = list(r, I64, "binaryFeatures", i64)?,
             (field::RECORD_CONTINUOUS_FEATURES, MAP) => {
-                rec.continuous = r.map(
-                    (I64, DOUBLE),
-                    "continuousFeatures",
-                    Reader::i64,
-                    Reader::f64,
-                )?
+                rec.continuous = map(r, (I64, DOUBLE), "continuousFeatures", i64, f64)?
             }
-            (3, MAP) => {
-                rec.discrete = r.map((I64, I64), "discreteFeatures", Reader::i64, Reader::i64)?
-            }
-            (4, MAP) => {
-                rec.strings = r.map((I64, STRING), "stringFeatures", Reader::i64, Reader::binary)?
-            }
+            (3, MAP) => rec.discrete = map(r, (I64, I64), "discreteFeatures", i64, i64)?,
+            (4, MAP) => rec.strings = map(r, (I64, STRING), "stringFeatures", i64, binary)?,
             (5, MAP) => {
-                rec.sparse_binary = r.map((I64, SET), "sparseBinaryFeatures", Reader::i64, |r| {
-                    r.list(STRING, "sparseBinaryFeatures set", Reader::binary)
+                rec.sparse_binary = map(r, (I64, SET), "sparseBinaryFeatures", i64, |r| {
+                    list(r, STRING, "sparseBinaryFeatures set", binary)
                 })?
             }
             (6, MAP) => {
-                rec.sparse_continuous =
-                    r.map((I64, MAP), "sparseContinuousFeatures", Reader::i64, |r| {
-                        r.map(
-                            (STRING, DOUBLE),
-                            "sparseContinuousFeatures value",
-                            Reader::binary,
-                            Reader::f64,
-                        )
-                    })?
+                rec.sparse_continuous = map(r, (I64, MAP), "sparseContinuousFeatures", i64, |r| {
+                    map(
+                        r,
+                        (STRING, DOUBLE),
+                        "sparseContinuousFeatures value",
+                        binary,
+                        f64,
+                    )
+                })?
             }
-            (7, MAP) => {
-                rec.blobs = r.map((I64, STRING), "blobFeatures", Reader::i64, Reader::binary)?
-            }
+            (7, MAP) => rec.blobs = map(r, (I64, STRING), "blobFeatures", i64, binary)?,
             (field::RECORD_TENSORS, MAP) => {
-                rec.tensors = r.map((I64, STRUCT), "tensors", Reader::i64, general_tensor)?
+                rec.tensors = map(r, (I64, STRUCT), "tensors", i64, general_tensor)?
             }
             (9, MAP) => {
-                rec.sparse_tensors =
-                    r.map((I64, STRUCT), "sparseTensors", Reader::i64, sparse_tensor)?
+                rec.sparse_tensors = map(r, (I64, STRUCT), "sparseTensors", i64, sparse_tensor)?
             }
-            _ => r.skip(t)?,
+            _ => skip(r, t, at)?,
         }
     }
     Ok(rec)
@@ -383,30 +250,34 @@ fn values_and_shape<'a, T>(
     mut read: impl FnMut(&mut Reader<'a>) -> R<T>,
 ) -> R<(Vec<T>, Option<Vec<i64>>)> {
     let (mut values, mut shape) = (None, None);
-    while let Some((t, id)) = r.field()? {
+    let start = r.at;
+    while let Some((t, id, at)) = r.field(&what)? {
         match (id, t) {
-            (1, ttype::LIST) => values = Some(r.list(elem, what, &mut read)?),
-            (2, ttype::LIST) => shape = Some(r.list(ttype::I64, "shape", Reader::i64)?),
-            _ => r.skip(t)?,
+            (1, ttype::LIST) => values = Some(list(r, elem, what, &mut read)?),
+            (2, ttype::LIST) => shape = Some(list(r, ttype::I64, "shape", i64)?),
+            _ => skip(r, t, at)?,
         }
     }
-    let values = values.ok_or_else(|| r.error(format!("a tensor without its required {what}")))?;
+    let Some(values) = values else {
+        return r.fail(start, format_args!("a tensor without its required {what}"));
+    };
     Ok((values, shape))
 }
 
 fn general_tensor(r: &mut Reader) -> R<GeneralTensor> {
     use ttype::{BOOL, DOUBLE, I32, I64, STRING, STRUCT};
     let mut out = None;
-    while let Some((t, id)) = r.field()? {
+    let start = r.at;
+    while let Some((t, id, at)) = r.field(&"a GeneralTensor")? {
         let tensor = match (id, t) {
             (1, STRUCT) => {
                 let (mut data_type, mut content, mut shape) = (None, None, None);
-                while let Some((t, id)) = r.field()? {
+                while let Some((t, id, at)) = r.field(&"a rawTypedTensor")? {
                     match (id, t) {
-                        (1, I32) => data_type = Some(r.i32()?),
-                        (2, STRING) => content = Some(r.binary()?),
-                        (3, ttype::LIST) => shape = Some(r.list(I64, "shape", Reader::i64)?),
-                        _ => r.skip(t)?,
+                        (1, I32) => data_type = Some(i32(r)?),
+                        (2, STRING) => content = Some(binary(r)?),
+                        (3, ttype::LIST) => shape = Some(list(r, I64, "shape", i64)?),
+                        _ => skip(r, t, at)?,
                     }
                 }
                 match (data_type, content) {
@@ -415,65 +286,67 @@ fn general_tensor(r: &mut Reader) -> R<GeneralTensor> {
                         content,
                         shape,
                     },
-                    _ => return Err(r.error("a rawTypedTensor without dataType or content".into())),
+                    _ => return r.fail(at, "a rawTypedTensor without dataType or content"),
                 }
             }
             (2, STRUCT) => {
-                let (v, s) = values_and_shape(r, STRING, "strings", Reader::binary)?;
+                let (v, s) = values_and_shape(r, STRING, "strings", binary)?;
                 GeneralTensor::Strings(v, s)
             }
             (3, STRUCT) => {
-                let (v, s) = values_and_shape(r, I32, "ints", Reader::i32)?;
+                let (v, s) = values_and_shape(r, I32, "ints", i32)?;
                 GeneralTensor::Int32(v, s)
             }
             (4, STRUCT) => {
-                let (v, s) = values_and_shape(r, I64, "longs", Reader::i64)?;
+                let (v, s) = values_and_shape(r, I64, "longs", i64)?;
                 GeneralTensor::Int64(v, s)
             }
             (5, STRUCT) => {
-                let (v, s) = values_and_shape(r, DOUBLE, "floats", Reader::f64)?;
+                let (v, s) = values_and_shape(r, DOUBLE, "floats", f64)?;
                 GeneralTensor::Float(v, s)
             }
             (6, STRUCT) => {
-                let (v, s) = values_and_shape(r, DOUBLE, "doubles", Reader::f64)?;
+                let (v, s) = values_and_shape(r, DOUBLE, "doubles", f64)?;
                 GeneralTensor::Double(v, s)
             }
             (7, STRUCT) => {
-                let (v, s) = values_and_shape(r, BOOL, "booleans", Reader::bool)?;
+                let (v, s) = values_and_shape(r, BOOL, "booleans", bool)?;
                 GeneralTensor::Bool(v, s)
             }
             (8, STRUCT) => {
-                let (v, s) = values_and_shape(r, STRING, "binaries", Reader::binary)?;
+                let (v, s) = values_and_shape(r, STRING, "binaries", binary)?;
                 GeneralTensor::Binary(v, s)
             }
             _ => {
-                r.skip(t)?;
+                skip(r, t, at)?;
                 continue;
             }
         };
         if out.replace(tensor).is_some() {
-            return Err(r.error("a GeneralTensor union with more than one field set".into()));
+            return r.fail(at, "a GeneralTensor union with more than one field set");
         }
     }
-    out.ok_or_else(|| r.error("a GeneralTensor with no field this reader knows".into()))
+    match out {
+        Some(t) => Ok(t),
+        None => r.fail(start, "a GeneralTensor with no field this reader knows"),
+    }
 }
 
 fn sparse_tensor(r: &mut Reader) -> R<SparseTensor> {
     let mut out = None;
-    while let Some((t, id)) = r.field()? {
+    let start = r.at;
+    while let Some((t, id, at)) = r.field(&"a SparseTensor")? {
         if (id, t) != (1, ttype::STRUCT) {
-            r.skip(t)?;
+            skip(r, t, at)?;
             continue;
         }
         let (mut dense_shape, mut indices, mut values) = (None, None, None);
-        while let Some((t, id)) = r.field()? {
+        while let Some((t, id, at)) = r.field(&"a cooSparseTensor")? {
             match (id, t) {
-                (1, ttype::LIST) => {
-                    dense_shape = Some(r.list(ttype::I64, "denseShape", Reader::i64)?)
-                }
+                (1, ttype::LIST) => dense_shape = Some(list(r, ttype::I64, "denseShape", i64)?),
                 (2, ttype::STRUCT) => indices = Some(general_tensor(r)?),
                 (3, ttype::STRUCT) => values = Some(general_tensor(r)?),
-                _ => r.skip(t)?,
+                _ => skip(r, t, at)?,
             }
         }
         match (dense_shape, indices, values) {
@@ -485,11 +358,15 @@ fn sparse_tensor(r: &mut Reader) -> R<SparseTensor> {
                 })
             }
             _ => {
-                return Err(
-                    r.error("a cooSparseTensor without denseShape, indices or values".into())
+                return r.fail(
+                    at,
+                    "a cooSparseTensor without denseShape, indices or values",
                 )
             }
         }
     }
-    out.ok_or_else(|| r.error("a SparseTensor with no field this reader knows".into()))
+    match out {
+        Some(t) => Ok(t),
+        None => r.fail(start, "a SparseTensor with no field this reader knows"),
+    }
 }

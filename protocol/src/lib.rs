@@ -54,6 +54,7 @@
 #[cfg(target_arch = "x86_64")]
 mod avx2;
 mod continuous;
+mod cursor;
 pub mod decode;
 mod error;
 mod feature_id;
@@ -71,7 +72,7 @@ pub use continuous::{
 pub use error::{Error, ErrorKind, Result};
 pub use feature_id::{feature_id, feature_id_bytes, feature_ids, write_feature_ids};
 pub use input::{DType, Data, StringSource, Tensor};
-pub use parallel::{Runner, Serial};
+pub use parallel::{Runner, ScopedThreads, Serial};
 pub use tensor::{
     encode_tensor_response, plan_tensor_response, tensor_response_size, write_tensor_response,
     write_tensor_response_with, FixedRecords, Gap, RecordLoop, TensorPlan, TensorPlanCache,

@@ -454,10 +454,10 @@ fn bad_attrs_are_refused_when_the_op_is_made() {
     assert!(v2(&[], &[], &[], 2).contains("attr decode_mode is 2"));
     assert!(e("GetBinaryFeatures", &[("x", Attr::Int(1))])
         .to_string()
-        .contains("has no attr x"));
+        .contains("has attr x, which bpr_ops does not read"));
     assert!(e("GetLabelsFromDataRecord", &[])
         .to_string()
-        .contains("attr default_label not given"));
+        .contains("attr default_label (float) is read by bpr_ops but was not given"));
     assert!(e("NoSuchOp", &[])
         .to_string()
         .contains("not a request-side op"));

@@ -41,25 +41,6 @@ pub trait Outputs {
     ) -> Result<()>;
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum AttrKind {
-    Int,
-    Float,
-    Str,
-    Ints,
-}
-
-const KEEP: [(&str, AttrKind); 2] = [
-    ("keep_features", AttrKind::Ints),
-    ("keep_codes", AttrKind::Ints),
-];
-const V2: [(&str, AttrKind); 5] = [
-    ("keep_features", AttrKind::Ints),
-    ("keep_codes", AttrKind::Ints),
-    ("label_features", AttrKind::Ints),
-    ("weight_features", AttrKind::Ints),
-    ("decode_mode", AttrKind::Int),
-];
 const SIX: [&str; 6] = [
     "binary_keep_features",
     "continuous_keep_features",
@@ -69,116 +50,54 @@ const SIX: [&str; 6] = [
     "sparse_continuous_keep_features",
 ];
 
-/// Every request-side op: its name and its attrs other than the type attr
-/// `InputType` (which only says what the input tensor holds).
-const OPS: [(&str, &[(&str, AttrKind)]); 37] = {
-    use AttrKind::*;
-    [
-        ("DecodeBatchPredictionRequest", &KEEP),
-        (
-            "DecodeAndHashBatchPredictionRequest",
-            &[
-                ("keep_features", Ints),
-                ("keep_codes", Ints),
-                ("decode_mode", Int),
-            ],
-        ),
-        ("DecodeBatchPredictionRequestV2", &V2),
-        ("DecodeAndHashBatchPredictionRequestV2", &V2),
-        (
-            "DecodeDataRecord",
-            &[
-                ("keep_features", Ints),
-                ("keep_codes", Ints),
-                ("label_features", Ints),
-                ("weight_features", Ints),
-            ],
-        ),
-        ("DecodeAndHashDataRecord", &V2),
-        ("GetIdsFromHashedDataRecord", &[]),
-        ("GetUKeysFromHashedDataRecord", &[]),
-        ("GetKeysFromHashedDataRecord", &[]),
-        ("GetValuesFromHashedDataRecord", &[]),
-        ("GetCodesFromHashedDataRecord", &[]),
-        ("GetTypesFromHashedDataRecord", &[]),
-        ("GetBatchSizeFromHashedDataRecord", &[]),
-        ("GetTotalSizeFromHashedDataRecord", &[]),
-        ("GetLabelsFromHashedDataRecord", &[("default_label", Float)]),
-        ("GetWeightsFromHashedDataRecord", &[]),
-        ("GetBinaryFeatures", &[]),
-        ("GetContinuousFeatures", &[]),
-        ("GetDiscreteFeatures", &[]),
-        ("GetStringFeatures", &[]),
-        ("GetSparseBinaryFeatures", &[]),
-        ("GetSparseContinuousFeatures", &[]),
-        ("GetBatchSizeFromDataRecord", &[]),
-        ("GetLabelsFromDataRecord", &[("default_label", Float)]),
-        ("GetWeightsFromDataRecord", &[]),
-        (
-            "GetBinaryAsTensor",
-            &[("feature_id", Int), ("default_value", Float)],
-        ),
-        (
-            "GetContinuousAsTensor",
-            &[("feature_id", Int), ("default_value", Float)],
-        ),
-        (
-            "GetDiscreteAsTensor",
-            &[("feature_id", Int), ("default_value", Int)],
-        ),
-        (
-            "GetStringAsTensor",
-            &[("feature_id", Int), ("default_value", Str)],
-        ),
-        (
-            "GetBinaryGroupAsTensor",
-            &[("feature_ids", Ints), ("default_value", Float)],
-        ),
-        (
-            "GetContinuousGroupAsTensor",
-            &[("feature_ids", Ints), ("default_value", Float)],
-        ),
-        (
-            "GetDiscreteGroupAsTensor",
-            &[("feature_ids", Ints), ("default_value", Int)],
-        ),
-        (
-            "GetStringGroupAsTensor",
-            &[("feature_ids", Ints), ("default_value", Str)],
-        ),
-        ("GetSparseBinaryAsTensor", &[("feature_id", Int)]),
-        ("GetSparseContinuousAsTensor", &[("feature_id", Int)]),
-        (
-            "GetHashedFeaturesAsSparseTensor",
-            &[
-                ("binary_keep_features", Ints),
-                ("continuous_keep_features", Ints),
-                ("discrete_keep_features", Ints),
-                ("string_keep_features", Ints),
-                ("sparse_binary_keep_features", Ints),
-                ("sparse_continuous_keep_features", Ints),
-            ],
-        ),
-        (
-            "GetHashedFeaturesAsSparseTensorV2",
-            &[
-                ("binary_keep_features", Ints),
-                ("continuous_keep_features", Ints),
-                ("discrete_keep_features", Ints),
-                ("string_keep_features", Ints),
-                ("sparse_binary_keep_features", Ints),
-                ("sparse_continuous_keep_features", Ints),
-                ("keep_features", Ints),
-                ("keep_codes", Ints),
-                ("decode_mode", Int),
-            ],
-        ),
-    ]
-};
+/// Every request-side op by registered name, decode ops first. Which attrs
+/// each has is not listed here: the shim passes every attr the op's
+/// registration declares (`cpp_shim/request_ops.cc`, the one source), and
+/// [`RequestOp::new`] refuses a declared attr it does not read, or a missing
+/// one it does (`tests/request_attrs.rs` checks every registration).
+const OPS: [&str; 37] = [
+    "DecodeBatchPredictionRequest",
+    "DecodeAndHashBatchPredictionRequest",
+    "DecodeBatchPredictionRequestV2",
+    "DecodeAndHashBatchPredictionRequestV2",
+    "DecodeDataRecord",
+    "DecodeAndHashDataRecord",
+    "GetIdsFromHashedDataRecord",
+    "GetUKeysFromHashedDataRecord",
+    "GetKeysFromHashedDataRecord",
+    "GetValuesFromHashedDataRecord",
+    "GetCodesFromHashedDataRecord",
+    "GetTypesFromHashedDataRecord",
+    "GetBatchSizeFromHashedDataRecord",
+    "GetTotalSizeFromHashedDataRecord",
+    "GetLabelsFromHashedDataRecord",
+    "GetWeightsFromHashedDataRecord",
+    "GetBinaryFeatures",
+    "GetContinuousFeatures",
+    "GetDiscreteFeatures",
+    "GetStringFeatures",
+    "GetSparseBinaryFeatures",
+    "GetSparseContinuousFeatures",
+    "GetBatchSizeFromDataRecord",
+    "GetLabelsFromDataRecord",
+    "GetWeightsFromDataRecord",
+    "GetBinaryAsTensor",
+    "GetContinuousAsTensor",
+    "GetDiscreteAsTensor",
+    "GetStringAsTensor",
+    "GetBinaryGroupAsTensor",
+    "GetContinuousGroupAsTensor",
+    "GetDiscreteGroupAsTensor",
+    "GetStringGroupAsTensor",
+    "GetSparseBinaryAsTensor",
+    "GetSparseContinuousAsTensor",
+    "GetHashedFeaturesAsSparseTensor",
+    "GetHashedFeaturesAsSparseTensorV2",
+];
 
 /// The registered names of every request-side op, decode ops first.
 pub fn op_names() -> impl Iterator<Item = &'static str> {
-    OPS.iter().map(|(name, _)| *name)
+    OPS.iter().copied()
 }
 
 /// The decode ops whose handle a getter reads, for its error message.
@@ -247,47 +166,94 @@ pub struct RequestOp {
     role: Role,
 }
 
-/// The attrs an op was given, checked against its spec.
+/// The attrs an op was given (what its registration declares, defaults
+/// applied). Reading one marks it used; a read of an attr that was not given,
+/// or of another type, is remembered and reported by [`Attrs::finish`], as is
+/// a given attr that nothing read: the registration and this code must agree.
 struct Attrs<'a> {
     op: &'static str,
     given: &'a [(&'a str, Attr<'a>)],
+    used: std::cell::RefCell<Vec<bool>>,
+    wrong: std::cell::RefCell<Option<String>>,
 }
 
 impl<'a> Attrs<'a> {
-    fn get(&self, name: &str) -> Attr<'a> {
-        // Presence and kind were checked against the spec in `new`.
-        self.given
-            .iter()
-            .find(|(n, _)| *n == name)
-            .map(|(_, a)| *a)
-            .unwrap_or(Attr::Int(0))
+    fn get(&self, name: &str, want: &str) -> Option<Attr<'a>> {
+        let Some(i) = self.given.iter().position(|(n, _)| *n == name) else {
+            self.wrong.borrow_mut().get_or_insert_with(|| {
+                format!("attr {name} ({want}) is read by bpr_ops but was not given")
+            });
+            return None;
+        };
+        self.used.borrow_mut()[i] = true;
+        Some(self.given[i].1)
+    }
+    fn mismatch(&self, name: &str, want: &str, got: Attr<'_>) {
+        self.wrong
+            .borrow_mut()
+            .get_or_insert_with(|| format!("attr {name} must be {want}, was given {got:?}"));
     }
     fn int(&self, name: &str) -> i64 {
-        match self.get(name) {
-            Attr::Int(v) => v,
-            _ => 0,
+        match self.get(name, "int") {
+            Some(Attr::Int(v)) => v,
+            Some(other) => {
+                self.mismatch(name, "an int", other);
+                0
+            }
+            None => 0,
         }
     }
     fn float(&self, name: &str) -> f32 {
-        match self.get(name) {
-            Attr::Float(v) => v,
-            _ => 0.0,
+        match self.get(name, "float") {
+            Some(Attr::Float(v)) => v,
+            Some(other) => {
+                self.mismatch(name, "a float", other);
+                0.0
+            }
+            None => 0.0,
         }
     }
     fn ints(&self, name: &str) -> &'a [i64] {
-        match self.get(name) {
-            Attr::Ints(v) => v,
-            _ => &[],
+        match self.get(name, "list(int)") {
+            Some(Attr::Ints(v)) => v,
+            Some(other) => {
+                self.mismatch(name, "a list(int)", other);
+                &[]
+            }
+            None => &[],
         }
     }
     fn bytes(&self, name: &str) -> &'a [u8] {
-        match self.get(name) {
-            Attr::Str(v) => v,
-            _ => &[],
+        match self.get(name, "string") {
+            Some(Attr::Str(v)) => v,
+            Some(other) => {
+                self.mismatch(name, "a string", other);
+                &[]
+            }
+            None => &[],
         }
     }
-    fn has(&self, name: &str) -> bool {
-        self.given.iter().any(|(n, _)| *n == name)
+
+    /// After the op's role was read: every given attr read, none missing.
+    fn finish(&self) -> Result<()> {
+        if let Some(wrong) = self.wrong.borrow().as_ref() {
+            return Err(Error::invalid(format!("{}: {wrong}", self.op)));
+        }
+        let used = self.used.borrow();
+        if let Some((name, _)) = self
+            .given
+            .iter()
+            .zip(used.iter())
+            .find(|(_, u)| !**u)
+            .map(|(g, _)| g)
+        {
+            return Err(Error::invalid(format!(
+                "{}: has attr {name}, which bpr_ops does not read (the registration and \
+                 the reader disagree)",
+                self.op
+            )));
+        }
+        Ok(())
     }
 
     fn invalid(&self, attr: &str, what: impl std::fmt::Display) -> Error {
@@ -360,47 +326,44 @@ impl<'a> Attrs<'a> {
 
 impl RequestOp {
     /// Validates the attrs of op `name` (a registered name such as
-    /// `"DecodeAndHashBatchPredictionRequestV2"`). Every attr of the op must
-    /// be given once (defaults already applied, as TensorFlow gives them);
-    /// `InputType` may be given and is ignored.
+    /// `"DecodeAndHashBatchPredictionRequestV2"`). Every attr its registration
+    /// declares must be given once (defaults already applied, as TensorFlow
+    /// gives them), and no other; `InputType` may be given and is ignored.
     pub fn new(name: &str, attrs: &[(&str, Attr<'_>)]) -> Result<RequestOp> {
-        let Some(&(name, spec)) = OPS.iter().find(|(n, _)| *n == name) else {
+        let Some(&name) = OPS.iter().find(|n| **n == name) else {
             return Err(Error::invalid(format!(
                 "{name:?} is not a request-side op of bpr_ops"
             )));
         };
-        for (i, (attr, value)) in attrs.iter().enumerate() {
-            if *attr == "InputType" {
-                continue;
-            }
-            let Some(&(_, kind)) = spec.iter().find(|(n, _)| n == attr) else {
-                return Err(Error::invalid(format!("{name}: has no attr {attr}")));
-            };
-            let ok = matches!(
-                (kind, value),
-                (AttrKind::Int, Attr::Int(_))
-                    | (AttrKind::Float, Attr::Float(_))
-                    | (AttrKind::Str, Attr::Str(_))
-                    | (AttrKind::Ints, Attr::Ints(_))
-            );
-            if !ok {
-                return Err(Error::invalid(format!(
-                    "{name}: attr {attr} was given a value of the wrong type ({value:?})"
-                )));
-            }
+        for (i, (attr, _)) in attrs.iter().enumerate() {
             if attrs[..i].iter().any(|(n, _)| n == attr) {
                 return Err(Error::invalid(format!("{name}: attr {attr} given twice")));
             }
         }
+        // InputType only says what the input tensor holds (the host's business).
+        let given: Vec<(&str, Attr<'_>)> = attrs
+            .iter()
+            .filter(|(n, _)| *n != "InputType")
+            .copied()
+            .collect();
         let a = Attrs {
             op: name,
-            given: attrs,
+            given: &given,
+            used: std::cell::RefCell::new(vec![false; given.len()]),
+            wrong: std::cell::RefCell::new(None),
         };
-        if let Some((missing, _)) = spec.iter().find(|(n, _)| !a.has(n)) {
-            return Err(Error::invalid(format!("{name}: attr {missing} not given")));
+        match role(name, &a) {
+            Ok(role) => {
+                a.finish()?;
+                Ok(RequestOp { name, role })
+            }
+            // A missing attr explains the failure better than what it caused
+            // (a role that failed early left later attrs unread: no check).
+            Err(e) => match a.wrong.borrow().as_ref() {
+                Some(wrong) => Err(Error::invalid(format!("{name}: {wrong}"))),
+                None => Err(e),
+            },
         }
-        let role = role(name, &a)?;
-        Ok(RequestOp { name, role })
     }
 
     /// The op's registered name.
@@ -524,17 +487,27 @@ fn role(name: &'static str, a: &Attrs<'_>) -> Result<Role> {
         }
     };
     if name.starts_with("Decode") {
-        let labels = a.columns("label_features")?;
-        let weights = a.columns("weight_features")?;
+        let hashed = name.starts_with("DecodeAndHash");
+        let requests = name.contains("BatchPredictionRequest");
+        // twml's first request decoders have no labels or weights, and its
+        // unhashed DataRecord decoder no decode_mode (it has no sparse keys to
+        // mix); the attrs say so, the reader only follows.
+        let v1 = requests && !name.ends_with("V2");
+        let (labels, weights) = if v1 {
+            (IdMap::default(), IdMap::default())
+        } else {
+            (a.columns("label_features")?, a.columns("weight_features")?)
+        };
+        let has_mode = hashed || name == "DecodeBatchPredictionRequestV2";
         return Ok(Role::Decode(Config {
             keep: a.keep()?,
             num_labels: labels.len(),
             labels,
             num_weights: weights.len(),
             weights,
-            mix_names: a.mix_names()?,
-            hashed: name.starts_with("DecodeAndHash"),
-            requests: name.contains("BatchPredictionRequest"),
+            mix_names: has_mode && a.mix_names()?,
+            hashed,
+            requests,
         }));
     }
     if let Some(what) = name

@@ -30,6 +30,25 @@ impl Runner for Serial {
     }
 }
 
+/// `n` threads of the standard library, started per call (one per task) and
+/// joined before `run` returns: for a Rust host without a pool of its own,
+/// and for tests that need real concurrency. A server should pass its own
+/// pool instead (starting threads per call costs tens of microseconds).
+pub struct ScopedThreads(pub usize);
+
+impl Runner for ScopedThreads {
+    fn threads(&self) -> usize {
+        self.0
+    }
+    fn run(&self, tasks: usize, task: &(dyn Fn(usize) + Sync)) {
+        std::thread::scope(|s| {
+            for i in 0..tasks {
+                s.spawn(move || task(i));
+            }
+        });
+    }
+}
+
 /// Below this much output one thread is faster than handing work to the pool.
 /// Measured on the 2-core machine (op medians, one-thread pool vs default):
 /// 2.2 MB continuous 230-354 us alone vs 322-512 us sharded; 7.2 MB tensor
@@ -101,20 +120,7 @@ mod tests {
     use super::*;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
-    /// Runs tasks on scoped threads, like a pool with `n` workers.
-    struct Threads(usize);
-    impl Runner for Threads {
-        fn threads(&self) -> usize {
-            self.0
-        }
-        fn run(&self, tasks: usize, task: &(dyn Fn(usize) + Sync)) {
-            std::thread::scope(|s| {
-                for i in 0..tasks {
-                    s.spawn(move || task(i));
-                }
-            });
-        }
-    }
+    use super::ScopedThreads as Threads;
 
     /// A broken host pool that skips the last task.
     struct Lossy;

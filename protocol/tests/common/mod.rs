@@ -265,17 +265,5 @@ fn walk_general_tensor(p: &mut dyn TInputProtocol) -> Walk<Row> {
 }
 
 /// Runs the tasks on scoped threads, as a host pool with `n` workers would.
-pub struct Threads(pub usize);
-
-impl bpr_protocol::Runner for Threads {
-    fn threads(&self) -> usize {
-        self.0
-    }
-    fn run(&self, tasks: usize, task: &(dyn Fn(usize) + Sync)) {
-        std::thread::scope(|s| {
-            for i in 0..tasks {
-                s.spawn(move || task(i));
-            }
-        });
-    }
-}
+#[allow(unused_imports)] // not every test binary that shares this module runs threads
+pub use bpr_protocol::ScopedThreads as Threads;

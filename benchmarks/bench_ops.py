@@ -25,7 +25,8 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "python"))
-sys.path.insert(0, str(HERE / "gen_py"))
+# Apache Thrift structs made from thrift/ at run time (no generated code committed).
+sys.path.insert(0, str(HERE.parent / "tests" / "python"))
 
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
@@ -36,9 +37,13 @@ from thriftpy2.protocol import TCyBinaryProtocolFactory  # noqa: E402
 from thriftpy2.utils import serialize as tp2_serialize  # noqa: E402
 
 import bpr_ops  # noqa: E402
-from data.ttypes import DataRecord  # noqa: E402
-from prediction_service.ttypes import BatchPredictionResponse  # noqa: E402
-from tensor.ttypes import DataType, GeneralTensor, RawTypedTensor, StringTensor  # noqa: E402
+import apache_thrift  # noqa: E402
+
+_APACHE = apache_thrift.load()
+DataRecord = _APACHE.data.DataRecord
+BatchPredictionResponse = _APACHE.prediction_service.BatchPredictionResponse
+DataType, GeneralTensor = _APACHE.tensor.DataType, _APACHE.tensor.GeneralTensor
+RawTypedTensor, StringTensor = _APACHE.tensor.RawTypedTensor, _APACHE.tensor.StringTensor
 
 TP2 = thriftpy2.load(
     str(HERE.parent / "thrift/prediction_service.thrift"),

@@ -1,7 +1,8 @@
 """A BatchPredictionResponse that sets every DataRecord field and every
 GeneralTensor member, serialized by code we did not write: the Apache Thrift
-compiler's Python structs (benchmarks/gen_py) on the `thrift` package's binary
-protocol. `extended_bytes` writes the same records with thriftpy2 from a newer
+compiler's Python structs (TBase classes made from thrift/ at run time by
+apache_thrift.py, as `thrift --gen py:dynamic` would emit them) on the `thrift`
+package's binary protocol. `extended_bytes` writes the same records with thriftpy2 from a newer
 schema that adds fields of every type and nesting, as another producer might.
 
 `EXPECTED` is what decode_batch_prediction_response must return for it.
@@ -22,13 +23,11 @@ from thriftpy2.transport.memory import TMemoryBuffer
 
 import bpr_ops
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "benchmarks" / "gen_py"))
-from data import ttypes as D  # noqa: E402  (Apache-generated)
-from prediction_service import ttypes as P  # noqa: E402
-from tensor import ttypes as T  # noqa: E402
+import apache_thrift
 
-sys.path.remove(str(ROOT / "benchmarks" / "gen_py"))
+ROOT = Path(__file__).resolve().parents[2]
+_APACHE = apache_thrift.load()
+D, P, T = _APACHE.data, _APACHE.prediction_service, _APACHE.tensor
 
 
 def _records(ns_data, ns_tensor):

@@ -176,6 +176,7 @@ typedef int32_t bpr_attr_kind;
 #define BPR_ATTR_FLOAT 2     /* TF `float`:      float_value */
 #define BPR_ATTR_STRING 3    /* TF `string`:     string_value (any bytes) */
 #define BPR_ATTR_INT_LIST 4  /* TF `list(int)`:  list[0..list_len) */
+#define BPR_ATTR_BOOL 5      /* TF `bool`:       int_value, 0 or 1 */
 
 /* One attr of a request-side op, as the kernel read it at construction.
  * Names and types are twml's registered ones (cpp_shim/request_ops.cc). */

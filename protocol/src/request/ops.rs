@@ -5,6 +5,7 @@
 
 use super::batch::{self, mix_discrete, mix_string, Batch, Config, IdMap, Ranges};
 use super::read::{Kind, Span, KINDS};
+use super::tensors::Getter;
 use crate::widen::f64_to_f32;
 use crate::{feature_id_bytes, Error, Result};
 
@@ -20,6 +21,8 @@ pub enum Attr<'a> {
     Str(&'a [u8]),
     /// TF `list(int)`.
     Ints(&'a [i64]),
+    /// TF `bool`.
+    Bool(bool),
 }
 
 /// Where a getter writes its outputs. Each output (0-based, in the op's
@@ -39,6 +42,18 @@ pub trait Outputs {
         dims: &[usize],
         values: &mut dyn Iterator<Item = &[u8]>,
     ) -> Result<()>;
+    /// A `uint8` output (the tensor getters' `out_endian`).
+    fn uint8(&mut self, index: usize, _dims: &[usize]) -> Result<&mut [u8]> {
+        Err(Error::internal(format!(
+            "output {index}: this host has no uint8 outputs"
+        )))
+    }
+    /// A `bool` output (the tensor getters' `is_found`).
+    fn bool(&mut self, index: usize, _dims: &[usize]) -> Result<&mut [bool]> {
+        Err(Error::internal(format!(
+            "output {index}: this host has no bool outputs"
+        )))
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -47,6 +62,7 @@ enum AttrKind {
     Float,
     Str,
     Ints,
+    Bool,
 }
 
 const KEEP: [(&str, AttrKind); 2] = [
@@ -71,7 +87,7 @@ const SIX: [&str; 6] = [
 
 /// Every request-side op: its name and its attrs other than the type attr
 /// `InputType` (which only says what the input tensor holds).
-const OPS: [(&str, &[(&str, AttrKind)]); 37] = {
+const OPS: [(&str, &[(&str, AttrKind)]); 45] = {
     use AttrKind::*;
     [
         ("DecodeBatchPredictionRequest", &KEEP),
@@ -173,8 +189,35 @@ const OPS: [(&str, &[(&str, AttrKind)]); 37] = {
                 ("decode_mode", Int),
             ],
         ),
+        // The tensor getters (request/tensors.rs), twml's tensor_record.cpp.
+        ("GetStringTensorsFromDataRecord", &[("feature_id", Int)]),
+        (
+            "GetStringTensorsFromHashedDataRecord",
+            &[("feature_id", Int)],
+        ),
+        (
+            "GetTensorsFromDataRecord",
+            &[("assert_shape", Bool), ("feature_id", Int)],
+        ),
+        (
+            "GetTensorsFromHashedDataRecord",
+            &[("assert_shape", Bool), ("feature_id", Int)],
+        ),
+        ("GetTensorsWithMissingMaskFromDataRecord", &MASKED),
+        ("GetTensorsWithMissingMaskFromHashedDataRecord", &MASKED),
+        ("GetSparseTensorsFromDataRecord", &[("feature_id", Int)]),
+        (
+            "GetSparseTensorsFromHashedDataRecord",
+            &[("feature_id", Int)],
+        ),
     ]
 };
+const MASKED: [(&str, AttrKind); 4] = [
+    ("assert_shape", AttrKind::Bool),
+    ("feature_id", AttrKind::Int),
+    ("default_shape", AttrKind::Ints),
+    ("dtype_size", AttrKind::Int),
+];
 
 /// The registered names of every request-side op, decode ops first.
 pub fn op_names() -> impl Iterator<Item = &'static str> {
@@ -229,6 +272,8 @@ enum Role {
         kind: Kind,
         id: i64,
     },
+    /// The tensor getters.
+    Tensor(Getter),
     HashedSparse {
         /// Per kind, the ids to read.
         keep: [IdMap<()>; 6],
@@ -285,6 +330,9 @@ impl<'a> Attrs<'a> {
             Attr::Str(v) => v,
             _ => &[],
         }
+    }
+    fn bool(&self, name: &str) -> bool {
+        matches!(self.get(name), Attr::Bool(true))
     }
     fn has(&self, name: &str) -> bool {
         self.given.iter().any(|(n, _)| *n == name)
@@ -382,6 +430,7 @@ impl RequestOp {
                     | (AttrKind::Float, Attr::Float(_))
                     | (AttrKind::Str, Attr::Str(_))
                     | (AttrKind::Ints, Attr::Ints(_))
+                    | (AttrKind::Bool, Attr::Bool(_))
             );
             if !ok {
                 return Err(Error::invalid(format!(
@@ -439,7 +488,11 @@ impl RequestOp {
     /// A getter: reads `batch`, which a decode op made from `messages` (the
     /// same messages, given again), and writes every output.
     pub fn get(&self, batch: &Batch, messages: &[&[u8]], out: &mut dyn Outputs) -> Result<()> {
-        let wants_hashed = matches!(self.role, Role::Hashed(_));
+        let wants_hashed = match &self.role {
+            Role::Hashed(_) => true,
+            Role::Tensor(g) => g.hashed,
+            _ => false,
+        };
         if wants_hashed != batch.hashed {
             let (input, kind, makers) = if wants_hashed {
                 (
@@ -495,6 +548,7 @@ impl RequestOp {
                 default,
             } => dense(b, messages, *kind, ids, columns, *group, default, out),
             Role::Sparse { kind, id } => sparse(b, messages, *kind, *id, out),
+            Role::Tensor(g) => g.get(self.name, b, messages, out),
             Role::HashedSparse {
                 keep,
                 own_keep,
@@ -523,6 +577,16 @@ fn role(name: &'static str, a: &Attrs<'_>) -> Result<Role> {
             Kind::String
         }
     };
+    let tensor = Getter::new(
+        name,
+        a.int("feature_id"),
+        a.bool("assert_shape"),
+        a.ints("default_shape"),
+        a.int("dtype_size"),
+    )?;
+    if let Some(g) = tensor {
+        return Ok(Role::Tensor(g));
+    }
     if name.starts_with("Decode") {
         let labels = a.columns("label_features")?;
         let weights = a.columns("weight_features")?;

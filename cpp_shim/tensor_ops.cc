@@ -129,3 +129,24 @@ BPR_MASKED("GetTensorsWithMissingMaskFromHashedDataRecord", "hashed_data_record_
 
 BPR_SPARSE("GetSparseTensorsFromDataRecord", "data_record_handle", "valueendian");
 BPR_SPARSE("GetSparseTensorsFromHashedDataRecord", "hashed_data_record_handle", "values_endian");
+
+// twml's writer of one DataRecord (data_record_tensor_writer.cpp); kernel in kernels.cc.
+REGISTER_OP("DataRecordTensorWriter")
+    .Attr("T: list({string, int32, int64, float, double, bool})")
+    .Input("keys: int64")
+    .Input("values: T")
+    .Output("result: uint8")
+    .SetShapeFn([](::tensorflow::shape_inference::InferenceContext* c) {
+      c->set_output(0, c->Matrix(1, c->UnknownDim()));
+      return absl::OkStatus();
+    })
+    .Doc(R"doc(
+Packages keys and dense tensors into one serialized DataRecord (Thrift binary):
+values[j] under keys[j] in its tensors map, numbers and bools as little-endian
+rawTypedTensor, strings as stringTensor, in the order of keys. A repeated key is
+an error.
+
+keys: feature ids, int64 [K], distinct.
+values: K tensors of any shape.
+result: uint8 [1, N], the record's bytes.
+)doc");

@@ -122,6 +122,11 @@ bpr_status bpr_continuous_encode(const bpr_tensor* keys, const bpr_tensor* value
 bpr_status bpr_tensor_encode(const bpr_tensor* keys, const bpr_tensor* values,
                              size_t num_values, bpr_alloc_fn alloc, void* alloc_context,
                              const bpr_runner* runner, char* msg, size_t msg_cap);
+/* DataRecordTensorWriter: one DataRecord whose tensors map holds values[j]
+ * under keys[j]; the output is the record's bytes (alloc'd as [1, size]). */
+bpr_status bpr_record_tensor_encode(const bpr_tensor* keys, const bpr_tensor* values,
+                                    size_t num_values, bpr_alloc_fn alloc, void* alloc_context,
+                                    char* msg, size_t msg_cap);
 
 /*
  * A tensor writer's plan cache: what a call's framing depends on (the keys and

@@ -44,3 +44,36 @@ pub fn encode_data_record_tensors(keys: &Tensor<'_>, values: &[Tensor<'_>]) -> R
     let response = crate::encode_tensor_response(keys, &batched)?;
     Ok(response[RESPONSE_HEAD..response.len() - STOP].to_vec())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Data;
+
+    #[test]
+    fn no_keys_is_an_empty_record() {
+        let keys = Tensor::new(&[0], Data::I64(&[])).unwrap();
+        assert_eq!(encode_data_record_tensors(&keys, &[]).unwrap(), vec![0]);
+    }
+
+    #[test]
+    fn must_write_one_int32_entry() {
+        // The wire-format page's example record, without the response around it.
+        let keys = Tensor::new(&[1], Data::I64(&[7])).unwrap();
+        let v = Tensor::new(&[2], Data::I32(&[1, 2])).unwrap();
+        let want: &[u8] = &[
+            0x0d, 0, 8, 0x0a, 0x0c, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 7, 0x0c, 0, 1, 8, 0, 1, 0, 0,
+            0, 2, 0x0b, 0, 2, 0, 0, 0, 8, 1, 0, 0, 0, 2, 0, 0, 0, 0x0f, 0, 3, 0x0a, 0, 0, 0, 1, 0,
+            0, 0, 0, 0, 0, 0, 2, 0, 0, 0,
+        ];
+        assert_eq!(encode_data_record_tensors(&keys, &[v]).unwrap(), want);
+    }
+
+    #[test]
+    fn repeated_key_is_an_error() {
+        let keys = Tensor::new(&[2], Data::I64(&[4, 4])).unwrap();
+        let v = Tensor::new(&[1], Data::F64(&[1.0])).unwrap();
+        let e = encode_data_record_tensors(&keys, &[v, v]).unwrap_err();
+        assert!(e.message().contains("duplicate: key 4"), "{e}");
+    }
+}

@@ -20,15 +20,18 @@ use super::read::{Cursor, Kind, ReadError, Span, Visit, R};
 use crate::wire::ttype;
 use crate::{Error, Result};
 
+/// A record's entries: `[tensors, sparseTensors]` ranges of `Tensors::entries`.
+type EntryRanges = [(usize, usize); 2];
+
 /// Where every record's tensor entries are (both handle kinds).
 #[derive(Debug, Default)]
 pub(crate) struct Tensors {
     /// `[tensors, sparseTensors]`: (feature id, span of the value), wire order.
     entries: [Vec<(i64, Span)>; 2],
     /// Per record: the ranges of its entries, and its request's common record.
-    records: Vec<([(usize, usize); 2], Option<u32>)>,
+    records: Vec<(EntryRanges, Option<u32>)>,
     /// Per request with `commonFeatures`: the ranges of its entries.
-    commons: Vec<[(usize, usize); 2]>,
+    commons: Vec<EntryRanges>,
     /// Where the record being read began.
     open: [usize; 2],
 }
@@ -39,7 +42,7 @@ impl Tensors {
         self.open = [self.entries[0].len(), self.entries[1].len()];
     }
 
-    fn ranges(&self) -> [(usize, usize); 2] {
+    fn ranges(&self) -> EntryRanges {
         [
             (self.open[0], self.entries[0].len()),
             (self.open[1], self.entries[1].len()),
@@ -218,8 +221,13 @@ impl Tensor<'_> {
         } else {
             " little-endian"
         };
+        let article = if self.variant.starts_with(['a', 'e', 'i', 'o', 'u']) {
+            "an"
+        } else {
+            "a"
+        };
         format!(
-            "a {} of {}{order}, shape {:?}",
+            "{article} {} of {}{order}, shape {:?}",
             self.variant,
             self.dtype.name(),
             self.shape
@@ -435,7 +443,7 @@ fn raw<'m>(c: &mut Cursor<'m>, data: &'m [u8], what: &dyn fmt::Display) -> R<Ten
         }
         strings.len()
     } else {
-        if bytes.len() % dtype.size() != 0 {
+        if !bytes.len().is_multiple_of(dtype.size()) {
             return c.fail(
                 content_at,
                 format_args!(

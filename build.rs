@@ -14,6 +14,7 @@ const SHIM_SOURCES: &[&str] = &[
     "cpp_shim/kernels.cc",
     "cpp_shim/request_ops.cc",
     "cpp_shim/request_kernels.cc",
+    "cpp_shim/tensor_ops.cc",
     "cpp_shim/compat.cc",
 ];
 const SHIM_HEADER: &str = "cpp_shim/include/bpr_ops.h";

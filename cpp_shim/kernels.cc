@@ -216,8 +216,34 @@ class FeatureIdOp : public OpKernel {
   std::vector<int64_t> ids_;
 };
 
+// DataRecordTensorWriter: keys and a list of dense tensors -> one DataRecord.
+class RecordTensorWriterOp : public OpKernel {
+ public:
+  explicit RecordTensorWriterOp(OpKernelConstruction* ctx) : OpKernel(ctx) {}
+
+  void Compute(OpKernelContext* ctx) override {
+    Dims key_dims;
+    bpr_tensor keys;
+    OP_REQUIRES_OK(ctx, View(ctx->input(0), &key_dims, &keys));
+    const int num_values = ctx->num_inputs() - 1;
+    InlineVector<Dims, 8> dims(num_values);
+    InlineVector<bpr_tensor, 8> values(num_values);
+    for (int j = 0; j < num_values; ++j) {
+      OP_REQUIRES_OK(ctx, View(ctx->input(j + 1), &dims[j], &values[j]));
+    }
+    char msg[kMessageCapacity];
+    Output output{ctx, absl::OkStatus()};
+    const bpr_status status = bpr_record_tensor_encode(&keys, values.data(), values.size(),
+                                                       AllocateOutput, &output, msg, sizeof msg);
+    OP_REQUIRES_OK(ctx, Finish(status, msg, output));
+  }
+};
+
 }  // namespace
 }  // namespace bpr_ops
+
+REGISTER_KERNEL_BUILDER(Name("DataRecordTensorWriter").Device(tensorflow::DEVICE_CPU),
+                        bpr_ops::RecordTensorWriterOp);
 
 // One kernel serves every T: the dtype travels in the view, not the template.
 REGISTER_KERNEL_BUILDER(Name("BatchPredictionResponseWriter").Device(tensorflow::DEVICE_CPU),

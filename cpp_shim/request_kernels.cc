@@ -86,6 +86,11 @@ absl::Status ReadAttrs(OpKernelConstruction* ctx, AttrValues* out) {
       TF_RETURN_IF_ERROR(ctx->GetAttr(def.name(), &out->strings.back()));
       const std::string& s = out->strings.back();
       attr.string_value = bpr_bytes{reinterpret_cast<const uint8_t*>(s.data()), s.size()};
+    } else if (def.type() == "bool") {
+      attr.kind = BPR_ATTR_BOOL;
+      bool value = false;
+      TF_RETURN_IF_ERROR(ctx->GetAttr(def.name(), &value));
+      attr.int_value = value ? 1 : 0;
     } else if (def.type() == "list(int)") {
       attr.kind = BPR_ATTR_INT_LIST;
       out->lists.emplace_back();
@@ -292,3 +297,13 @@ BPR_GET("GetSparseBinaryAsTensor");
 BPR_GET("GetSparseContinuousAsTensor");
 BPR_GET("GetHashedFeaturesAsSparseTensor");
 BPR_GET("GetHashedFeaturesAsSparseTensorV2");
+
+// The tensor getters (registered in tensor_ops.cc; logic in request/tensors.rs).
+BPR_GET("GetTensorsFromDataRecord");
+BPR_GET("GetTensorsFromHashedDataRecord");
+BPR_GET("GetTensorsWithMissingMaskFromDataRecord");
+BPR_GET("GetTensorsWithMissingMaskFromHashedDataRecord");
+BPR_GET("GetStringTensorsFromDataRecord");
+BPR_GET("GetStringTensorsFromHashedDataRecord");
+BPR_GET("GetSparseTensorsFromDataRecord");
+BPR_GET("GetSparseTensorsFromHashedDataRecord");

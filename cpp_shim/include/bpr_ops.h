@@ -122,6 +122,11 @@ bpr_status bpr_continuous_encode(const bpr_tensor* keys, const bpr_tensor* value
 bpr_status bpr_tensor_encode(const bpr_tensor* keys, const bpr_tensor* values,
                              size_t num_values, bpr_alloc_fn alloc, void* alloc_context,
                              const bpr_runner* runner, char* msg, size_t msg_cap);
+/* DataRecordTensorWriter: one DataRecord whose tensors map holds values[j]
+ * under keys[j]; the output is the record's bytes (alloc'd as [1, size]). */
+bpr_status bpr_record_tensor_encode(const bpr_tensor* keys, const bpr_tensor* values,
+                                    size_t num_values, bpr_alloc_fn alloc, void* alloc_context,
+                                    char* msg, size_t msg_cap);
 
 /*
  * A tensor writer's plan cache: what a call's framing depends on (the keys and
@@ -176,6 +181,7 @@ typedef int32_t bpr_attr_kind;
 #define BPR_ATTR_FLOAT 2     /* TF `float`:      float_value */
 #define BPR_ATTR_STRING 3    /* TF `string`:     string_value (any bytes) */
 #define BPR_ATTR_INT_LIST 4  /* TF `list(int)`:  list[0..list_len) */
+#define BPR_ATTR_BOOL 5      /* TF `bool`:       int_value, 0 or 1 */
 
 /* One attr of a request-side op, as the kernel read it at construction.
  * Names and types are twml's registered ones (cpp_shim/request_ops.cc). */

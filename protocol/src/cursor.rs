@@ -148,6 +148,12 @@ impl<'a> Cursor<'a> {
         Ok(self.slice(s))
     }
 
+    /// The message this cursor reads (its index in the batch's messages).
+    #[inline]
+    pub fn msg(&self) -> u32 {
+        self.msg
+    }
+
     /// The bytes of a span this cursor read.
     #[inline]
     pub fn slice(&self, s: Span) -> &'a [u8] {

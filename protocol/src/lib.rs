@@ -60,6 +60,7 @@ mod error;
 mod feature_id;
 mod input;
 pub mod parallel;
+mod record_tensor;
 pub mod request;
 mod tensor;
 pub mod widen;
@@ -73,6 +74,7 @@ pub use error::{Error, ErrorKind, Result};
 pub use feature_id::{feature_id, feature_id_bytes, feature_ids, write_feature_ids};
 pub use input::{DType, Data, StringSource, Tensor};
 pub use parallel::{Runner, ScopedThreads, Serial};
+pub use record_tensor::encode_data_record_tensors;
 pub use tensor::{
     encode_tensor_response, plan_tensor_response, tensor_response_size, write_tensor_response,
     write_tensor_response_with, FixedRecords, Gap, RecordLoop, TensorPlan, TensorPlanCache,

@@ -27,7 +27,9 @@ _NEEDS_TENSORFLOW = {
     "BatchPredictionRequestReader": "_request_layer",
     "BatchPredictionTensorWriter": "layers",
     "BatchPredictionWriter": "layers",
+    "DataRecordTensorWriter": "layers",
     "batch_prediction_response_writer": "ops",
+    "data_record_tensor_writer": "ops",
     "batch_prediction_tensor_response_writer": "ops",
     "LibraryLoadError": "_loader",
     "UnsupportedTensorFlowError": "_loader",
@@ -40,8 +42,12 @@ if importlib.util.find_spec("tensorflow") is not None:
     # Keras, which a `.keras` file loaded right after `import bpr_ops` needs.
     from ._loader import LibraryLoadError, UnsupportedTensorFlowError, library_path, load_library  # noqa: E402
     from ._request_layer import BatchPredictionRequestReader  # noqa: E402
-    from .layers import BatchPredictionTensorWriter, BatchPredictionWriter  # noqa: E402
-    from .ops import batch_prediction_response_writer, batch_prediction_tensor_response_writer  # noqa: E402
+    from .layers import BatchPredictionTensorWriter, BatchPredictionWriter, DataRecordTensorWriter  # noqa: E402
+    from .ops import (  # noqa: E402
+        batch_prediction_response_writer,
+        batch_prediction_tensor_response_writer,
+        data_record_tensor_writer,
+    )
 else:
 
     def __getattr__(name):
@@ -64,12 +70,14 @@ __all__ = [
     "encode_data_record",
     "BatchPredictionTensorWriter",
     "BatchPredictionWriter",
+    "DataRecordTensorWriter",
     "DecodeError",
     "LibraryLoadError",
     "SparseTensorValue",
     "UnsupportedTensorFlowError",
     "batch_prediction_response_writer",
     "batch_prediction_tensor_response_writer",
+    "data_record_tensor_writer",
     "decode_batch_prediction_response",
     "feature_id",
     "feature_ids",

@@ -38,6 +38,12 @@ class BatchPredictionRequestReader(keras.layers.Layer):
       default_value: float for an absent continuous feature.
       default_discrete: int for an absent discrete feature.
       default_string: str for an absent string feature.
+      tensors: {key: (dtype, shape)}: tensor features (the records' `tensors`
+        map, read with GetTensorsWithMissingMaskFromDataRecord), each a dense
+        [B, *shape] tensor of dtype (float32, float64, int32, int64, uint8,
+        int8 or bool) under out["tensors"][key], zeros where a record (and its
+        commonFeatures) lacks it, with out["tensors_found"][key] a bool [B]
+        mask. A tensor of another dtype or shape is an InvalidArgumentError.
       output_mode: "kinds" (default): {"continuous": [B, F_c], "binary": [B, F_b],
         "discrete": [B, F_d], "strings": [B, F_s]}, for the kinds given, columns
         in the order given. "names": {key: [B]}, one tensor per key (a name, or
@@ -57,6 +63,7 @@ class BatchPredictionRequestReader(keras.layers.Layer):
         default_discrete=0,
         default_string="",
         output_mode="kinds",
+        tensors=None,
         **kwargs,
     ):
         kwargs.setdefault("trainable", False)
@@ -91,8 +98,11 @@ class BatchPredictionRequestReader(keras.layers.Layer):
             if ids:
                 self._ids[kind] = ids
                 self._given[kind] = as_given
-        if not self._ids:
-            raise ValueError(f"{where}: no features to read; give continuous, binary, discrete or strings keys")
+        self._tensors = _tensor_specs(tensors, where, seen)
+        if not self._ids and not self._tensors:
+            raise ValueError(
+                f"{where}: no features to read; give continuous, binary, discrete, strings or tensors keys"
+            )
 
     def _names(self, kind: str) -> list[str]:
         return [k if isinstance(k, str) else str(k) for k in config_keys(self._given[kind])]
@@ -113,6 +123,11 @@ class BatchPredictionRequestReader(keras.layers.Layer):
             else:
                 for name in self._names(kind):
                     out[name] = keras.KerasTensor((None,), dtype=out_dtype)
+        if self._tensors:
+            out["tensors"] = {
+                k: keras.KerasTensor((None, *shape), dtype=dtype) for k, (_, dtype, shape) in self._tensors.items()
+            }
+            out["tensors_found"] = {k: keras.KerasTensor((None,), dtype="bool") for k in self._tensors}
         return out
 
     def call(self, inputs):
@@ -147,6 +162,10 @@ class BatchPredictionRequestReader(keras.layers.Layer):
             else:
                 for j, name in enumerate(self._names(kind)):
                     out[name] = values[:, j]
+        if self._tensors:
+            out["tensors"], out["tensors_found"] = {}, {}
+            for key, (fid, dtype, shape) in self._tensors.items():
+                out["tensors"][key], out["tensors_found"][key] = _read_tensor(lib, handle, key, fid, dtype, shape)
         return out
 
     def get_config(self):
@@ -162,4 +181,70 @@ class BatchPredictionRequestReader(keras.layers.Layer):
             default_string=default_string,
             output_mode=self.output_mode,
         )
+        if self._tensors:
+            config["tensors"] = {k: (dtype, list(shape)) for k, (_, dtype, shape) in self._tensors.items()}
         return config
+
+
+# Element types a tensor feature may be declared with, and the name the
+# tensor getters give each in out_type.
+_TENSOR_DTYPES = ("float32", "float64", "int32", "int64", "uint8", "int8", "bool")
+
+
+def _tensor_specs(tensors, where: str, seen: dict) -> dict:
+    """{key: (feature id, dtype name, shape tuple)}, checked."""
+    if tensors is None:
+        return {}
+    if not isinstance(tensors, dict):
+        raise TypeError(f"{where}: tensors must be a dict {{key: (dtype, shape)}}, got {type(tensors).__name__}")
+    out = {}
+    for key, spec in tensors.items():
+        try:
+            dtype, shape = spec
+            dtype = tf.as_dtype(dtype).name
+            shape = tuple(int(d) for d in shape)
+        except (TypeError, ValueError):
+            raise TypeError(f"{where}: tensors[{key!r}] must be (dtype, shape), e.g. (tf.float32, [64]); got {spec!r}") from None
+        if dtype not in _TENSOR_DTYPES:
+            raise TypeError(f"{where}: tensors[{key!r}] has dtype {dtype}; supported: {', '.join(_TENSOR_DTYPES)}")
+        if any(d < 0 for d in shape):
+            raise ValueError(f"{where}: tensors[{key!r}] has shape {list(shape)}; dimensions must be >= 0")
+        (fid,), _ = resolve_keys([key], f"{where} tensors")
+        if fid in seen:
+            raise ValueError(f"{where}: {key!r} in tensors is feature id {fid}, which {seen[fid]} already reads; each feature is read once")
+        seen[fid] = f"tensors ({key!r})"
+        out[key] = (fid, dtype, shape)
+    return out
+
+
+def _read_tensor(lib, handle, key, fid: int, dtype: str, shape: tuple):
+    """A declared tensor feature as [B, *shape] and its found mask [B]."""
+    tf_dtype = tf.as_dtype(dtype)
+    raw_dtype = tf.uint8 if tf_dtype == tf.bool else tf_dtype
+    r = lib.get_tensors_with_missing_mask_from_data_record(
+        handle, assert_shape=True, feature_id=fid, default_shape=list(shape), dtype_size=raw_dtype.size
+    )
+    same = tf.equal(r.out_type, dtype)
+    little = tf.logical_or(tf.logical_and(same, tf.equal(r.out_endian, 0)), tf.equal(r.out_type, "Unknown type"))
+    big = tf.logical_and(same, tf.equal(r.out_endian, 1))
+    branches = [
+        (little, lambda: tf.io.decode_raw(r.output, raw_dtype, little_endian=True)),
+        (big, lambda: tf.io.decode_raw(r.output, raw_dtype, little_endian=False)),
+    ]
+    ok = tf.logical_or(little, big)
+    if tf_dtype == tf.float32:
+        # floatTensor: a list of doubles on the wire (twml reads it as float64).
+        wide = tf.logical_and(tf.equal(r.out_type, "float64"), tf.equal(r.out_endian, 1))
+        branches.append((wide, lambda: tf.cast(tf.io.decode_raw(r.output, tf.float64, little_endian=False), tf.float32)))
+        ok = tf.logical_or(ok, wide)
+    check = tf.debugging.Assert(
+        ok,
+        [f"BatchPredictionRequestReader: tensor {key!r} (feature id {fid}) is declared {dtype} {list(shape)}; "
+         "the request sends a tensor of type", r.out_type],
+    )
+    with tf.control_dependencies([check]):
+        flat = tf.case(branches, default=branches[0][1], exclusive=False)
+    values = tf.reshape(flat, [-1, *shape])
+    if tf_dtype == tf.bool:
+        values = tf.not_equal(values, 0)
+    return values, r.is_found

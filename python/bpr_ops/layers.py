@@ -86,3 +86,40 @@ class BatchPredictionTensorWriter(_WriterLayer):
     def call(self, values):
         values = self._check_input(values)
         return ops.batch_prediction_tensor_response_writer(self.key_ids, values)
+
+
+@keras.saving.register_keras_serializable(package="bpr_ops")
+class DataRecordTensorWriter(_WriterLayer):
+    """Packages K dense tensors into one serialized Thrift DataRecord (uint8
+    [1, N]) whose `tensors` map holds values[j] (whole, any shape) under
+    keys[j]: twml's `twml.layers.DataRecordTensorWriter`, "initially added to
+    support exporting user embeddings as tensors".
+
+    Args:
+      keys: K >= 1 keys, one per input tensor, each an integer feature id or a
+        feature name (hashed as twml does), with distinct ids (twml kept the
+        first of repeated keys and dropped the others silently).
+    """
+
+    def __init__(self, keys, **kwargs):
+        super().__init__(keys, **kwargs)
+        if not self.keys:
+            raise ValueError("DataRecordTensorWriter: keys is empty; give one key per tensor")
+
+    def _check_input(self, values):
+        values = _checks.dense_list(values, self._where(), self.keys)
+        error = _checks.unsupported_dtype(self._where(), values, ops.RECORD_DTYPES)
+        if error is not None:
+            raise error
+        if len(values) != len(self.keys):
+            raise _checks.InputShapeError(
+                None,
+                None,
+                f"{self._where()}: got {len(values)} values tensors for {len(self.keys)} keys; "
+                "one values tensor per key is expected",
+            )
+        return values
+
+    def call(self, values):
+        values = self._check_input(values)
+        return ops.data_record_tensor_writer(self.key_ids, values)

@@ -137,3 +137,38 @@ def _checked_tensor_values(keys: tf.Tensor, values) -> list:
         where, ids, k = _static_keys(keys, _TENSOR)
         _checks.check_tensor(where, ids, k, values)
     return values
+
+
+_RECORD = "DataRecordTensorWriter"
+# twml's attr T: list({string, int32, int64, float, double, bool}).
+RECORD_DTYPES = (tf.string, tf.int32, tf.int64, tf.float32, tf.float64, tf.bool)
+
+
+def _checked_record_values(keys: tf.Tensor, values) -> list:
+    values = _checks.dense_list(values, _RECORD)
+    error = _checks.unsupported_dtype(_RECORD, values, RECORD_DTYPES)
+    if error is not None:
+        raise error
+    ids = _checks.static_keys(keys, _RECORD)
+    if ids is not None and len(ids) != len(values):
+        raise _checks.InputShapeError(
+            None,
+            None,
+            f"{_RECORD}: keys has {len(ids)} entries but {len(values)} values tensors were given; "
+            "one values tensor per key is expected",
+        )
+    return values
+
+
+def data_record_tensor_writer(keys, values, name=None) -> tf.Tensor:
+    """Serializes K dense tensors as one Thrift DataRecord (twml's
+    DataRecordTensorWriter): `tensors` {keys[j]: values[j]}, numbers and bools
+    as little-endian rawTypedTensor, strings as stringTensor, in key order.
+
+    `keys`: ids and/or names (names hashed as twml's FeatureId does), distinct.
+    `values`: a list of K tensors of any shape, each string, int32, int64,
+    float32, float64 or bool. Returns uint8 [1, N]: the record's bytes.
+    """
+    keys = _keys_tensor(keys)
+    values = _checked_record_values(keys, values)
+    return load_library().data_record_tensor_writer(keys=keys, values=values, name=name)

@@ -12,6 +12,7 @@ use std::panic::{self, AssertUnwindSafe};
 mod feature_id;
 #[cfg(target_arch = "x86_64")]
 mod raw_records;
+mod record_writer;
 mod request;
 mod runner;
 mod writers;
@@ -41,6 +42,7 @@ fn definitions_match_header() {
         (@ $arg:tt) => { _ };
     }
     use feature_id::*;
+    use record_writer::*;
     use request::*;
     use writers::*;
     same! {
@@ -60,6 +62,7 @@ fn definitions_match_header() {
         bpr_request_decode: (a, b, c, d, e, f, g),
         bpr_request_batch_free: (a),
         bpr_request_get: (a, b, c, d, e, f, g),
+        bpr_record_tensor_encode: (a, b, c, d, e, f, g),
     }
 }
 /// The marker and the version, NUL-terminated; see the header.

@@ -74,6 +74,7 @@ pub unsafe extern "C" fn bpr_request_op_new(
                     // SAFETY: the list's ints and length (contract).
                     Attr::Ints(unsafe { slice(a.list, a.list_len) })
                 }
+                sys::BPR_ATTR_BOOL => Attr::Bool(a.int_value != 0),
                 k => {
                     return Err(Error::internal(format!(
                         "{name}: attr {attr_name} has kind {k}, which the C ABI does not define"
@@ -191,6 +192,13 @@ impl Outputs for HostOutputs<'_> {
         self.typed(index, dims)
     }
     fn int8(&mut self, index: usize, dims: &[usize]) -> Result<&mut [i8]> {
+        self.typed(index, dims)
+    }
+    fn uint8(&mut self, index: usize, dims: &[usize]) -> Result<&mut [u8]> {
+        self.typed(index, dims)
+    }
+    fn bool(&mut self, index: usize, dims: &[usize]) -> Result<&mut [bool]> {
+        // TensorFlow's bool is C++ bool, one byte holding 0 or 1, as Rust's.
         self.typed(index, dims)
     }
     fn strings(

@@ -80,7 +80,7 @@ pub unsafe extern "C" fn bpr_continuous_write(
 ///
 /// # Safety
 /// `values` points to `num_values` valid views; `strings` was built from them.
-unsafe fn tensor_inputs<'a>(
+pub(super) unsafe fn tensor_inputs<'a>(
     keys: *const bpr_tensor,
     values: *const bpr_tensor,
     strings: &'a [Option<HostStrings>],
@@ -97,7 +97,7 @@ unsafe fn tensor_inputs<'a>(
 
 /// # Safety
 /// `values` points to `num_values` valid views.
-unsafe fn string_sources(
+pub(super) unsafe fn string_sources(
     values: *const bpr_tensor,
     num_values: usize,
 ) -> Result<Vec<Option<HostStrings>>> {
@@ -167,7 +167,7 @@ pub unsafe extern "C" fn bpr_tensor_write(
 /// # Safety
 /// `alloc` is NULL or a function that returns NULL or `size` writable bytes,
 /// not aliased until the encode call returns.
-unsafe fn host_output<'a>(
+pub(super) unsafe fn host_output<'a>(
     alloc: bpr_alloc_fn,
     context: *mut c_void,
     size: usize,
@@ -184,7 +184,7 @@ unsafe fn host_output<'a>(
 
 /// Runs an encode call: `f` returns false when the host's allocation failed,
 /// which becomes BPR_HOST_ALLOC_FAILED (the host reports its own error).
-fn guarded_encode(
+pub(super) fn guarded_encode(
     msg: *mut c_char,
     msg_cap: usize,
     f: impl FnOnce() -> Result<bool>,

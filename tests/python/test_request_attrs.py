@@ -15,13 +15,13 @@ import tensorflow as tf
 from tensorflow.python.framework import op_def_registry
 
 import bpr_ops
-from twml_interfaces import TWML_OPS
+from twml_interfaces import TWML_OPS, TWML_TENSOR_OPS
 
-# The request ops: twml's 37 readers (the writers and FeatureId are not ops
-# of the request reader).
-REQUEST_OPS = [n for n in TWML_OPS if n.startswith(("Decode", "Get"))]
+# The request ops: twml's 37 readers and 8 tensor getters (the writers and
+# FeatureId are not ops of the request reader).
+REQUEST_OPS = [n for n in {**TWML_OPS, **TWML_TENSOR_OPS} if n.startswith(("Decode", "Get"))]
 
-ATTR_INT, ATTR_FLOAT, ATTR_STRING, ATTR_INT_LIST = 1, 2, 3, 4
+ATTR_INT, ATTR_FLOAT, ATTR_STRING, ATTR_INT_LIST, ATTR_BOOL = 1, 2, 3, 4, 5
 
 
 class Bytes(ctypes.Structure):
@@ -44,15 +44,17 @@ SEVEN = (ctypes.c_int64 * 1)(7)
 
 
 def attr(name, tf_type):
-    """A value of the declared type that every op accepts (one id, 7, in
-    every list: keep_codes then has keep_features' length)."""
+    """A value of the declared type that every op accepts (1 for ints; one
+    id, 7, in every list: keep_codes then has keep_features' length)."""
     a = Attr(name=name.encode())
     if tf_type == "int":
-        a.kind = ATTR_INT
+        a.kind, a.int_value = ATTR_INT, 1  # a valid decode_mode, feature id and dtype_size
     elif tf_type == "float":
         a.kind = ATTR_FLOAT
     elif tf_type == "string":
         a.kind = ATTR_STRING
+    elif tf_type == "bool":
+        a.kind = ATTR_BOOL
     elif tf_type == "list(int)":
         a.kind, a.list, a.list_len = ATTR_INT_LIST, SEVEN, 1
     else:
@@ -83,8 +85,8 @@ class RequestAttrsTest(unittest.TestCase):
             self.lib.bpr_request_op_free(out)
         return status, msg.value.decode()
 
-    def test_the_37_request_ops_are_checked(self):
-        self.assertEqual(len(REQUEST_OPS), 37)
+    def test_the_45_request_ops_are_checked(self):
+        self.assertEqual(len(REQUEST_OPS), 45)
 
     def test_each_op_reads_exactly_what_its_registration_declares(self):
         for op in REQUEST_OPS:

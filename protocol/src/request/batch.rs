@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hash, Hasher};
 
 use super::read::{self, Cursor, Kind, Span, Visit, R};
+use super::tensors::{Tensors, WithTensors};
 use crate::feature_id_bytes;
 use crate::widen::f64_to_f32;
 
@@ -191,6 +192,8 @@ pub struct Batch {
     pub(crate) keep: IdMap<i64>,
     /// Hashed handle.
     pub(crate) rows: Rows,
+    /// Both handles: every record's tensors and sparseTensors entries.
+    pub(crate) tensors: Tensors,
 }
 
 impl Batch {
@@ -575,6 +578,7 @@ pub(crate) fn decode(
         features: Features::default(),
         keep: config.keep.clone(),
         rows: Rows::default(),
+        tensors: Tensors::default(),
     };
     let mut targets = Targets::new(config);
     let mut seen = IdMap::default();
@@ -602,6 +606,7 @@ pub(crate) fn decode(
         let first = b.num_records;
         let first_row = b.rows.len();
         let mut common = None;
+        let mut common_tensors = None;
         starts.clear();
         common_rows.truncate(0);
         common_targets.labels.clear();
@@ -614,6 +619,7 @@ pub(crate) fn decode(
             }
             common_targets.row();
             let name = "commonFeatures";
+            b.tensors.begin();
             if config.hashed {
                 let mut h = Hashing {
                     record: 0,
@@ -621,12 +627,13 @@ pub(crate) fn decode(
                     targets: &mut common_targets,
                     code: 0,
                 };
-                read::record(c, &name, &mut h)?;
+                read::record(c, &name, &mut WithTensors::new(&mut h, &mut b.tensors))?;
             } else {
                 let mut s = Store::new(bytes, &mut b.features, &mut seen, &mut common_targets);
-                read::record(c, &name, &mut s)?;
+                read::record(c, &name, &mut WithTensors::new(&mut s, &mut b.tensors))?;
                 common = Some(s.ranges());
             }
+            common_tensors = Some(b.tensors.end_common());
             Ok(())
         })
         .map_err(at)?;
@@ -637,6 +644,9 @@ pub(crate) fn decode(
             for r in &mut b.records[first..] {
                 r.1 = Some(index);
             }
+        }
+        if let Some(index) = common_tensors {
+            b.tensors.set_common(first, index);
         }
         targets.merge(first, &common_targets);
         if common_rows.len() > 0 {
@@ -667,6 +677,7 @@ fn one_record(
     targets.row();
     let record = b.num_records;
     b.num_records += 1;
+    b.tensors.begin();
     if b.hashed {
         let mut h = Hashing {
             record,
@@ -674,12 +685,13 @@ fn one_record(
             targets,
             code: 0,
         };
-        read::record(c, name, &mut h)
+        read::record(c, name, &mut WithTensors::new(&mut h, &mut b.tensors))?;
     } else {
         let mut s = Store::new(bytes, &mut b.features, seen, targets);
-        read::record(c, name, &mut s)?;
+        read::record(c, name, &mut WithTensors::new(&mut s, &mut b.tensors))?;
         let ranges = s.ranges();
         b.records.push((ranges, None));
-        Ok(())
     }
+    b.tensors.end_record();
+    Ok(())
 }

@@ -30,6 +30,7 @@ mod batch;
 mod encode;
 mod ops;
 mod read;
+mod tensors;
 
 /// A `DataRecord` to encode: the same plain struct the response decoder gives.
 pub use crate::decode::Record;

@@ -5,6 +5,7 @@
 
 use super::batch::{self, mix_discrete, mix_string, Batch, Config, IdMap, Ranges};
 use super::read::{Kind, Span, KINDS};
+use super::tensors::Getter;
 use crate::widen::f64_to_f32;
 use crate::{feature_id_bytes, Error, Result};
 
@@ -20,6 +21,8 @@ pub enum Attr<'a> {
     Str(&'a [u8]),
     /// TF `list(int)`.
     Ints(&'a [i64]),
+    /// TF `bool`.
+    Bool(bool),
 }
 
 /// Where a getter writes its outputs. Each output (0-based, in the op's
@@ -39,6 +42,18 @@ pub trait Outputs {
         dims: &[usize],
         values: &mut dyn Iterator<Item = &[u8]>,
     ) -> Result<()>;
+    /// A `uint8` output (the tensor getters' `out_endian`).
+    fn uint8(&mut self, index: usize, _dims: &[usize]) -> Result<&mut [u8]> {
+        Err(Error::internal(format!(
+            "output {index}: this host has no uint8 outputs"
+        )))
+    }
+    /// A `bool` output (the tensor getters' `is_found`).
+    fn bool(&mut self, index: usize, _dims: &[usize]) -> Result<&mut [bool]> {
+        Err(Error::internal(format!(
+            "output {index}: this host has no bool outputs"
+        )))
+    }
 }
 
 const SIX: [&str; 6] = [
@@ -55,7 +70,7 @@ const SIX: [&str; 6] = [
 /// registration declares (`cpp_shim/request_ops.cc`, the one source), and
 /// [`RequestOp::new`] refuses a declared attr it does not read, or a missing
 /// one it does (`tests/request_attrs.rs` checks every registration).
-const OPS: [&str; 37] = [
+const OPS: [&str; 45] = [
     "DecodeBatchPredictionRequest",
     "DecodeAndHashBatchPredictionRequest",
     "DecodeBatchPredictionRequestV2",
@@ -93,6 +108,15 @@ const OPS: [&str; 37] = [
     "GetSparseContinuousAsTensor",
     "GetHashedFeaturesAsSparseTensor",
     "GetHashedFeaturesAsSparseTensorV2",
+    // The tensor getters (request/tensors.rs), twml's tensor_record.cpp.
+    "GetStringTensorsFromDataRecord",
+    "GetStringTensorsFromHashedDataRecord",
+    "GetTensorsFromDataRecord",
+    "GetTensorsFromHashedDataRecord",
+    "GetTensorsWithMissingMaskFromDataRecord",
+    "GetTensorsWithMissingMaskFromHashedDataRecord",
+    "GetSparseTensorsFromDataRecord",
+    "GetSparseTensorsFromHashedDataRecord",
 ];
 
 /// The registered names of every request-side op, decode ops first.
@@ -148,6 +172,8 @@ enum Role {
         kind: Kind,
         id: i64,
     },
+    /// The tensor getters.
+    Tensor(Getter),
     HashedSparse {
         /// Per kind, the ids to read.
         keep: [IdMap<()>; 6],
@@ -221,6 +247,16 @@ impl<'a> Attrs<'a> {
                 &[]
             }
             None => &[],
+        }
+    }
+    fn bool(&self, name: &str) -> bool {
+        match self.get(name, "bool") {
+            Some(Attr::Bool(v)) => v,
+            Some(other) => {
+                self.mismatch(name, "a bool", other);
+                false
+            }
+            None => false,
         }
     }
     fn bytes(&self, name: &str) -> &'a [u8] {
@@ -402,7 +438,11 @@ impl RequestOp {
     /// A getter: reads `batch`, which a decode op made from `messages` (the
     /// same messages, given again), and writes every output.
     pub fn get(&self, batch: &Batch, messages: &[&[u8]], out: &mut dyn Outputs) -> Result<()> {
-        let wants_hashed = matches!(self.role, Role::Hashed(_));
+        let wants_hashed = match &self.role {
+            Role::Hashed(_) => true,
+            Role::Tensor(g) => g.hashed,
+            _ => false,
+        };
         if wants_hashed != batch.hashed {
             let (input, kind, makers) = if wants_hashed {
                 (
@@ -458,6 +498,7 @@ impl RequestOp {
                 default,
             } => dense(b, messages, *kind, ids, columns, *group, default, out),
             Role::Sparse { kind, id } => sparse(b, messages, *kind, *id, out),
+            Role::Tensor(g) => g.get(self.name, b, messages, out),
             Role::HashedSparse {
                 keep,
                 own_keep,
@@ -486,6 +527,22 @@ fn role(name: &'static str, a: &Attrs<'_>) -> Result<Role> {
             Kind::String
         }
     };
+    if name.contains("Tensors") {
+        // twml's tensor getters: every one has feature_id; GetTensors* add
+        // assert_shape, the WithMissingMask ones default_shape and dtype_size.
+        let plain = name.starts_with("GetTensors");
+        let masked = name.starts_with("GetTensorsWithMissingMask");
+        let tensor = Getter::new(
+            name,
+            a.int("feature_id"),
+            plain && a.bool("assert_shape"),
+            if masked { a.ints("default_shape") } else { &[] },
+            if masked { a.int("dtype_size") } else { 0 },
+        )?;
+        if let Some(g) = tensor {
+            return Ok(Role::Tensor(g));
+        }
+    }
     if name.starts_with("Decode") {
         let hashed = name.starts_with("DecodeAndHash");
         let requests = name.contains("BatchPredictionRequest");

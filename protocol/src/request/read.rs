@@ -41,6 +41,10 @@ pub(crate) trait Visit {
     fn sparse_binary(&mut self, id: i64, value: Span, bytes: &[u8]);
     fn sparse_continuous(&mut self, id: i64, name: Span, bytes: &[u8], value: f64);
     fn end(&mut self, kind: Kind);
+    /// An entry of `tensors` (`sparse` false) or `sparseTensors` (true): the
+    /// span of its `GeneralTensor`/`SparseTensor` struct, checked as Thrift
+    /// here and read by the tensor getters (request/tensors.rs).
+    fn tensor(&mut self, _sparse: bool, _id: i64, _value: Span) {}
 }
 
 /// The path of a record's field in messages, e.g.
@@ -166,8 +170,24 @@ pub(crate) fn record<V: Visit>(c: &mut Cursor<'_>, record: &dyn fmt::Display, v:
                 }
                 v.end(Kind::SparseContinuous);
             }
-            // blobFeatures, tensors, sparseTensors: no getter reads them;
-            // checked as values of their declared type and skipped.
+            8 | 9 => {
+                let n = c.map(I64, STRUCT, &path, want)?;
+                for _ in 0..n {
+                    let key = c.i64(&path)?;
+                    let start = c.at;
+                    c.skip(STRUCT, start, &path)?;
+                    let len = u32::try_from(c.at - start)
+                        .or_else(|_| c.fail(start, format_args!("{path}: a value over 4 GiB")))?;
+                    let span = Span {
+                        msg: c.msg(),
+                        len,
+                        start,
+                    };
+                    v.tensor(id == 9, key, span);
+                }
+            }
+            // blobFeatures: no getter reads them; checked as values of their
+            // declared type and skipped.
             _ => {
                 let key_value = match id {
                     7 => (I64, STRING),

@@ -301,3 +301,88 @@ fn writer_records_decode_with_apache() {
     );
     assert!(r.continuous_features.is_none() && r.sparse_tensors.is_none());
 }
+
+#[test]
+fn request_encoder_writes_tensors_apache_reads() {
+    use bpr_protocol::decode::{GeneralTensor as G, SparseTensor as S};
+    use bpr_protocol::request::{encode_batch_prediction_request, Record};
+    let mut r = Record::default();
+    r.tensors = vec![
+        (
+            1,
+            G::Raw {
+                data_type: 0,
+                content: 1.5f32.to_le_bytes().to_vec(),
+                shape: Some(vec![1]),
+            },
+        ),
+        (2, G::Strings(vec![b"a".to_vec()], None)),
+        (3, G::Int32(vec![-4], Some(vec![1]))),
+        (4, G::Int64(vec![5], None)),
+        (5, G::Float(vec![0.5], None)),
+        (6, G::Double(vec![2.5], None)),
+        (7, G::Bool(vec![true, false], None)),
+        (8, G::Binary(vec![vec![0xff]], None)),
+    ];
+    r.sparse_tensors = vec![(
+        9,
+        S::Coo {
+            dense_shape: vec![4],
+            indices: G::Int64(vec![3], Some(vec![1])),
+            values: G::Double(vec![1.0], None),
+        },
+    )];
+    let bytes = encode_batch_prediction_request(&[r], None).unwrap();
+    let mut rest = &bytes[..];
+    let mut proto = TBinaryInputProtocol::new(&mut rest, true);
+    let req =
+        prediction_service::BatchPredictionRequest::read_from_in_protocol(&mut proto).unwrap();
+    assert!(rest.is_empty());
+    let rec = &req.individual_features_list[0];
+    let t = rec.tensors.as_ref().unwrap();
+    assert_eq!(
+        t[&1],
+        GeneralTensor::RawTypedTensor(RawTypedTensor::new(
+            DataType::FLOAT,
+            1.5f32.to_le_bytes().to_vec(),
+            vec![1]
+        ))
+    );
+    assert_eq!(
+        t[&2],
+        GeneralTensor::StringTensor(StringTensor::new(vec!["a".to_string()], None))
+    );
+    assert_eq!(
+        t[&3],
+        GeneralTensor::Int32Tensor(Int32Tensor::new(vec![-4], vec![1]))
+    );
+    assert_eq!(
+        t[&4],
+        GeneralTensor::Int64Tensor(Int64Tensor::new(vec![5], None))
+    );
+    assert_eq!(
+        t[&5],
+        GeneralTensor::FloatTensor(FloatTensor::new(vec![OrderedFloat(0.5)], None))
+    );
+    assert_eq!(
+        t[&6],
+        GeneralTensor::DoubleTensor(tensor::DoubleTensor::new(vec![OrderedFloat(2.5)], None))
+    );
+    assert_eq!(
+        t[&7],
+        GeneralTensor::BoolTensor(tensor::BoolTensor::new(vec![true, false], None))
+    );
+    assert_eq!(
+        t[&8],
+        GeneralTensor::BinaryTensor(tensor::BinaryTensor::new(vec![vec![0xff]], None))
+    );
+    let s = rec.sparse_tensors.as_ref().unwrap();
+    assert_eq!(
+        s[&9],
+        SparseTensor::CooSparseTensor(COOSparseTensor::new(
+            vec![4],
+            GeneralTensor::Int64Tensor(Int64Tensor::new(vec![3], vec![1])),
+            GeneralTensor::DoubleTensor(tensor::DoubleTensor::new(vec![OrderedFloat(1.0)], None)),
+        ))
+    );
+}

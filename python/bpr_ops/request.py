@@ -5,7 +5,11 @@
 Each record (and `common`) is a dict with any of the keys
 "binary": [key], "continuous": {key: float}, "discrete": {key: int},
 "string": {key: str}, "sparse_binary": {key: [str]},
-"sparse_continuous": {key: {str: float}}.
+"sparse_continuous": {key: {str: float}},
+"tensors": {key: array} (a numpy array or nested list: numbers and bools as
+a little-endian rawTypedTensor with the array's shape, strings as a
+stringTensor), "sparse_tensors": {key: (indices, values, dense_shape)}
+(indices int [rank, n] or [n], values a numeric array of n elements).
 A key is an int feature id or a feature name (hashed with bpr_ops.feature_id,
 in Python). Imports no TensorFlow. The request-side decode ops (and
 bpr_ops.BatchPredictionRequestReader) read these bytes; this encoder is for
@@ -19,9 +23,50 @@ import struct
 __all__ = ["encode_batch_prediction_request", "encode_data_record"]
 
 # Thrift binary protocol type ids.
-_STOP, _DOUBLE, _I64, _STRING, _STRUCT, _MAP, _SET, _LIST = 0, 4, 10, 11, 12, 13, 14, 15
+_STOP, _DOUBLE, _I32, _I64, _STRING, _STRUCT, _MAP, _SET, _LIST = 0, 4, 8, 10, 11, 12, 13, 14, 15
 
-_KINDS = ("binary", "continuous", "discrete", "string", "sparse_binary", "sparse_continuous")
+_KINDS = ("binary", "continuous", "discrete", "string", "sparse_binary", "sparse_continuous", "tensors",
+          "sparse_tensors")
+
+# numpy dtype name -> Thrift DataType (thrift/tensor.thrift).
+_DATA_TYPES = {"float32": 0, "float64": 1, "int32": 2, "int64": 3, "uint8": 4, "int8": 6, "bool": 7}
+
+
+def _shape(field_id: int, shape) -> bytes:
+    return _field(_LIST, field_id) + struct.pack(">bi", _I64, len(shape)) + b"".join(struct.pack(">q", d) for d in shape)
+
+
+def _general_tensor(value, where: str) -> bytes:
+    """A GeneralTensor union: rawTypedTensor (numbers, bools) or stringTensor."""
+    import numpy as np
+
+    array = np.asarray(value)
+    if array.dtype.kind in "USO":
+        items = [_string(v, where) for v in array.reshape(-1).tolist()]
+        body = _field(_LIST, 1) + struct.pack(">bi", _STRING, len(items)) + b"".join(items)
+        return _field(_STRUCT, 2) + body + _shape(2, array.shape) + bytes([_STOP, _STOP])
+    data_type = _DATA_TYPES.get(array.dtype.name)
+    if data_type is None:
+        raise TypeError(f"{where}: dtype {array.dtype.name} has no Thrift DataType; use one of {sorted(_DATA_TYPES)}")
+    content = array.astype(array.dtype.newbyteorder("<"), copy=False).tobytes()
+    body = _field(_I32, 1) + struct.pack(">i", data_type) + _field(_STRING, 2) + struct.pack(">i", len(content)) + content
+    return _field(_STRUCT, 1) + body + _shape(3, array.shape) + bytes([_STOP, _STOP])
+
+
+def _sparse_tensor(value, where: str) -> bytes:
+    import numpy as np
+
+    try:
+        indices, values, dense_shape = value
+    except (TypeError, ValueError):
+        raise TypeError(f"{where}: expected (indices, values, dense_shape)") from None
+    indices = np.asarray(indices, dtype=np.int64)
+    longs = b"".join(struct.pack(">q", int(x)) for x in indices.reshape(-1))
+    int64_tensor = (_field(_STRUCT, 4) + _field(_LIST, 1) + struct.pack(">bi", _I64, indices.size) + longs
+                    + _shape(2, indices.shape) + bytes([_STOP, _STOP]))
+    coo = (_shape(1, [int(d) for d in dense_shape]) + _field(_STRUCT, 2) + int64_tensor
+           + _field(_STRUCT, 3) + _general_tensor(values, where) + bytes([_STOP]))
+    return _field(_STRUCT, 1) + coo + bytes([_STOP])
 
 _I64_MIN, _I64_MAX = -(2**63), 2**63 - 1
 
@@ -103,6 +148,12 @@ def encode_data_record(record: dict) -> bytes:
             out += struct.pack(">qbbi", _key(k, "sparse_continuous"), _STRING, _DOUBLE, len(inner))
             for name, v in inner.items():
                 out += _string(name, f"sparse_continuous[{k!r}]") + _double(v, f"sparse_continuous[{k!r}][{name!r}]")
+    for kind, field, write in (("tensors", 8, _general_tensor), ("sparse_tensors", 9, _sparse_tensor)):
+        if kind in record:
+            items = record[kind].items()
+            out += _field(_MAP, field) + struct.pack(">bbi", _I64, _STRUCT, len(items))
+            for k, v in items:
+                out += struct.pack(">q", _key(k, kind)) + write(v, f"{kind}[{k!r}]")
     out += bytes([_STOP])
     return bytes(out)
 

@@ -89,3 +89,27 @@ def test_construction_checks_and_config():
     assert config["tensors"] == {"e": ("float32", [2, 2]), 7: ("int64", [1])}
     again = bpr_ops.BatchPredictionRequestReader.from_config(config)
     assert again.get_config()["tensors"] == config["tensors"]
+
+
+def test_python_encoder_writes_tensors_thriftpy2_reads():
+    emb = np.array([[0.5, 1.5]], np.float32)
+    data = bpr_ops.encode_batch_prediction_request(
+        [{"tensors": {"user.embedding": emb, 3: np.array([True, False]), 4: ["a", "bc"]},
+          "sparse_tensors": {5: ([[0, 2], [1, 0]], np.array([1.0, 2.0]), [3, 2])}}]
+    )
+    buf = TMemoryBuffer(data)
+    req = IDL.BatchPredictionRequest()
+    req.read(TBinaryProtocol(buf, decode_response=False, strict_decode=True))
+    assert buf._pos == len(data)
+    t = req.individualFeaturesList[0].tensors
+    assert (t[EMB].rawTypedTensor.dataType, t[EMB].rawTypedTensor.content, t[EMB].rawTypedTensor.shape) == (
+        DT.FLOAT, struct.pack("<2f", 0.5, 1.5), [1, 2])
+    assert (t[3].rawTypedTensor.dataType, t[3].rawTypedTensor.content) == (DT.BOOL, b"\x01\x00")
+    assert t[4].stringTensor.strings == [b"a", b"bc"] and t[4].stringTensor.shape == [2]
+    coo = req.individualFeaturesList[0].sparseTensors[5].cooSparseTensor
+    assert coo.denseShape == [3, 2]
+    assert coo.indices.int64Tensor.longs == [0, 2, 1, 0] and coo.indices.int64Tensor.shape == [2, 2]
+    assert coo.values.rawTypedTensor.content == struct.pack("<2d", 1.0, 2.0)
+    # And the layer reads what the encoder wrote.
+    read = bpr_ops.BatchPredictionRequestReader(tensors={"user.embedding": (tf.float32, [1, 2])})
+    np.testing.assert_array_equal(read(tf.constant([data]))["tensors"]["user.embedding"].numpy(), emb[None])

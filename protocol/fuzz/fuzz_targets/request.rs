@@ -1,6 +1,6 @@
 //! Fuzzes the request readers: arbitrary bytes as one or more messages for each of the six
 //! decode ops (small keep, label and weight lists, both decode modes), then every getter on
-//! each batch made. A crash is any panic, an error that is not InvalidArgument, or a getter
+//! each batch made (the tensor getters included). A crash is any panic, an error that is not InvalidArgument, or a getter
 //! output of a shape other than it announced.
 
 #![no_main]
@@ -15,6 +15,8 @@ struct Sink {
     i64s: Vec<i64>,
     f32s: Vec<f32>,
     i8s: Vec<i8>,
+    u8s: Vec<u8>,
+    bools: Vec<bool>,
 }
 
 fn n(dims: &[usize]) -> usize {
@@ -34,6 +36,14 @@ impl Outputs for Sink {
         self.i8s = vec![0; n(dims)];
         Ok(&mut self.i8s)
     }
+    fn uint8(&mut self, _: usize, dims: &[usize]) -> Result<&mut [u8]> {
+        self.u8s = vec![0; n(dims)];
+        Ok(&mut self.u8s)
+    }
+    fn bool(&mut self, _: usize, dims: &[usize]) -> Result<&mut [bool]> {
+        self.bools = vec![false; n(dims)];
+        Ok(&mut self.bools)
+    }
     fn strings(&mut self, _: usize, dims: &[usize], values: &mut dyn Iterator<Item = &[u8]>) -> Result<()> {
         assert_eq!(values.count(), n(dims), "a string output of another length than its shape");
         Ok(())
@@ -47,6 +57,15 @@ const IDS: &[i64] = &[1, 2, 3, 4];
 fn getter(name: &str) -> Option<RequestOp> {
     let attrs: Vec<(&str, Attr<'_>)> = match name {
         n if n.starts_with("Decode") => return None,
+        // The tensor getters (feature 8: a tensor or sparse tensor in fuzzed records).
+        n if n.starts_with("GetTensorsWithMissingMask") => vec![
+            ("assert_shape", Attr::Bool(true)),
+            ("feature_id", Attr::Int(8)),
+            ("default_shape", Attr::Ints(&[2])),
+            ("dtype_size", Attr::Int(4)),
+        ],
+        n if n.starts_with("GetTensors") => vec![("assert_shape", Attr::Bool(n.len() % 2 == 0)), ("feature_id", Attr::Int(8))],
+        n if n.starts_with("GetStringTensors") || n.starts_with("GetSparseTensors") => vec![("feature_id", Attr::Int(8))],
         n if n.contains("Labels") => vec![("default_label", Attr::Float(-1.0))],
         n if n.contains("Group") => vec![
             ("feature_ids", Attr::Ints(IDS)),
@@ -115,9 +134,10 @@ fuzz_target!(|data: &[u8]| {
     for g in op_names().filter_map(getter) {
         let mut sink = Sink::default();
         if let Err(e) = g.get(&batch, &messages, &mut sink) {
-            // Only the wrong kind of handle is refused.
+            // Only the wrong kind of handle is refused, and by the tensor
+            // getters, tensors that are not what they must be (named).
             assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{e}");
-            assert!(e.message().contains("handle"), "{e}");
+            assert!(e.message().contains("handle") || e.message().contains("feature_id 8, record"), "{e}");
         }
     }
 });

@@ -1,8 +1,8 @@
 //! Writes requests: for clients, tests and benchmarks (the readers are
 //! judged against other encoders, never this one alone).
 
-use crate::decode::Record;
-use crate::wire::ttype::{DOUBLE, I64, LIST, MAP, SET, STOP, STRING, STRUCT};
+use crate::decode::{GeneralTensor, Record, SparseTensor};
+use crate::wire::ttype::{BOOL, DOUBLE, I32, I64, LIST, MAP, SET, STOP, STRING, STRUCT};
 use crate::{Error, Result};
 
 struct Out(Vec<u8>);
@@ -34,14 +34,121 @@ impl Out {
         Ok(())
     }
 
-    /// A DataRecord's fields 1-7 and its STOP; maps in the order given.
-    fn record(&mut self, r: &Record) -> Result<()> {
-        if !r.tensors.is_empty() || !r.sparse_tensors.is_empty() {
-            return Err(Error::invalid(
-                "a request's DataRecord with tensors or sparseTensors: this encoder writes \
-                 fields 1 to 7 (no request-side op reads tensors)",
-            ));
+    /// An optional `list<i64>` shape field.
+    fn shape(&mut self, id: i16, shape: &Option<Vec<i64>>, what: &str) -> Result<()> {
+        if let Some(s) = shape {
+            self.field(LIST, id);
+            self.head(&[I64], s.len(), what)?;
+            s.iter().for_each(|&d| self.i64(d));
         }
+        Ok(())
+    }
+
+    /// A `GeneralTensor` union struct (one variant, then the union's STOP).
+    fn general(&mut self, t: &GeneralTensor, what: &str) -> Result<()> {
+        match t {
+            GeneralTensor::Raw {
+                data_type,
+                content,
+                shape,
+            } => {
+                self.field(STRUCT, 1);
+                self.field(I32, 1);
+                self.0.extend_from_slice(&data_type.to_be_bytes());
+                self.field(STRING, 2);
+                self.bytes(content, what)?;
+                self.shape(3, shape, what)?;
+            }
+            GeneralTensor::Strings(v, shape) | GeneralTensor::Binary(v, shape) => {
+                let id = if matches!(t, GeneralTensor::Strings(..)) {
+                    2
+                } else {
+                    8
+                };
+                self.field(STRUCT, id);
+                self.field(LIST, 1);
+                self.head(&[STRING], v.len(), what)?;
+                for b in v {
+                    self.bytes(b, what)?;
+                }
+                self.shape(2, shape, what)?;
+            }
+            GeneralTensor::Int32(v, shape) => {
+                self.field(STRUCT, 3);
+                self.field(LIST, 1);
+                self.head(&[I32], v.len(), what)?;
+                v.iter()
+                    .for_each(|x| self.0.extend_from_slice(&x.to_be_bytes()));
+                self.shape(2, shape, what)?;
+            }
+            GeneralTensor::Int64(v, shape) => {
+                self.field(STRUCT, 4);
+                self.field(LIST, 1);
+                self.head(&[I64], v.len(), what)?;
+                v.iter().for_each(|&x| self.i64(x));
+                self.shape(2, shape, what)?;
+            }
+            GeneralTensor::Float(v, shape) | GeneralTensor::Double(v, shape) => {
+                let id = if matches!(t, GeneralTensor::Float(..)) {
+                    5
+                } else {
+                    6
+                };
+                self.field(STRUCT, id);
+                self.field(LIST, 1);
+                self.head(&[DOUBLE], v.len(), what)?;
+                v.iter().for_each(|&x| self.f64(x));
+                self.shape(2, shape, what)?;
+            }
+            GeneralTensor::Bool(v, shape) => {
+                self.field(STRUCT, 7);
+                self.field(LIST, 1);
+                self.head(&[BOOL], v.len(), what)?;
+                v.iter().for_each(|&x| self.0.push(u8::from(x)));
+                self.shape(2, shape, what)?;
+            }
+        }
+        // The variant struct's STOP, then the union's.
+        self.0.extend_from_slice(&[STOP, STOP]);
+        Ok(())
+    }
+
+    /// Fields 8 (`tensors`) and 9 (`sparseTensors`), as this repository's
+    /// IDL has them (COOSparseTensor.indices a GeneralTensor).
+    fn tensors(&mut self, r: &Record) -> Result<()> {
+        if !r.tensors.is_empty() {
+            self.field(MAP, 8);
+            self.head(&[I64, STRUCT], r.tensors.len(), "tensors")?;
+            for (id, t) in &r.tensors {
+                self.i64(*id);
+                self.general(t, "tensors")?;
+            }
+        }
+        if !r.sparse_tensors.is_empty() {
+            self.field(MAP, 9);
+            self.head(&[I64, STRUCT], r.sparse_tensors.len(), "sparseTensors")?;
+            for (id, t) in &r.sparse_tensors {
+                self.i64(*id);
+                let SparseTensor::Coo {
+                    dense_shape,
+                    indices,
+                    values,
+                } = t;
+                self.field(STRUCT, 1);
+                self.shape(1, &Some(dense_shape.clone()), "sparseTensors")?;
+                self.field(STRUCT, 2);
+                self.general(indices, "sparseTensors")?;
+                self.field(STRUCT, 3);
+                self.general(values, "sparseTensors")?;
+                // COOSparseTensor's STOP, then the union's.
+                self.0.extend_from_slice(&[STOP, STOP]);
+            }
+        }
+        Ok(())
+    }
+
+    /// A DataRecord's fields and its STOP; maps in the order given.
+    fn record(&mut self, r: &Record) -> Result<()> {
         if !r.binary.is_empty() {
             self.field(SET, 1);
             self.head(&[I64], r.binary.len(), "binaryFeatures")?;
@@ -101,6 +208,7 @@ impl Out {
                 }
             }
         }
+        self.tensors(r)?;
         self.0.push(STOP);
         Ok(())
     }
@@ -108,7 +216,7 @@ impl Out {
 
 /// The bytes of `BatchPredictionRequest { individualFeaturesList = records,
 /// commonFeatures = common }`. Strings are written as given (a reader checks
-/// them for UTF-8). Records with tensors are an error.
+/// them for UTF-8).
 pub fn encode_batch_prediction_request(
     records: &[Record],
     common: Option<&Record>,
@@ -127,7 +235,7 @@ pub fn encode_batch_prediction_request(
     Ok(out.0)
 }
 
-/// The bytes of one `DataRecord` (fields 1 to 7).
+/// The bytes of one `DataRecord`.
 pub fn encode_data_record(record: &Record) -> Result<Vec<u8>> {
     let mut out = Out(Vec::new());
     out.record(record)?;

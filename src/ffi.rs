@@ -19,6 +19,9 @@ mod sys {
 
 use sys::{bpr_alloc_fn, bpr_bytes, bpr_runner, bpr_status, bpr_tensor};
 
+/// One response per request: the writers cut by row splits (issue 29).
+mod responses;
+
 /// Compile-time proof that the definitions below have the signatures the header
 /// declares: each header declaration fixes a function-pointer type, and the Rust
 /// definition must coerce to it. Never called.
@@ -171,6 +174,7 @@ enum Input {
     Keys,
     Values,
     ValuesAt(usize),
+    RowSplits,
 }
 
 impl std::fmt::Display for Input {
@@ -179,6 +183,7 @@ impl std::fmt::Display for Input {
             Input::Keys => f.write_str("keys"),
             Input::Values => f.write_str("values"),
             Input::ValuesAt(j) => write!(f, "values[{j}]"),
+            Input::RowSplits => f.write_str("row_splits"),
         }
     }
 }

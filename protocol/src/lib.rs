@@ -60,6 +60,7 @@ mod feature_id;
 mod input;
 pub mod parallel;
 pub mod request;
+pub mod responses;
 mod tensor;
 pub mod widen;
 pub mod wire;

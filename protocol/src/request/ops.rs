@@ -71,7 +71,7 @@ const SIX: [&str; 6] = [
 
 /// Every request-side op: its name and its attrs other than the type attr
 /// `InputType` (which only says what the input tensor holds).
-const OPS: [(&str, &[(&str, AttrKind)]); 37] = {
+const OPS: [(&str, &[(&str, AttrKind)]); 39] = {
     use AttrKind::*;
     [
         ("DecodeBatchPredictionRequest", &KEEP),
@@ -105,6 +105,8 @@ const OPS: [(&str, &[(&str, AttrKind)]); 37] = {
         ("GetTotalSizeFromHashedDataRecord", &[]),
         ("GetLabelsFromHashedDataRecord", &[("default_label", Float)]),
         ("GetWeightsFromHashedDataRecord", &[]),
+        // Not twml's: which records came from which message (issue 29).
+        ("GetRequestSplitsFromHashedDataRecord", &[]),
         ("GetBinaryFeatures", &[]),
         ("GetContinuousFeatures", &[]),
         ("GetDiscreteFeatures", &[]),
@@ -114,6 +116,7 @@ const OPS: [(&str, &[(&str, AttrKind)]); 37] = {
         ("GetBatchSizeFromDataRecord", &[]),
         ("GetLabelsFromDataRecord", &[("default_label", Float)]),
         ("GetWeightsFromDataRecord", &[]),
+        ("GetRequestSplitsFromDataRecord", &[]),
         (
             "GetBinaryAsTensor",
             &[("feature_id", Int), ("default_value", Float)],
@@ -206,6 +209,7 @@ enum Hashed {
     TotalSize,
     Labels(f32),
     Weights,
+    RequestSplits,
 }
 
 #[derive(Debug)]
@@ -216,6 +220,7 @@ enum Role {
     BatchSize,
     Labels(f32),
     Weights,
+    RequestSplits,
     /// `*AsTensor` (one id, output [B]) and `*GroupAsTensor` ([B, F]).
     Dense {
         kind: Kind,
@@ -477,6 +482,7 @@ impl RequestOp {
                     Hashed::TotalSize => out.int64(0, &[])?[0] = t as i64,
                     Hashed::Labels(d) => labels(out, &b.labels, nb, b.num_labels, d)?,
                     Hashed::Weights => labels(out, &b.weights, nb, b.num_weights, 0.0)?,
+                    Hashed::RequestSplits => request_splits(b, out)?,
                 }
                 Ok(())
             }
@@ -486,6 +492,7 @@ impl RequestOp {
             }
             Role::Labels(d) => labels(out, &b.labels, nb, b.num_labels, *d),
             Role::Weights => labels(out, &b.weights, nb, b.num_weights, 0.0),
+            Role::RequestSplits => request_splits(b, out),
             Role::Features(kind) => features(b, messages, *kind, out),
             Role::Dense {
                 kind,
@@ -551,6 +558,7 @@ fn role(name: &'static str, a: &Attrs<'_>) -> Result<Role> {
             "BatchSize" => Hashed::BatchSize,
             "TotalSize" => Hashed::TotalSize,
             "Labels" => Hashed::Labels(a.float("default_label")),
+            "RequestSplits" => Hashed::RequestSplits,
             _ => Hashed::Weights,
         }));
     }
@@ -558,6 +566,7 @@ fn role(name: &'static str, a: &Attrs<'_>) -> Result<Role> {
         "GetBatchSizeFromDataRecord" => Role::BatchSize,
         "GetLabelsFromDataRecord" => Role::Labels(a.float("default_label")),
         "GetWeightsFromDataRecord" => Role::Weights,
+        "GetRequestSplitsFromDataRecord" => Role::RequestSplits,
         "GetSparseBinaryAsTensor" | "GetSparseContinuousAsTensor" => Role::Sparse {
             kind: kind_of(name),
             id: a.int("feature_id"),
@@ -608,6 +617,16 @@ fn role(name: &'static str, a: &Attrs<'_>) -> Result<Role> {
             }
         }
     })
+}
+
+/// `int64 [M + 1]`: message m's records are `splits[m]..splits[m + 1]`.
+fn request_splits(b: &Batch, out: &mut dyn Outputs) -> Result<()> {
+    let splits = b.message_splits();
+    let o = out.int64(0, &[splits.len()])?;
+    for (o, &s) in o.iter_mut().zip(splits) {
+        *o = s as i64;
+    }
+    Ok(())
 }
 
 /// [B, n] labels or weights; NaN (absent) becomes `default`.

@@ -29,6 +29,8 @@ _NEEDS_TENSORFLOW = {
     "BatchPredictionWriter": "layers",
     "batch_prediction_response_writer": "ops",
     "batch_prediction_tensor_response_writer": "ops",
+    "batch_prediction_responses_writer": "ops",
+    "batch_prediction_tensor_responses_writer": "ops",
     "LibraryLoadError": "_loader",
     "UnsupportedTensorFlowError": "_loader",
     "library_path": "_loader",
@@ -42,6 +44,7 @@ if importlib.util.find_spec("tensorflow") is not None:
     from ._request_layer import BatchPredictionRequestReader  # noqa: E402
     from .layers import BatchPredictionTensorWriter, BatchPredictionWriter  # noqa: E402
     from .ops import batch_prediction_response_writer, batch_prediction_tensor_response_writer  # noqa: E402
+    from .ops import batch_prediction_responses_writer, batch_prediction_tensor_responses_writer  # noqa: E402
 else:
 
     def __getattr__(name):
@@ -70,6 +73,8 @@ __all__ = [
     "UnsupportedTensorFlowError",
     "batch_prediction_response_writer",
     "batch_prediction_tensor_response_writer",
+    "batch_prediction_responses_writer",
+    "batch_prediction_tensor_responses_writer",
     "decode_batch_prediction_response",
     "feature_id",
     "feature_ids",

@@ -57,6 +57,7 @@ class BatchPredictionRequestReader(keras.layers.Layer):
         default_discrete=0,
         default_string="",
         output_mode="kinds",
+        row_splits=False,
         **kwargs,
     ):
         kwargs.setdefault("trainable", False)
@@ -66,6 +67,9 @@ class BatchPredictionRequestReader(keras.layers.Layer):
         if output_mode not in _MODES:
             raise ValueError(f"{where}: output_mode must be one of {_MODES}, got {output_mode!r}")
         self.output_mode = output_mode
+        if not isinstance(row_splits, bool):
+            raise TypeError(f"{where}: row_splits must be True or False, got {row_splits!r}")
+        self.row_splits = row_splits
         self.default_value = float(default_value)
         if isinstance(default_discrete, bool) or not isinstance(default_discrete, int):
             raise TypeError(f"{where}: default_discrete must be an int, got {default_discrete!r}")
@@ -93,6 +97,13 @@ class BatchPredictionRequestReader(keras.layers.Layer):
                 self._given[kind] = as_given
         if not self._ids:
             raise ValueError(f"{where}: no features to read; give continuous, binary, discrete or strings keys")
+        if row_splits and output_mode == "names":
+            clash = [k for kind in self._ids for k in self._names(kind) if k == "row_splits"]
+            if clash:
+                raise ValueError(
+                    f"{where}: a feature named 'row_splits' and row_splits=True both want the output "
+                    "'row_splits'; use output_mode='kinds'"
+                )
 
     def _names(self, kind: str) -> list[str]:
         return [k if isinstance(k, str) else str(k) for k in config_keys(self._given[kind])]
@@ -113,6 +124,8 @@ class BatchPredictionRequestReader(keras.layers.Layer):
             else:
                 for name in self._names(kind):
                     out[name] = keras.KerasTensor((None,), dtype=out_dtype)
+        if self.row_splits:
+            out["row_splits"] = keras.KerasTensor((None,), dtype="int64")
         return out
 
     def call(self, inputs):
@@ -147,6 +160,8 @@ class BatchPredictionRequestReader(keras.layers.Layer):
             else:
                 for j, name in enumerate(self._names(kind)):
                     out[name] = values[:, j]
+        if self.row_splits:
+            out["row_splits"] = lib.get_request_splits_from_data_record(handle)
         return out
 
     def get_config(self):
@@ -162,4 +177,7 @@ class BatchPredictionRequestReader(keras.layers.Layer):
             default_string=default_string,
             output_mode=self.output_mode,
         )
+        if self.row_splits:
+            # Only when set: a config without it loads in older versions.
+            config["row_splits"] = True
         return config

@@ -16,6 +16,7 @@ const SHIM_SOURCES: &[&str] = &[
     "cpp_shim/request_kernels.cc",
     "cpp_shim/tensor_ops.cc",
     "cpp_shim/compat.cc",
+    "cpp_shim/responses.cc",
 ];
 const SHIM_HEADER: &str = "cpp_shim/include/bpr_ops.h";
 /// Headers of the shim only (not for bindgen).

@@ -275,6 +275,7 @@ BPR_GET("GetBatchSizeFromHashedDataRecord");
 BPR_GET("GetTotalSizeFromHashedDataRecord");
 BPR_GET("GetLabelsFromHashedDataRecord");
 BPR_GET("GetWeightsFromHashedDataRecord");
+BPR_GET("GetRequestSplitsFromHashedDataRecord");  // not twml's: cpp_shim/responses.cc
 
 BPR_GET("GetBinaryFeatures");
 BPR_GET("GetContinuousFeatures");
@@ -285,6 +286,7 @@ BPR_GET("GetSparseContinuousFeatures");
 BPR_GET("GetBatchSizeFromDataRecord");
 BPR_GET("GetLabelsFromDataRecord");
 BPR_GET("GetWeightsFromDataRecord");
+BPR_GET("GetRequestSplitsFromDataRecord");  // not twml's: cpp_shim/responses.cc
 BPR_GET("GetBinaryAsTensor");
 BPR_GET("GetContinuousAsTensor");
 BPR_GET("GetDiscreteAsTensor");

@@ -260,6 +260,47 @@ bpr_status bpr_request_get(const bpr_request_op* op, const bpr_request_batch* ba
                            const bpr_outputs* outputs, char* msg, size_t msg_cap);
 
 
+/* ------------------------------------------------------------------------ *
+ * One response per request (issue 29): the writers above, cut by row splits.
+ *
+ * `row_splits` is an int64 view [R + 1]: request r owns records
+ * row_splits[r]..row_splits[r + 1] (first 0, last B, never decreasing), as
+ * GetRequestSplitsFrom*DataRecord give them. Response r is byte for byte what
+ * the single-response writer gives for those records alone. A server that
+ * batches requests (concatenates along dim 0, splits outputs along dim 0)
+ * then hands each caller its own response.
+ * ------------------------------------------------------------------------ */
+
+/* Where a per-request writer puts its R responses: a string output [R]. */
+typedef struct bpr_string_output {
+  void* context;
+  /* Allocates the output, `count` strings. Returns 0 on success; non-zero
+   * when the host cannot (it keeps its own error; the call then returns
+   * BPR_HOST_ALLOC_FAILED). Called once, after every input is validated.
+   * Must not throw. */
+  int32_t (*alloc)(void* context, uint64_t count);
+  /* Sizes string `index` (< count) to exactly `size` bytes (size > 0) and
+   * returns where to write them, valid until the call returns; NULL when the
+   * host cannot (as above). Called once per string, in order. Must not throw. */
+  uint8_t* (*element)(void* context, uint64_t index, uint64_t size);
+} bpr_string_output;
+
+/* BatchPredictionResponsesWriter: keys int64[K], values [B, K] (or [B] when
+ * K == 1), row_splits int64[R + 1] -> R responses. */
+bpr_status bpr_continuous_encode_responses(const bpr_tensor* keys, const bpr_tensor* values,
+                                           const bpr_tensor* row_splits,
+                                           const bpr_string_output* out,
+                                           const bpr_runner* runner, char* msg,
+                                           size_t msg_cap);
+/* BatchPredictionTensorResponsesWriter: keys int64[K], K tensors [B, ...],
+ * row_splits int64[R + 1] -> R responses; `cache` as for
+ * bpr_tensor_encode_cached (NULL: no cache). */
+bpr_status bpr_tensor_encode_responses(bpr_tensor_cache* cache, const bpr_tensor* keys,
+                                       const bpr_tensor* values, size_t num_values,
+                                       const bpr_tensor* row_splits,
+                                       const bpr_string_output* out,
+                                       const bpr_runner* runner, char* msg, size_t msg_cap);
+
 #ifdef __cplusplus
 } /* extern "C" */
 #endif

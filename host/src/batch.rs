@@ -19,6 +19,8 @@ pub enum Dtype {
     I64,
     U8,
     Bool,
+    /// Serialized requests, one per element (binary-safe: `bytes::Bytes`).
+    Str,
 }
 
 impl Dtype {
@@ -31,6 +33,7 @@ impl Dtype {
             DataType::Int64 => Dtype::I64,
             DataType::UInt8 => Dtype::U8,
             DataType::Bool => Dtype::Bool,
+            DataType::String => Dtype::Str,
             _ => return None,
         })
     }
@@ -46,6 +49,7 @@ impl fmt::Display for Dtype {
             Dtype::I64 => "int64",
             Dtype::U8 => "uint8",
             Dtype::Bool => "bool",
+            Dtype::Str => "string",
         })
     }
 }
@@ -81,6 +85,10 @@ pub enum Values {
     Npy(Typed),
     /// JSON scalars (numbers or booleans), converted once the dtype is known.
     Json(Vec<Value>),
+    /// Whole files, each one message (a serialized request): a `.bin` file,
+    /// or every `.bin` file of a directory. Fed as a string tensor [N], one
+    /// element per file, or, for a uint8 input, one file as its bytes.
+    Messages(Vec<Vec<u8>>),
 }
 
 pub struct Batch {
@@ -94,6 +102,9 @@ pub struct Batch {
 /// gives its raw bytes as a uint8 vector (a serialized request, for a model
 /// whose serving input is request bytes).
 pub fn read(path: &Path) -> Result<Vec<(Option<String>, Batch)>, String> {
+    if path.is_dir() {
+        return Ok(vec![(None, read_dir(path)?)]);
+    }
     let bytes =
         std::fs::read(path).map_err(|e| format!("cannot read input {}: {e}", path.display()))?;
     let source = path.display().to_string();
@@ -106,8 +117,8 @@ pub fn read(path: &Path) -> Result<Vec<(Option<String>, Batch)>, String> {
     if is_json {
         read_json(&bytes, &source)
     } else if is_bin {
-        let shape = vec![bytes.len() as u64];
-        let values = Values::Npy(Typed::U8(bytes));
+        let shape = vec![1];
+        let values = Values::Messages(vec![bytes]);
         Ok(vec![(
             None,
             Batch {
@@ -122,6 +133,58 @@ pub fn read(path: &Path) -> Result<Vec<(Option<String>, Batch)>, String> {
         Err(format!(
             "input {source} is neither a .npy file (no \\x93NUMPY magic), a .json file nor a .bin file"
         ))
+    }
+}
+
+/// Every `.bin` file of `dir`, in name order: one message each.
+fn read_dir(dir: &Path) -> Result<Batch, String> {
+    let source = dir.display().to_string();
+    let entries =
+        std::fs::read_dir(dir).map_err(|e| format!("cannot read input directory {source}: {e}"))?;
+    let mut files = Vec::new();
+    for entry in entries {
+        let path = entry
+            .map_err(|e| format!("cannot read input directory {source}: {e}"))?
+            .path();
+        if path
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("bin"))
+        {
+            files.push(path);
+        }
+    }
+    if files.is_empty() {
+        return Err(format!(
+            "input directory {source} has no .bin files (one serialized request each)"
+        ));
+    }
+    files.sort();
+    let messages = files
+        .iter()
+        .map(|f| std::fs::read(f).map_err(|e| format!("cannot read input {}: {e}", f.display())))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Batch {
+        source,
+        shape: vec![messages.len() as u64],
+        values: Values::Messages(messages),
+    })
+}
+
+impl Batch {
+    /// Appends another batch of messages (the same input given again).
+    pub fn extend(&mut self, other: Batch) -> Result<(), String> {
+        match (&mut self.values, other.values) {
+            (Values::Messages(a), Values::Messages(b)) => {
+                a.extend(b);
+                self.shape = vec![a.len() as u64];
+                self.source = format!("{} + {}", self.source, other.source);
+                Ok(())
+            }
+            _ => Err(format!(
+                "{} and {}: only .bin files and directories of them may be given for one input",
+                self.source, other.source
+            )),
+        }
     }
 }
 
@@ -149,6 +212,13 @@ fn read_npy(bytes: &[u8], source: &str) -> Result<Batch, String> {
         "<i8" => Typed::I64(npy.into_vec().map_err(|e| bad(&e))?),
         "|u1" => Typed::U8(npy.into_vec().map_err(|e| bad(&e))?),
         "|b1" => Typed::Bool(npy.into_vec().map_err(|e| bad(&e))?),
+        d if d.starts_with("|S") || d.starts_with("|O") => {
+            return Err(format!(
+                "input {source} has dtype '{descr}': NumPy bytes arrays pad with NULs (a request's \
+                 trailing STOP byte is lost) and object arrays are pickles; give the requests as \
+                 .bin files instead: a directory of them, or --input NAME=FILE.bin repeated"
+            ))
+        }
         _ => {
             return Err(format!(
                 "input {source} has dtype '{descr}'; supported: float16, float32, float64, int32, \

@@ -7,6 +7,7 @@
 //! on stderr and exit status 1 (2 for a bad command line).
 
 mod batch;
+mod bytes;
 mod table;
 
 use std::collections::BTreeMap;
@@ -17,13 +18,14 @@ use std::process::ExitCode;
 use std::sync::OnceLock;
 
 use batch::{Batch, Dtype, Typed, Values};
+use bytes::Bytes;
 use tensorflow::{
     DataType, Graph, Library, SavedModelBundle, SessionOptions, SessionRunArgs, Tensor, TensorInfo,
     TensorType,
 };
 
 const USAGE: &str = "usage: bpr-host [--ops LIBRARY]... --model SAVED_MODEL_DIR \
---input [NAME=]FILE.npy|FILE.json|FILE.bin ... [--signature NAME] [--tag TAG] [--output FILE] [--print] \
+--input [NAME=]FILE.npy|FILE.json|FILE.bin|DIR ... [--signature NAME] [--tag TAG] [--output FILE] [--print] \
 [--repeat N [--rounds R]]";
 
 const HELP: &str = "
@@ -32,11 +34,16 @@ const HELP: &str = "
   --model DIR        SavedModel directory
   --input FILE       the batch: a .npy array or a .json nested list for the only input, or
                      NAME=FILE for the input NAME; a .json object maps input names to lists;
-                     a .bin file is fed as its raw bytes, a uint8 vector (request bytes)
+                     a .bin file is fed as its raw bytes, a uint8 vector (request bytes),
+                     or, for a string input, as one element; a directory feeds its .bin
+                     files (name order) as a string vector [N], one serialized request each,
+                     as does NAME=FILE.bin given more than once (binary-safe: any bytes)
   --signature NAME   signature to run (default serving_default)
   --tag TAG          meta graph tag (default serve)
-  --output FILE      write the response bytes (the uint8 [1, N] output) to FILE
-  --print            print the decoded records as a table
+  --output FILE      write the response bytes (the uint8 [1, N] output) to FILE; for a string
+                     output (one response per request) FILE is a directory, created if needed,
+                     that gets one response-NNNNN.bin per element
+  --print            print the decoded records as a table (per response for a string output)
   --repeat N         time N session runs per model instead (each model loaded once, its inputs
                      built once) and print one JSON line per model: the time per run of each round,
                      and their median. --model may then be given more than once: the models run
@@ -218,12 +225,90 @@ enum Feed {
     I64(Tensor<i64>),
     U8(Tensor<u8>),
     Bool(Tensor<bool>),
+    Str(Tensor<Bytes>),
 }
 
 fn tensor<T: TensorType>(shape: &[u64], values: &[T]) -> Result<Tensor<T>, String> {
     Tensor::new(shape)
         .with_values(values)
         .map_err(|e| one_line(&e.to_string()))
+}
+
+/// The signature input's static dims (None: unknown rank; -1 or None: unknown dim).
+fn signature_dims(info: &TensorInfo) -> Option<Vec<Option<i64>>> {
+    let shape = info.shape();
+    let rank = shape.dims()?;
+    Some((0..rank).map(|i| shape[i]).collect())
+}
+
+fn dims_text(dims: &[Option<i64>]) -> String {
+    let want: Vec<String> = dims
+        .iter()
+        .map(|d| {
+            d.filter(|&d| d >= 0)
+                .map_or("None".into(), |d| d.to_string())
+        })
+        .collect();
+    format!("[{}]", want.join(", "))
+}
+
+/// Feeds whole files (serialized requests): a string input gets one element
+/// per file, a uint8 input the bytes of its one file.
+fn feed_messages(
+    name: &str,
+    info: &TensorInfo,
+    batch: &Batch,
+    messages: &[Vec<u8>],
+    want: Dtype,
+) -> Result<Feed, String> {
+    let dims = signature_dims(info);
+    let src = &batch.source;
+    let fits = |shape: &[u64]| {
+        dims.as_ref().is_none_or(|d| {
+            d.len() == shape.len()
+                && d.iter()
+                    .zip(shape)
+                    .all(|(d, &b)| d.is_none_or(|d| d < 0 || d as u64 == b))
+        })
+    };
+    let wanted = || dims.as_deref().map_or("<unknown>".into(), dims_text);
+    match want {
+        Dtype::Str => {
+            let n = messages.len() as u64;
+            let shape: Vec<u64> = if dims.as_ref().is_some_and(|d| d.is_empty()) && n == 1 {
+                vec![]
+            } else {
+                vec![n]
+            };
+            if !fits(&shape) {
+                return Err(format!(
+                    "input {src} has {n} serialized requests (shape {shape:?}), but signature                      input '{name}' wants shape {}",
+                    wanted()
+                ));
+            }
+            let elements: Vec<Bytes> = messages.iter().map(|m| Bytes(m.clone())).collect();
+            Ok(Feed::Str(tensor(&shape, &elements)?))
+        }
+        Dtype::U8 => {
+            let [one] = messages else {
+                return Err(format!(
+                    "input {src} has {} files, but signature input '{name}' is uint8: one                      request's bytes; several requests need a string input",
+                    messages.len()
+                ));
+            };
+            let shape = [one.len() as u64];
+            if !fits(&shape) {
+                return Err(format!(
+                    "input {src} has shape {shape:?}, but signature input '{name}' wants shape {}",
+                    wanted()
+                ));
+            }
+            Ok(Feed::U8(tensor(&shape, one)?))
+        }
+        other => Err(format!(
+            "input {src} holds serialized requests (.bin), but signature input '{name}' wants              {other}"
+        )),
+    }
 }
 
 /// Checks `batch` against the signature input `name` and makes its tensor.
@@ -234,6 +319,15 @@ fn feed(name: &str, info: &TensorInfo, batch: &Batch) -> Result<Feed, String> {
             info.dtype()
         )
     })?;
+    if let Values::Messages(messages) = &batch.values {
+        return feed_messages(name, info, batch, messages, want);
+    }
+    if want == Dtype::Str {
+        return Err(format!(
+            "signature input '{name}' is string (serialized requests): give a .bin file, a              directory of them, or NAME=FILE.bin more than once, not {}",
+            batch.source
+        ));
+    }
     let shape = info.shape();
     if let Some(rank) = shape.dims() {
         let dims: Vec<Option<i64>> = (0..rank).map(|i| shape[i]).collect();
@@ -278,6 +372,7 @@ fn feed(name: &str, info: &TensorInfo, batch: &Batch) -> Result<Feed, String> {
                 Typed::Bool(v) => Feed::Bool(tensor(s, v)?),
             })
         }
+        Values::Messages(_) => unreachable!("fed above"),
         Values::Json(values) => {
             let src = &batch.source;
             let int = |lo: i64, hi: i64| {
@@ -314,6 +409,7 @@ fn feed(name: &str, info: &TensorInfo, batch: &Batch) -> Result<Feed, String> {
                     s,
                     &batch::json_to(values, src, want, serde_json::Value::as_bool)?,
                 )?),
+                Dtype::Str => unreachable!("refused above"),
             })
         }
     }
@@ -355,8 +451,15 @@ fn match_inputs(
                     "the signature has no input '{name}' (its inputs: {listed})"
                 ));
             }
-            if out.insert(name.clone(), batch).is_some() {
-                return Err(format!("input '{name}' is given twice"));
+            match out.get_mut(&name) {
+                // Files of serialized requests for one input: one string batch.
+                Some(first) if matches!(first.values, Values::Messages(_)) => {
+                    first.extend(batch)?
+                }
+                Some(_) => return Err(format!("input '{name}' is given twice")),
+                None => {
+                    out.insert(name.clone(), batch);
+                }
             }
         }
     }
@@ -369,7 +472,7 @@ fn match_inputs(
 }
 
 /// The signature output that holds the response: the only output, or the
-/// only uint8 one.
+/// only uint8 or string one (string: one response per request).
 fn response_output(
     outputs: &std::collections::HashMap<String, TensorInfo>,
 ) -> Result<(&String, &TensorInfo), String> {
@@ -378,7 +481,7 @@ fn response_output(
     }
     let mut bytes: Vec<_> = outputs
         .iter()
-        .filter(|(_, i)| i.dtype() == DataType::UInt8)
+        .filter(|(_, i)| matches!(i.dtype(), DataType::UInt8 | DataType::String))
         .collect();
     if bytes.len() == 1 {
         return Ok(bytes.remove(0));
@@ -387,7 +490,7 @@ fn response_output(
     names.sort();
     Err(format!(
         "cannot tell which signature output is the response (outputs: {names:?}); expected \
-         exactly one uint8 output"
+         exactly one uint8 or string output"
     ))
 }
 
@@ -477,6 +580,7 @@ impl Served {
                 Feed::I64(t) => step.add_feed(op, *index, t),
                 Feed::U8(t) => step.add_feed(op, *index, t),
                 Feed::Bool(t) => step.add_feed(op, *index, t),
+                Feed::Str(t) => step.add_feed(op, *index, t),
             }
         }
         let token = step.request_fetch(&self.out_op, self.out_index);
@@ -487,9 +591,24 @@ impl Served {
         Ok((step, token))
     }
 
-    fn response(&self) -> Result<Tensor<u8>, String> {
+    fn response(&self) -> Result<Response, String> {
         let (mut step, token) = self.step()?;
         let out_name = &self.out_name;
+        if self.out_dtype == DataType::String {
+            let out: Tensor<Bytes> = step.fetch(token).map_err(|e| {
+                format!(
+                    "signature output '{out_name}' is not a string tensor: {}",
+                    one_line(&e.to_string())
+                )
+            })?;
+            if out.dims().len() != 1 {
+                return Err(format!(
+                    "signature output '{out_name}' has shape {:?}; one response per request is [R]",
+                    out.dims()
+                ));
+            }
+            return Ok(Response::PerRequest(out.to_vec()));
+        }
         let out: Tensor<u8> = step.fetch(token).map_err(|e| {
             format!(
                 "signature output '{out_name}' is not the uint8 response: {}",
@@ -502,7 +621,7 @@ impl Served {
                 out.dims()
             ));
         }
-        Ok(out)
+        Ok(Response::One(out))
     }
 
     /// One timed run: the output is fetched as a server would before sending
@@ -516,6 +635,12 @@ impl Served {
                 .map_err(fetch_err)?
                 .first()
                 .copied()
+                .unwrap_or(0),
+            DataType::String => step
+                .fetch::<Bytes>(token)
+                .map_err(fetch_err)?
+                .first()
+                .and_then(|b| b.0.first().copied())
                 .unwrap_or(0),
             DataType::Float => step
                 .fetch::<f32>(token)
@@ -593,24 +718,62 @@ fn run(args: Args) -> Result<(), String> {
         return repeat(&served, runs, args.rounds.unwrap_or(15));
     }
     let s = &served[0];
-    let out = s.response()?;
-    let bytes: &[u8] = &out;
     let (sig_name, out_name) = (&s.sig_name, &s.out_name);
-
-    if let Some(path) = &args.output {
-        std::fs::write(path, bytes).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-    }
-    if args.print {
-        let records = bpr_protocol::decode::decode_response(bytes)
-            .map_err(|e| format!("the response is not a BatchPredictionResponse: {e}"))?;
-        println!(
-            "{} records, {} bytes (signature '{sig_name}', output '{out_name}')",
-            records.len(),
-            bytes.len()
-        );
-        print!("{}", table::table(&records));
+    match s.response()? {
+        Response::One(out) => {
+            let bytes: &[u8] = &out;
+            if let Some(path) = &args.output {
+                std::fs::write(path, bytes)
+                    .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+            }
+            if args.print {
+                let records = bpr_protocol::decode::decode_response(bytes)
+                    .map_err(|e| format!("the response is not a BatchPredictionResponse: {e}"))?;
+                println!(
+                    "{} records, {} bytes (signature '{sig_name}', output '{out_name}')",
+                    records.len(),
+                    bytes.len()
+                );
+                print!("{}", table::table(&records));
+            }
+        }
+        Response::PerRequest(responses) => {
+            if let Some(dir) = &args.output {
+                std::fs::create_dir_all(dir)
+                    .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+                for (r, bytes) in responses.iter().enumerate() {
+                    let path = dir.join(format!("response-{r:05}.bin"));
+                    std::fs::write(&path, &bytes.0)
+                        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+                }
+            }
+            if args.print {
+                println!(
+                    "{} responses, one per request (signature '{sig_name}', output '{out_name}')",
+                    responses.len()
+                );
+                for (r, bytes) in responses.iter().enumerate() {
+                    let records = bpr_protocol::decode::decode_response(&bytes.0).map_err(|e| {
+                        format!("response {r} is not a BatchPredictionResponse: {e}")
+                    })?;
+                    println!(
+                        "response {r}: {} records, {} bytes",
+                        records.len(),
+                        bytes.0.len()
+                    );
+                    print!("{}", table::table(&records));
+                }
+            }
+        }
     }
     Ok(())
+}
+
+/// What a model answered: one response (uint8 [1, N]), or one per request
+/// (string [R]).
+enum Response {
+    One(Tensor<u8>),
+    PerRequest(Vec<Bytes>),
 }
 
 /// The real stderr while TensorFlow's is sent to /dev/null; unset: not hidden.

@@ -62,6 +62,7 @@ mod input;
 pub mod parallel;
 mod record_tensor;
 pub mod request;
+pub mod responses;
 mod tensor;
 pub mod widen;
 pub mod wire;

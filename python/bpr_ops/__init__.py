@@ -31,6 +31,8 @@ _NEEDS_TENSORFLOW = {
     "batch_prediction_response_writer": "ops",
     "data_record_tensor_writer": "ops",
     "batch_prediction_tensor_response_writer": "ops",
+    "batch_prediction_responses_writer": "ops",
+    "batch_prediction_tensor_responses_writer": "ops",
     "LibraryLoadError": "_loader",
     "UnsupportedTensorFlowError": "_loader",
     "library_path": "_loader",
@@ -48,6 +50,7 @@ if importlib.util.find_spec("tensorflow") is not None:
         batch_prediction_tensor_response_writer,
         data_record_tensor_writer,
     )
+    from .ops import batch_prediction_responses_writer, batch_prediction_tensor_responses_writer  # noqa: E402
 else:
 
     def __getattr__(name):
@@ -78,6 +81,8 @@ __all__ = [
     "batch_prediction_response_writer",
     "batch_prediction_tensor_response_writer",
     "data_record_tensor_writer",
+    "batch_prediction_responses_writer",
+    "batch_prediction_tensor_responses_writer",
     "decode_batch_prediction_response",
     "feature_id",
     "feature_ids",

@@ -64,6 +64,7 @@ class BatchPredictionRequestReader(keras.layers.Layer):
         default_string="",
         output_mode="kinds",
         tensors=None,
+        row_splits=False,
         **kwargs,
     ):
         kwargs.setdefault("trainable", False)
@@ -73,6 +74,9 @@ class BatchPredictionRequestReader(keras.layers.Layer):
         if output_mode not in _MODES:
             raise ValueError(f"{where}: output_mode must be one of {_MODES}, got {output_mode!r}")
         self.output_mode = output_mode
+        if not isinstance(row_splits, bool):
+            raise TypeError(f"{where}: row_splits must be True or False, got {row_splits!r}")
+        self.row_splits = row_splits
         self.default_value = float(default_value)
         if isinstance(default_discrete, bool) or not isinstance(default_discrete, int):
             raise TypeError(f"{where}: default_discrete must be an int, got {default_discrete!r}")
@@ -103,6 +107,13 @@ class BatchPredictionRequestReader(keras.layers.Layer):
             raise ValueError(
                 f"{where}: no features to read; give continuous, binary, discrete, strings or tensors keys"
             )
+        if row_splits and output_mode == "names":
+            clash = [k for kind in self._ids for k in self._names(kind) if k == "row_splits"]
+            if clash:
+                raise ValueError(
+                    f"{where}: a feature named 'row_splits' and row_splits=True both want the output "
+                    "'row_splits'; use output_mode='kinds'"
+                )
 
     def _names(self, kind: str) -> list[str]:
         return [k if isinstance(k, str) else str(k) for k in config_keys(self._given[kind])]
@@ -128,6 +139,8 @@ class BatchPredictionRequestReader(keras.layers.Layer):
                 k: keras.KerasTensor((None, *shape), dtype=dtype) for k, (_, dtype, shape) in self._tensors.items()
             }
             out["tensors_found"] = {k: keras.KerasTensor((None,), dtype="bool") for k in self._tensors}
+        if self.row_splits:
+            out["row_splits"] = keras.KerasTensor((None,), dtype="int64")
         return out
 
     def call(self, inputs):
@@ -166,6 +179,8 @@ class BatchPredictionRequestReader(keras.layers.Layer):
             out["tensors"], out["tensors_found"] = {}, {}
             for key, (fid, dtype, shape) in self._tensors.items():
                 out["tensors"][key], out["tensors_found"][key] = _read_tensor(lib, handle, key, fid, dtype, shape)
+        if self.row_splits:
+            out["row_splits"] = lib.get_request_splits_from_data_record(handle)
         return out
 
     def get_config(self):
@@ -183,6 +198,9 @@ class BatchPredictionRequestReader(keras.layers.Layer):
         )
         if self._tensors:
             config["tensors"] = {k: (dtype, list(shape)) for k, (_, dtype, shape) in self._tensors.items()}
+        if self.row_splits:
+            # Only when set: a config without it loads in older versions.
+            config["row_splits"] = True
         return config
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import keras
 
-from . import _checks, ops
+from . import _checks, _splits, ops
 from ._keys import config_keys, resolve_keys
 
 
@@ -20,13 +20,17 @@ class _WriterLayer(keras.layers.Layer):
         # for get_config and messages; `key_ids` is what the op writes.
         self.key_ids, self.keys = resolve_keys(keys, type(self).__name__)
 
-    def compute_output_shape(self, input_shape):
-        return (1, None)
+    def compute_output_shape(self, input_shape, row_splits_shape=None):
+        return (1, None) if row_splits_shape is None else (None,)
 
-    def compute_output_spec(self, values):
+    def compute_output_spec(self, values, row_splits=None):
         # Functional models are built here, on KerasTensors: what their static
         # shapes and dtypes already tell is an error now, not in the server.
         self._check_input(values)
+        if row_splits is not None:
+            # One response per request (issue 29): string [R].
+            _splits.check_spec(row_splits, self._where())
+            return keras.KerasTensor((None,), dtype="string")
         return keras.KerasTensor((1, None), dtype="uint8")
 
     def _where(self) -> str:
@@ -39,7 +43,9 @@ class _WriterLayer(keras.layers.Layer):
 @keras.saving.register_keras_serializable(package="bpr_ops")
 class BatchPredictionWriter(_WriterLayer):
     """Packages a [B, K] prediction tensor, one column per key, into a
-    serialized Thrift BatchPredictionResponse (uint8 [1, N]).
+    serialized Thrift BatchPredictionResponse (uint8 [1, N]); called with
+    `row_splits` (int64 [R + 1], from `BatchPredictionRequestReader(row_splits=True)`),
+    into one response per request (string [R]: the form servers batch).
 
     Args:
       keys: K keys, each an integer feature id or a feature name (str or
@@ -55,10 +61,12 @@ class BatchPredictionWriter(_WriterLayer):
         _checks.check_continuous(self._where(), self.keys, len(self.keys), values)
         return values
 
-    def call(self, values):
+    def call(self, values, row_splits=None):
         # Subclassed models and tf.function tracing reach here with symbolic
         # tensors: the same checks, before the op is added to the graph.
         values = self._check_input(values)
+        if row_splits is not None:
+            return ops.batch_prediction_responses_writer(self.key_ids, values, row_splits)
         return ops.batch_prediction_response_writer(self.key_ids, values)
 
 
@@ -66,7 +74,8 @@ class BatchPredictionWriter(_WriterLayer):
 class BatchPredictionTensorWriter(_WriterLayer):
     """Packages K dense tensors, each [B, ...], into a serialized Thrift
     BatchPredictionResponse (uint8 [1, N]); record i maps keys[j] to row i of
-    the j-th tensor.
+    the j-th tensor. Called with `row_splits` (int64 [R + 1]), one response
+    per request (string [R]), as BatchPredictionWriter.
 
     Args:
       keys: K >= 1 keys, one per input tensor, each an integer feature id or a
@@ -83,8 +92,10 @@ class BatchPredictionTensorWriter(_WriterLayer):
         _checks.check_tensor(self._where(), self.keys, len(self.keys), values)
         return values
 
-    def call(self, values):
+    def call(self, values, row_splits=None):
         values = self._check_input(values)
+        if row_splits is not None:
+            return ops.batch_prediction_tensor_responses_writer(self.key_ids, values, row_splits)
         return ops.batch_prediction_tensor_response_writer(self.key_ids, values)
 
 

@@ -172,3 +172,61 @@ def data_record_tensor_writer(keys, values, name=None) -> tf.Tensor:
     keys = _keys_tensor(keys)
     values = _checked_record_values(keys, values)
     return load_library().data_record_tensor_writer(keys=keys, values=values, name=name)
+
+
+# ---- One response per request (issue 29): for models a server batches ----------
+
+_CONTINUOUS_RESPONSES = "BatchPredictionResponsesWriter"
+_TENSOR_RESPONSES = "BatchPredictionTensorResponsesWriter"
+
+
+def batch_prediction_responses_writer(keys, values, row_splits, name=None) -> tf.Tensor:
+    """`batch_prediction_response_writer`, one response per request.
+
+    `row_splits`: int64 [R + 1], request r owning records
+    row_splits[r]..row_splits[r + 1] (first 0, last B, never decreasing), as
+    `BatchPredictionRequestReader(row_splits=True)` gives them. Returns string
+    [R]: element r is the serialized BatchPredictionResponse of request r's
+    records, the bytes `batch_prediction_response_writer` gives for them alone.
+    A server that batches requests (TF Serving, navi) concatenates inputs along
+    dim 0 and splits this output along dim 0: each caller gets its own response.
+    """
+    from . import _splits
+
+    keys = _keys_tensor(keys)
+    values = _checks.dense(
+        values, "values", _CONTINUOUS_RESPONSES, "a dense float tensor [batch, K] (or [batch] with one key)"
+    )
+    row_splits = _splits.as_splits(row_splits, _CONTINUOUS_RESPONSES)
+    if not tf.executing_eagerly():
+        where, ids, k = _static_keys(keys, _CONTINUOUS_RESPONSES)
+        _checks.check_continuous(where, ids, k, values)
+    try:
+        return load_library().batch_prediction_responses_writer(
+            keys=keys, values=values, row_splits=row_splits, name=name
+        )
+    except (TypeError, tf.errors.InvalidArgumentError) as e:
+        error = _checks.unsupported_dtype(_CONTINUOUS_RESPONSES, [values], _checks.CONTINUOUS_DTYPES)
+        if error is None:
+            raise
+        raise error from e
+
+
+def batch_prediction_tensor_responses_writer(keys, values, row_splits, name=None) -> tf.Tensor:
+    """`batch_prediction_tensor_response_writer`, one response per request:
+    string [R], element r the bytes that writer gives for records
+    row_splits[r]..row_splits[r + 1] alone (see `batch_prediction_responses_writer`)."""
+    from . import _splits
+
+    keys = _keys_tensor(keys)
+    values = _checked_tensor_values(keys, values)
+    row_splits = _splits.as_splits(row_splits, _TENSOR_RESPONSES)
+    try:
+        return load_library().batch_prediction_tensor_responses_writer(
+            keys=keys, values=values, row_splits=row_splits, name=name
+        )
+    except (TypeError, tf.errors.InvalidArgumentError) as e:
+        error = _checks.unsupported_dtype(_TENSOR_RESPONSES, values, _checks.TENSOR_DTYPES)
+        if error is None:
+            raise
+        raise error from e

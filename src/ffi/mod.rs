@@ -14,6 +14,8 @@ mod feature_id;
 mod raw_records;
 mod record_writer;
 mod request;
+/// One response per request: the writers cut by row splits (issue 29).
+mod responses;
 mod runner;
 mod writers;
 
@@ -44,6 +46,7 @@ fn definitions_match_header() {
     use feature_id::*;
     use record_writer::*;
     use request::*;
+    use responses::*;
     use writers::*;
     same! {
         bpr_continuous_size: (a, b, c, d, e),
@@ -63,6 +66,8 @@ fn definitions_match_header() {
         bpr_request_batch_free: (a),
         bpr_request_get: (a, b, c, d, e, f, g),
         bpr_record_tensor_encode: (a, b, c, d, e, f, g),
+        bpr_continuous_encode_responses: (a, b, c, d, e, f, g),
+        bpr_tensor_encode_responses: (a, b, c, d, e, f, g, h, i),
     }
 }
 /// The marker and the version, NUL-terminated; see the header.
@@ -186,6 +191,7 @@ enum Input {
     Keys,
     Values,
     ValuesAt(usize),
+    RowSplits,
 }
 
 impl std::fmt::Display for Input {
@@ -194,6 +200,7 @@ impl std::fmt::Display for Input {
             Input::Keys => f.write_str("keys"),
             Input::Values => f.write_str("values"),
             Input::ValuesAt(j) => write!(f, "values[{j}]"),
+            Input::RowSplits => f.write_str("row_splits"),
         }
     }
 }

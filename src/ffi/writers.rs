@@ -16,7 +16,7 @@ use super::{guarded, host_strings, output, tensor, HostStrings, Input};
 ///
 /// # Safety
 /// `keys` and `values` point to valid views (header contract).
-unsafe fn continuous_inputs<'a>(
+pub(super) unsafe fn continuous_inputs<'a>(
     keys: *const bpr_tensor,
     values: *const bpr_tensor,
 ) -> Result<(Tensor<'a>, Tensor<'a>)> {
@@ -242,7 +242,7 @@ fn use_avx2() -> bool {
 }
 
 /// Writes a validated continuous call with the fastest code this CPU runs.
-fn write_continuous(
+pub(super) fn write_continuous(
     plan: &bpr_protocol::ContinuousPlan<'_>,
     out: &mut [u8],
     runner: &dyn Runner,
@@ -303,7 +303,7 @@ pub unsafe extern "C" fn bpr_tensor_encode(
 }
 
 /// The header's opaque `bpr_tensor_cache`: a boxed [`bpr_protocol::TensorPlanCache`].
-pub struct TensorCache(bpr_protocol::TensorPlanCache);
+pub struct TensorCache(pub(super) bpr_protocol::TensorPlanCache);
 
 /// Returns a new cache, owned by the caller until [`bpr_tensor_cache_free`];
 /// NULL if it could not be made (a panic, caught here).

@@ -194,9 +194,19 @@ pub struct Batch {
     pub(crate) rows: Rows,
     /// Both handles: every record's tensors and sparseTensors entries.
     pub(crate) tensors: Tensors,
+    /// [M + 1] for M messages: message m's records are
+    /// `message_splits[m]..message_splits[m + 1]` (the per-request writers
+    /// answer each request with its own records).
+    pub(crate) message_splits: Vec<usize>,
 }
 
 impl Batch {
+    /// `[M + 1]` for M messages: message m's records are
+    /// `message_splits()[m]..message_splits()[m + 1]` (first 0, last B).
+    pub fn message_splits(&self) -> &[usize] {
+        &self.message_splits
+    }
+
     /// How many records (B): every record of every message.
     pub fn num_records(&self) -> usize {
         self.num_records
@@ -579,7 +589,9 @@ pub(crate) fn decode(
         keep: config.keep.clone(),
         rows: Rows::default(),
         tensors: Tensors::default(),
+        message_splits: Vec::with_capacity(messages.len() + 1),
     };
+    b.message_splits.push(0);
     let mut targets = Targets::new(config);
     let mut seen = IdMap::default();
     // The current request's commonFeatures: its labels and weights, its rows.
@@ -601,6 +613,7 @@ pub(crate) fn decode(
             )
             .map_err(at)?;
             read::finish(&c, "DataRecord").map_err(at)?;
+            b.message_splits.push(b.num_records);
             continue;
         }
         let first = b.num_records;
@@ -659,6 +672,7 @@ pub(crate) fn decode(
                 b.rows.extend_from(&own, s..e, first + k);
             }
         }
+        b.message_splits.push(b.num_records);
     }
     b.labels = targets.labels;
     b.weights = targets.weights;

@@ -70,7 +70,7 @@ const SIX: [&str; 6] = [
 /// registration declares (`cpp_shim/request_ops.cc`, the one source), and
 /// [`RequestOp::new`] refuses a declared attr it does not read, or a missing
 /// one it does (`tests/request_attrs.rs` checks every registration).
-const OPS: [&str; 45] = [
+const OPS: [&str; 47] = [
     "DecodeBatchPredictionRequest",
     "DecodeAndHashBatchPredictionRequest",
     "DecodeBatchPredictionRequestV2",
@@ -87,6 +87,7 @@ const OPS: [&str; 45] = [
     "GetTotalSizeFromHashedDataRecord",
     "GetLabelsFromHashedDataRecord",
     "GetWeightsFromHashedDataRecord",
+    "GetRequestSplitsFromHashedDataRecord",
     "GetBinaryFeatures",
     "GetContinuousFeatures",
     "GetDiscreteFeatures",
@@ -96,6 +97,7 @@ const OPS: [&str; 45] = [
     "GetBatchSizeFromDataRecord",
     "GetLabelsFromDataRecord",
     "GetWeightsFromDataRecord",
+    "GetRequestSplitsFromDataRecord",
     "GetBinaryAsTensor",
     "GetContinuousAsTensor",
     "GetDiscreteAsTensor",
@@ -149,6 +151,7 @@ enum Hashed {
     TotalSize,
     Labels(f32),
     Weights,
+    RequestSplits,
 }
 
 #[derive(Debug)]
@@ -159,6 +162,7 @@ enum Role {
     BatchSize,
     Labels(f32),
     Weights,
+    RequestSplits,
     /// `*AsTensor` (one id, output [B]) and `*GroupAsTensor` ([B, F]).
     Dense {
         kind: Kind,
@@ -480,6 +484,7 @@ impl RequestOp {
                     Hashed::TotalSize => out.int64(0, &[])?[0] = t as i64,
                     Hashed::Labels(d) => labels(out, &b.labels, nb, b.num_labels, d)?,
                     Hashed::Weights => labels(out, &b.weights, nb, b.num_weights, 0.0)?,
+                    Hashed::RequestSplits => request_splits(b, out)?,
                 }
                 Ok(())
             }
@@ -489,6 +494,7 @@ impl RequestOp {
             }
             Role::Labels(d) => labels(out, &b.labels, nb, b.num_labels, *d),
             Role::Weights => labels(out, &b.weights, nb, b.num_weights, 0.0),
+            Role::RequestSplits => request_splits(b, out),
             Role::Features(kind) => features(b, messages, *kind, out),
             Role::Dense {
                 kind,
@@ -581,6 +587,7 @@ fn role(name: &'static str, a: &Attrs<'_>) -> Result<Role> {
             "BatchSize" => Hashed::BatchSize,
             "TotalSize" => Hashed::TotalSize,
             "Labels" => Hashed::Labels(a.float("default_label")),
+            "RequestSplits" => Hashed::RequestSplits,
             _ => Hashed::Weights,
         }));
     }
@@ -588,6 +595,7 @@ fn role(name: &'static str, a: &Attrs<'_>) -> Result<Role> {
         "GetBatchSizeFromDataRecord" => Role::BatchSize,
         "GetLabelsFromDataRecord" => Role::Labels(a.float("default_label")),
         "GetWeightsFromDataRecord" => Role::Weights,
+        "GetRequestSplitsFromDataRecord" => Role::RequestSplits,
         "GetSparseBinaryAsTensor" | "GetSparseContinuousAsTensor" => Role::Sparse {
             kind: kind_of(name),
             id: a.int("feature_id"),
@@ -638,6 +646,16 @@ fn role(name: &'static str, a: &Attrs<'_>) -> Result<Role> {
             }
         }
     })
+}
+
+/// `int64 [M + 1]`: message m's records are `splits[m]..splits[m + 1]`.
+fn request_splits(b: &Batch, out: &mut dyn Outputs) -> Result<()> {
+    let splits = b.message_splits();
+    let o = out.int64(0, &[splits.len()])?;
+    for (o, &s) in o.iter_mut().zip(splits) {
+        *o = s as i64;
+    }
+    Ok(())
 }
 
 /// [B, n] labels or weights; NaN (absent) becomes `default`.

@@ -164,8 +164,8 @@ pub fn encode_continuous_responses(
     values: &Tensor<'_>,
     row_splits: &Tensor<'_>,
 ) -> Result<Vec<Vec<u8>>> {
-    let whole = plan_continuous(keys, values)?;
-    drop(whole);
+    // The whole call's checks and messages first.
+    plan_continuous(keys, values)?;
     let splits = check_row_splits(row_splits, values, "values")?;
     splits
         .windows(2)
@@ -187,8 +187,7 @@ pub fn encode_tensor_responses(
     values: &[Tensor<'_>],
     row_splits: &Tensor<'_>,
 ) -> Result<Vec<Vec<u8>>> {
-    let whole = plan_tensor_response(keys, values)?;
-    drop(whole);
+    plan_tensor_response(keys, values)?;
     let splits = check_row_splits(row_splits, &values[0], "values[0]")?;
     splits
         .windows(2)

@@ -41,7 +41,7 @@ impl HostResponses<'_> {
     }
 
     /// String `index` sized to `size` bytes; None when the host could not.
-    fn element(&self, index: usize, size: usize) -> Result<Option<&mut [u8]>> {
+    fn element(&mut self, index: usize, size: usize) -> Result<Option<&mut [u8]>> {
         let element = self
             .0
             .element
@@ -80,7 +80,7 @@ pub unsafe extern "C" fn bpr_continuous_encode_responses(
         // The whole call's checks and messages, before anything is allocated.
         bpr_protocol::plan_continuous(&k, &v)?;
         let splits = check_row_splits(&s, &v, "values")?;
-        let host = unsafe { HostResponses::new(out)? };
+        let mut host = unsafe { HostResponses::new(out)? };
         if !host.alloc(splits.len() - 1)? {
             return Ok(false);
         }
@@ -126,7 +126,7 @@ pub unsafe extern "C" fn bpr_tensor_encode_responses(
         // The whole call's checks and messages, before anything is allocated.
         plan(cache, &k, &v)?;
         let splits = check_row_splits(&s, &v[0], "values[0]")?;
-        let host = unsafe { HostResponses::new(out)? };
+        let mut host = unsafe { HostResponses::new(out)? };
         if !host.alloc(splits.len() - 1)? {
             return Ok(false);
         }

@@ -15,6 +15,7 @@ const SHIM_SOURCES: &[&str] = &[
     "cpp_shim/request_ops.cc",
     "cpp_shim/request_kernels.cc",
     "cpp_shim/compat.cc",
+    "cpp_shim/block_dataset.cc",
 ];
 const SHIM_HEADER: &str = "cpp_shim/include/bpr_ops.h";
 /// Headers of the shim only (not for bindgen).

@@ -19,6 +19,8 @@ mod sys {
 
 use sys::{bpr_alloc_fn, bpr_bytes, bpr_runner, bpr_status, bpr_tensor};
 
+mod block;
+
 /// Compile-time proof that the definitions below have the signatures the header
 /// declares: each header declaration fixes a function-pointer type, and the Rust
 /// definition must coerce to it. Never called.

@@ -60,7 +60,7 @@ def _files_dataset(names):
     )
 
 
-@pytest.mark.parametrize("policy", ["DYNAMIC", "DATA"])
+@pytest.mark.parametrize("policy", ["DYNAMIC", "DATA", "FILE_OR_DATA"])
 def test_data_service_delivers_every_record_exactly_once(tmp_path, service, policy):
     dispatcher, _ = service
     names = _files(tmp_path)
@@ -79,6 +79,18 @@ def test_data_service_delivers_every_record_exactly_once(tmp_path, service, poli
     got = [r.numpy() for r in ds]
     assert len(got) == len(RECORDS)
     assert sorted(got) == sorted(RECORDS)
+
+
+def test_data_service_file_policy_is_refused_not_inexact(tmp_path, service):
+    """FILE: TensorFlow's auto-shard rewrite knows only its own file readers;
+    it fails loudly on this op (FILE_OR_DATA falls back to DATA, exact)."""
+    dispatcher, _ = service
+    svc = tf.data.experimental.service
+    ds = data.BlockFormatDataset(_files(tmp_path)).apply(
+        svc.distribute(processing_mode=svc.ShardingPolicy.FILE, service=dispatcher.target, job_name="file")
+    )
+    with pytest.raises(tf.errors.OpError, match="Did not find a shardable source"):
+        list(ds)
 
 
 def test_data_service_off_policy_repeats_records(tmp_path, service):

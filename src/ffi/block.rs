@@ -62,6 +62,10 @@ impl Reader {
     }
 }
 
+/// # Safety
+/// `name` views `name.len` readable bytes (or is empty); `read` reads into the
+/// buffer it is given and `context` stays valid until the reader is freed;
+/// `out` is writable; `msg` is NULL or `msg_cap` writable bytes.
 #[no_mangle]
 pub unsafe extern "C" fn bpr_block_reader_new(
     name: bpr_bytes,
@@ -104,6 +108,8 @@ pub unsafe extern "C" fn bpr_block_reader_new(
     })
 }
 
+/// # Safety
+/// `reader` is NULL or a reader from bpr_block_reader_new, not yet freed.
 #[no_mangle]
 pub unsafe extern "C" fn bpr_block_reader_free(reader: *mut bpr_block_reader) {
     if !reader.is_null() {
@@ -112,6 +118,9 @@ pub unsafe extern "C" fn bpr_block_reader_free(reader: *mut bpr_block_reader) {
     }
 }
 
+/// # Safety
+/// `reader` is a live reader used by one thread at a time; the out pointers
+/// are writable; `msg` is NULL or `msg_cap` writable bytes.
 #[no_mangle]
 pub unsafe extern "C" fn bpr_block_reader_next(
     reader: *mut bpr_block_reader,

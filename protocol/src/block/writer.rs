@@ -18,7 +18,7 @@ fn varint(out: &mut Vec<u8>, mut v: u64) {
 }
 
 fn varint_len(v: u64) -> u64 {
-    (u64::from(64 - (v | 1).leading_zeros()) + 6) / 7
+    u64::from(64 - (v | 1).leading_zeros()).div_ceil(7)
 }
 
 /// One whole block (marker, size, message) holding `records` under `class_name`.

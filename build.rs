@@ -17,6 +17,7 @@ const SHIM_SOURCES: &[&str] = &[
     "cpp_shim/tensor_ops.cc",
     "cpp_shim/compat.cc",
     "cpp_shim/responses.cc",
+    "cpp_shim/block_dataset.cc",
 ];
 const SHIM_HEADER: &str = "cpp_shim/include/bpr_ops.h";
 /// Headers of the shim only (not for bindgen).

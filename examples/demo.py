@@ -91,6 +91,33 @@ def request_bytes() -> bytes:
     return bpr_ops.encode_batch_prediction_request(records, common={"continuous": {age: 23.0}})
 
 
+def train_then_serve(work: Path):
+    """Train on block files (twml's training data format), serve request bytes:
+    one BatchPredictionRequestReader configures both, so the served model reads
+    exactly the features it was trained on."""
+    from bpr_ops import data
+
+    rng = np.random.default_rng(1)
+    records = [{"continuous": {"user.age": float(rng.integers(18, 70)), "tweet.score": float(rng.random()),
+                               "clicked": float(rng.random() < 0.3)}, "binary": ["tweet.is_video"] if i % 3 else []}
+               for i in range(256)]
+    files = [str(work / "train-0.gz"), str(work / "train-1.gz")]
+    data.write_block_format(files[0], records[:128], records_per_block=50)
+    data.write_block_format(files[1], records[128:], records_per_block=50)
+    read = bpr_ops.BatchPredictionRequestReader(continuous=REQUEST_FEATURES[:2], binary=REQUEST_FEATURES[2:])
+    keras.utils.set_random_seed(7)
+    inputs = {"continuous": keras.Input((2,), name="continuous"), "binary": keras.Input((1,), name="binary")}
+    x = keras.layers.Concatenate()([inputs["continuous"] / 100.0, inputs["binary"]])
+    model = keras.Model(inputs, keras.layers.Dense(1, activation="sigmoid")(keras.layers.Dense(8, activation="relu")(x)))
+    model.compile(optimizer="adam", loss="binary_crossentropy")
+    model.fit(data.training_dataset(files, read, batch_size=32, labels=["clicked"]), epochs=3, verbose=0)
+    request = keras.Input((), dtype="uint8", name="request")
+    serving = keras.Model(request, bpr_ops.BatchPredictionWriter(["p_click"])(model(read(request))))
+    serving.export(str(work / "trained"), format="tf_saved_model", verbose=False)
+    first = data.training_dataset(files, read, batch_size=3).take(1).map(lambda x, y, w: x)
+    return len(records), bpr_ops.encode_batch_prediction_request(records[:3]), model.predict(first, verbose=0).ravel()
+
+
 def serve(model_dir: Path, batch, work: Path) -> bytes:
     if isinstance(batch, bytes):
         (work / "request.bin").write_bytes(batch)
@@ -116,10 +143,16 @@ def main():
             request_model = build_request_model()
             for model, name in ((continuous, "continuous"), (tensors, "tensor"), (request_model, "request")):
                 model.export(str(work / name), format="tf_saved_model", verbose=False)
+            import warnings
+
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                trained_on, trained_request, predicted = train_then_serve(work)
         print(f"exported 3 SavedModels; serving a batch of {len(batch)} through target/release/bpr-host")
         served = {name: serve(work / name, batch, work) for name in ("continuous", "tensor")}
         request = request_bytes()
         served["request"] = serve(work / "request", request, work)
+        served["trained"] = serve(work / "trained", trained_request, work)
 
     print("keys, by name: " + ", ".join(
         f"{name} = feature id {key}" for name, key in zip(NAMES + [EMBEDDING], bpr_ops.feature_ids(NAMES + [EMBEDDING]))
@@ -148,6 +181,13 @@ def main():
     print("  ".join(f"{h:>10}" for h in ["record"] + NAMES))
     for i, record in enumerate(records):
         print("  ".join([f"{i:>10}"] + [f"{record[name]:>10.6f}" for name in NAMES]))
+
+    records = bpr_ops.decode_batch_prediction_response(served["trained"], names=["p_click"])
+    scores = np.array([r["p_click"] for r in records])
+    print(f"\nTrained on {trained_on} records in block files (bpr_ops.data.training_dataset), served 3 of them "
+          f"as request bytes: p_click {np.array2string(scores, precision=6)}, model.predict "
+          f"{np.array2string(predicted, precision=6)}: "
+          + ("the same" if np.allclose(scores, predicted, rtol=1e-6, atol=1e-7) else "DIFFERENT"))
 
 
 if __name__ == "__main__":

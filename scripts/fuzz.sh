@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Fuzzes the encoder (protocol/fuzz/fuzz_targets/encode.rs) and the request readers
-# (fuzz_targets/request.rs), SECONDS each, with cargo-fuzz
+# Fuzzes the encoder (protocol/fuzz/fuzz_targets/encode.rs), the request readers
+# (fuzz_targets/request.rs) and the block-file reader (fuzz_targets/block.rs), SECONDS each, with cargo-fuzz
 # (libFuzzer + AddressSanitizer). Needs cargo-fuzz (`cargo install cargo-fuzz`); the stable
 # toolchain's nightly flags are unlocked with RUSTC_BOOTSTRAP=1.
 #
@@ -22,7 +22,7 @@ parallel=()
 # With -jobs libFuzzer writes each worker's log to protocol/fuzz/fuzz-N.log.
 [ "$jobs" -gt 1 ] && parallel=(-jobs="$jobs" -workers="$jobs")
 cd protocol/fuzz
-for target in encode request; do
+for target in encode request block; do
   scratch=../../target/fuzz-corpus/$target
   mkdir -p "$scratch" "corpus/$target"
   cargo fuzz run -O "$target" "$scratch" "corpus/$target" -- \

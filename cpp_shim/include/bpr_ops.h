@@ -301,6 +301,51 @@ bpr_status bpr_tensor_encode_responses(bpr_tensor_cache* cache, const bpr_tensor
                                        const bpr_string_output* out,
                                        const bpr_runner* runner, char* msg, size_t msg_cap);
 
+/* ------------------------------------------------------------------------ *
+ * Block-format files (Elephant-Bird binary blocks, twml's training data):
+ * the BlockFormatDatasetV2 iterator reads a file through the host's file
+ * system layer and this reader parses it, one record at a time, holding one
+ * input chunk and one record.
+ * ------------------------------------------------------------------------ */
+
+/* The host's read callback failed: the host keeps and reports its own error. */
+#define BPR_HOST_READ_FAILED 4
+
+/* Reads up to `cap` bytes of the stream into buf. Returns the number read
+ * (fewer than cap is fine), 0 at the end of the stream, or a negative value
+ * when reading failed (the host keeps its own error). Must not throw. */
+typedef int64_t (*bpr_read_fn)(void* context, uint8_t* buf, size_t cap);
+
+/* A reader of one stream. Owned by the host; freed with bpr_block_reader_free. */
+typedef struct bpr_block_reader bpr_block_reader;
+
+/*
+ * A reader of the stream `read(context, ...)` gives, named `name` in errors.
+ * To resume after a checkpoint, position the stream at `block_offset` (a
+ * block's marker, as bpr_block_reader_next reported it) and give `index`, the
+ * records of that block already delivered; (0, 0) is the start of the stream.
+ * `context` must stay valid until the reader is freed; `name` is copied.
+ * `check_records` != 0: each record must be a Thrift-binary DataRecord
+ * (else BPR_INVALID_ARGUMENT naming the file, the record and the offset).
+ */
+bpr_status bpr_block_reader_new(bpr_bytes name, bpr_read_fn read, void* context,
+                                uint64_t block_offset, uint64_t index, int32_t check_records,
+                                bpr_block_reader** out, char* msg, size_t msg_cap);
+void bpr_block_reader_free(bpr_block_reader* reader); /* NULL is a no-op */
+
+/*
+ * The next record: *has_record = 1, *record views its bytes (valid until the
+ * next call on this reader or its free), *block_offset and *index say where it
+ * is; or *has_record = 0 at the end of the stream. A damaged stream is
+ * BPR_INVALID_ARGUMENT naming the file, the byte offset and what was expected
+ * (nothing is skipped); BPR_HOST_READ_FAILED when `read` failed. After an error
+ * every call returns it again.
+ */
+bpr_status bpr_block_reader_next(bpr_block_reader* reader, int32_t* has_record, bpr_bytes* record,
+                                 uint64_t* block_offset, uint64_t* index, char* msg,
+                                 size_t msg_cap);
+
+
 #ifdef __cplusplus
 } /* extern "C" */
 #endif

@@ -28,6 +28,8 @@
 //!   caller checked `is_x86_feature_detected!("avx2")` (this crate itself has
 //!   no unsafe code).
 //! - [`decode`] reads a response into plain Rust values.
+//! - [`block`] reads and writes Elephant-Bird block files of records (twml's
+//!   training data), streaming.
 //! - [`feature_id`] turns a feature name into the id twml's `FeatureId` gives it,
 //!   the key a consumer looks a prediction up with.
 //!
@@ -53,6 +55,7 @@
 
 #[cfg(target_arch = "x86_64")]
 mod avx2;
+pub mod block;
 mod continuous;
 mod cursor;
 pub mod decode;

@@ -1,7 +1,9 @@
 """bpr-decode / `python -m bpr_ops decode FILE`: prints what a model emitted.
 
 FILE holds serialized BatchPredictionResponses: the raw bytes of one, or a .npy
-of the op's uint8 output tensor (or of model.predict's, one response per row).
+of the op's uint8 output tensor (or of model.predict's, one response per row);
+or it is an Elephant-Bird block file of DataRecords (training data, plain or
+gzip), whose records are shown the same way.
 Every DataRecord field is shown; a key that appears under two fields is
 labelled field:key. Output: a table (default) or JSON. With --names or
 --names-file, keys that a given feature name hashes to are shown as names.
@@ -37,6 +39,25 @@ def read_response(path: Path):
             )
         return array
     return data
+
+
+def read_records(path: Path):
+    """(records by field, skipped fields) of a response file or a block file."""
+    from ._blockfile import block_records, looks_like_block_file
+    from .decode import _Reader, _record
+
+    data = path.read_bytes()
+    if not looks_like_block_file(data):
+        return decode_responses(read_response(path), by_field=True)
+    records, skipped = [], {}
+    for i, blob in enumerate(block_records(data)):
+        r = _Reader(blob)
+        records.append(_record(r, f"record {i}"))
+        if r.pos != len(blob):
+            raise DecodeError(f"record {i}: {len(blob) - r.pos} bytes after the DataRecord")
+        for key, n in r.skipped.items():
+            skipped[key] = skipped.get(key, 0) + n
+    return records, skipped
 
 
 def read_names(lists: list[str], files: list[Path]) -> list[str]:
@@ -176,7 +197,7 @@ def main(argv=None) -> int:
         print(f"{PROG}: error: {e}", file=sys.stderr)
         return 2
     try:
-        records, skipped = decode_responses(read_response(args.file), by_field=True)
+        records, skipped = read_records(args.file)
     except (OSError, DecodeError, TypeError) as e:
         print(f"{PROG}: error: {args.file}: {e}", file=sys.stderr)
         return 2

@@ -151,7 +151,7 @@ class BatchPredictionRequestReader(keras.layers.Layer):
                 f"got {inputs.dtype.name}"
             )
         lib = load_library()
-        keep = [i for kind, _, _ in _KINDS for i in self._ids.get(kind, [])]
+        keep = self._keep()
         handle = lib.decode_batch_prediction_request_v2(
             input_bytes=inputs,
             keep_features=keep,
@@ -159,6 +159,15 @@ class BatchPredictionRequestReader(keras.layers.Layer):
             label_features=[],
             weight_features=[],
         )
+        return self._features(lib, handle)
+
+    def _keep(self) -> list[int]:
+        """The feature ids every decode op this layer makes keeps."""
+        return [i for kind, _, _ in _KINDS for i in self._ids.get(kind, [])]
+
+    def _features(self, lib, handle):
+        """The layer's outputs from a DataRecord handle (of a request, or of
+        DataRecords: bpr_ops.data's training input reads features here too)."""
         defaults = {
             "continuous": self.default_value,
             "binary": 0.0,

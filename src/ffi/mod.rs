@@ -9,6 +9,7 @@ use bpr_protocol::{Data, Error, ErrorKind, Result, StringSource, Tensor};
 use std::ffi::{c_char, c_void};
 use std::panic::{self, AssertUnwindSafe};
 
+mod block;
 mod feature_id;
 #[cfg(target_arch = "x86_64")]
 mod raw_records;
@@ -43,6 +44,7 @@ fn definitions_match_header() {
         })*};
         (@ $arg:tt) => { _ };
     }
+    use block::*;
     use feature_id::*;
     use record_writer::*;
     use request::*;
@@ -68,6 +70,9 @@ fn definitions_match_header() {
         bpr_record_tensor_encode: (a, b, c, d, e, f, g),
         bpr_continuous_encode_responses: (a, b, c, d, e, f, g),
         bpr_tensor_encode_responses: (a, b, c, d, e, f, g, h, i),
+        bpr_block_reader_new: (a, b, c, d, e, f, g, h, i),
+        bpr_block_reader_free: (a),
+        bpr_block_reader_next: (a, b, c, d, e, f, g),
     }
 }
 /// The marker and the version, NUL-terminated; see the header.

@@ -40,3 +40,6 @@ def test_demo_prints_its_own_output_only(host_built, level):
     assert run.stdout.count("5 records") == 2, run.stdout
     # The request model: request bytes served by bpr-host, 3 records back.
     assert "Request bytes in, response bytes out: " in run.stdout and "3 records" in run.stdout, run.stdout
+    # Trained on block files, served as request bytes: the scores are model.predict's.
+    assert "in block files (bpr_ops.data.training_dataset)" in run.stdout, run.stdout
+    assert "model.predict" in run.stdout and ": the same" in run.stdout, run.stdout

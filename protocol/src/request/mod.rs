@@ -27,6 +27,7 @@
 //! ```
 
 mod batch;
+mod check;
 mod encode;
 mod ops;
 mod read;
@@ -35,5 +36,6 @@ mod tensors;
 /// A `DataRecord` to encode: the same plain struct the response decoder gives.
 pub use crate::decode::Record;
 pub use batch::Batch;
+pub use check::check_data_record;
 pub use encode::{encode_batch_prediction_request, encode_data_record};
 pub use ops::{op_names, Attr, Outputs, RequestOp};

@@ -1,0 +1,390 @@
+// BlockFormatDatasetV2: twml's registered interface, as a tf.data source.
+//
+// Thin: the kernel checks the inputs, the dataset holds them, the iterator
+// opens each file through TensorFlow's file system layer (any registered
+// scheme: local, ram://, gs://, ...), gzip through ZlibInputStream, and feeds
+// the bytes to the Rust block reader (bpr_block_reader_*), which does all the
+// parsing. A checkpoint is (file index, block offset, records of that block
+// already delivered): restoring re-reads at most one block.
+
+#include <cstring>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "bpr_ops.h"
+#include "tensorflow/core/framework/common_shape_fns.h"
+#include "tensorflow/core/framework/dataset.h"
+#include "tensorflow/core/framework/model.h"
+#include "tensorflow/core/framework/op.h"
+#include "tensorflow/core/framework/partial_tensor_shape.h"
+#include "tensorflow/core/framework/shape_inference.h"
+#include "tensorflow/core/framework/tensor.h"
+#include "tensorflow/core/lib/io/random_inputstream.h"
+#include "tensorflow/core/lib/io/zlib_compression_options.h"
+#include "tensorflow/core/lib/io/zlib_inputstream.h"
+#include "tensorflow/core/platform/env.h"
+#include "tensorflow/core/platform/mutex.h"
+
+namespace bpr_ops {
+namespace {
+
+using ::tensorflow::data::DatasetBase;
+using ::tensorflow::data::DatasetContext;
+using ::tensorflow::data::DatasetIterator;
+using ::tensorflow::DataTypeVector;
+using ::tensorflow::data::IteratorBase;
+using ::tensorflow::data::IteratorContext;
+using ::tensorflow::data::IteratorStateReader;
+using ::tensorflow::data::IteratorStateWriter;
+using ::tensorflow::OpKernelContext;
+using ::tensorflow::PartialTensorShape;
+using ::tensorflow::data::SerializationContext;
+using ::tensorflow::Tensor;
+using ::tensorflow::tstring;
+namespace errors = ::tensorflow::errors;
+namespace shape_inference = ::tensorflow::shape_inference;
+
+constexpr char kOp[] = "BlockFormatDatasetV2";
+// TensorFlow's own default for gzip buffers (TFRecordDataset's): used when
+// buffer_size is 0, which twml accepted and then read nothing with.
+constexpr int64_t kDefaultGzipBuffer = 256 << 10;
+constexpr char kFileIndex[] = "current_file_index";
+constexpr char kBlockOffset[] = "block_offset";
+constexpr char kRecordIndex[] = "record_index";
+
+REGISTER_OP("BlockFormatDatasetV2")
+    .Input("filenames: string")
+    .Input("compression_type: string")
+    .Input("buffer_size: int64")
+    .Output("handle: variant")
+    .SetIsStateful()
+    .SetShapeFn([](shape_inference::InferenceContext* c) {
+      shape_inference::ShapeHandle unused;
+      TF_RETURN_IF_ERROR(c->WithRankAtMost(c->input(0), 1, &unused));
+      TF_RETURN_IF_ERROR(c->WithRank(c->input(1), 0, &unused));
+      TF_RETURN_IF_ERROR(c->WithRank(c->input(2), 0, &unused));
+      return shape_inference::ScalarShape(c);
+    })
+    .Doc(R"doc(
+A dataset of the records (serialized DataRecords) of Elephant-Bird block files,
+plain or gzip, read in order, one file at a time.
+
+filenames: a scalar or vector of file names (any scheme TensorFlow reads).
+compression_type: "" (plain), "gz" (gzip) or "auto" (gzip for names ending in
+  ".gz", plain otherwise).
+buffer_size: gzip input and output buffer bytes (0: 256 KiB); unused for plain files.
+)doc");
+
+// "", "gz" or the name's compression under "auto". Any other value was
+// refused when the dataset was made.
+bool IsGzip(const std::string& compression, const std::string& filename) {
+  if (compression == "gz") return true;
+  if (compression != "auto") return false;
+  const auto slash = filename.find_last_of('/');
+  const std::string base = slash == std::string::npos ? filename : filename.substr(slash + 1);
+  const auto dot = base.find_last_of('.');
+  return dot != std::string::npos && base.substr(dot + 1) == "gz";
+}
+
+class Dataset : public DatasetBase {
+ public:
+  Dataset(OpKernelContext* ctx, std::vector<tstring> filenames, tstring compression,
+          int64_t buffer_size)
+      : DatasetBase(DatasetContext(ctx)),
+        filenames_(std::move(filenames)),
+        compression_(std::move(compression)),
+        buffer_size_(buffer_size) {}
+
+  std::unique_ptr<IteratorBase> MakeIteratorInternal(const std::string& prefix) const override;
+
+  const DataTypeVector& output_dtypes() const override {
+    static auto* dtypes = new DataTypeVector({::tensorflow::DT_STRING});
+    return *dtypes;
+  }
+
+  const std::vector<PartialTensorShape>& output_shapes() const override {
+    static auto* shapes = new std::vector<PartialTensorShape>({{}});
+    return *shapes;
+  }
+
+  std::string DebugString() const override { return "BlockFormatDatasetV2::Dataset"; }
+
+  int64_t CardinalityInternal(::tensorflow::data::CardinalityOptions) const override {
+    return ::tensorflow::data::kUnknownCardinality;
+  }
+
+  absl::Status InputDatasets(std::vector<const DatasetBase*>*) const override {
+    return absl::OkStatus();
+  }
+
+  // Like TFRecordDataset: the files are named in the graph, nothing else is
+  // captured, so the dataset can be serialized (tf.data service, checkpoints).
+  absl::Status CheckExternalState() const override { return absl::OkStatus(); }
+
+ protected:
+  absl::Status AsGraphDefInternal(SerializationContext* ctx, DatasetGraphDefBuilder* b,
+                                  ::tensorflow::Node** output) const override {
+    ::tensorflow::Node* filenames = nullptr;
+    ::tensorflow::Node* compression = nullptr;
+    ::tensorflow::Node* buffer_size = nullptr;
+    TF_RETURN_IF_ERROR(b->AddVector(filenames_, &filenames));
+    TF_RETURN_IF_ERROR(b->AddScalar(compression_, &compression));
+    TF_RETURN_IF_ERROR(b->AddScalar(buffer_size_, &buffer_size));
+    return b->AddDataset(this, {filenames, compression, buffer_size}, output);
+  }
+
+ private:
+  class Iterator;
+  const std::vector<tstring> filenames_;
+  const tstring compression_;
+  const int64_t buffer_size_;
+};
+
+class Dataset::Iterator : public DatasetIterator<Dataset> {
+ public:
+  explicit Iterator(const Params& params) : DatasetIterator<Dataset>(params) {}
+
+  ~Iterator() override { Close(); }
+
+  bool SymbolicCheckpointCompatible() const override { return true; }
+
+  absl::Status GetNextInternal(IteratorContext* ctx, std::vector<Tensor>* out_tensors,
+                               bool* end_of_sequence) override {
+    ::tensorflow::mutex_lock l(mu_);
+    while (true) {
+      if (reader_ != nullptr) {
+        int32_t has = 0;
+        bpr_bytes record{nullptr, 0};
+        uint64_t block = 0, index = 0;
+        char msg[1024];
+        const bpr_status s =
+            bpr_block_reader_next(reader_, &has, &record, &block, &index, msg, sizeof(msg));
+        if (s == BPR_HOST_READ_FAILED) return ReadFailure();
+        TF_RETURN_IF_ERROR(ToStatus(s, msg));
+        if (has) {
+          out_tensors->emplace_back(ctx->allocator({}), ::tensorflow::DT_STRING,
+                                    ::tensorflow::TensorShape({}));
+          out_tensors->back().scalar<tstring>()().assign(
+              reinterpret_cast<const char*>(record.data), record.len);
+          block_offset_ = block;
+          record_index_ = index + 1;
+          *end_of_sequence = false;
+          return absl::OkStatus();
+        }
+        Close();
+        ++file_index_;
+      }
+      if (file_index_ >= dataset()->filenames_.size()) {
+        *end_of_sequence = true;
+        return absl::OkStatus();
+      }
+      TF_RETURN_IF_ERROR(Open(ctx->env(), 0, 0));
+    }
+  }
+
+ protected:
+  std::shared_ptr<::tensorflow::data::model::Node> CreateNode(
+      IteratorContext*, ::tensorflow::data::model::Node::Args args) const override {
+    return ::tensorflow::data::model::MakeSourceNode(std::move(args));
+  }
+
+  absl::Status SaveInternal(SerializationContext*, IteratorStateWriter* writer) override {
+    ::tensorflow::mutex_lock l(mu_);
+    TF_RETURN_IF_ERROR(
+        writer->WriteScalar(prefix(), kFileIndex, static_cast<int64_t>(file_index_)));
+    if (reader_ != nullptr) {
+      TF_RETURN_IF_ERROR(
+          writer->WriteScalar(prefix(), kBlockOffset, static_cast<int64_t>(block_offset_)));
+      TF_RETURN_IF_ERROR(
+          writer->WriteScalar(prefix(), kRecordIndex, static_cast<int64_t>(record_index_)));
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status RestoreInternal(IteratorContext* ctx, IteratorStateReader* reader) override {
+    ::tensorflow::mutex_lock l(mu_);
+    Close();
+    int64_t file_index = 0;
+    TF_RETURN_IF_ERROR(reader->ReadScalar(prefix(), kFileIndex, &file_index));
+    if (file_index < 0 || static_cast<uint64_t>(file_index) > dataset()->filenames_.size()) {
+      return errors::InvalidArgument(kOp, ": the checkpoint's file index ", file_index,
+                                     " is not one of the dataset's ",
+                                     dataset()->filenames_.size(), " files");
+    }
+    file_index_ = static_cast<size_t>(file_index);
+    if (reader->Contains(prefix(), kBlockOffset)) {
+      int64_t block = 0, index = 0;
+      TF_RETURN_IF_ERROR(reader->ReadScalar(prefix(), kBlockOffset, &block));
+      TF_RETURN_IF_ERROR(reader->ReadScalar(prefix(), kRecordIndex, &index));
+      if (block < 0 || index < 0 || file_index_ >= dataset()->filenames_.size()) {
+        return errors::InvalidArgument(kOp, ": a bad checkpoint position (file ", file_index,
+                                       ", block at byte ", block, ", record ", index, ")");
+      }
+      TF_RETURN_IF_ERROR(Open(ctx->env(), block, index));
+    }
+    return absl::OkStatus();
+  }
+
+ private:
+  static absl::Status ToStatus(bpr_status s, const char* msg) {
+    switch (s) {
+      case BPR_OK:
+        return absl::OkStatus();
+      case BPR_INVALID_ARGUMENT:
+        return errors::InvalidArgument(kOp, ": ", msg);
+      default:
+        return errors::Internal(kOp, ": ", msg);
+    }
+  }
+
+  // The read callback: plain files straight from the RandomAccessFile into
+  // Rust's buffer, gzip through the ZlibInputStream.
+  static int64_t Read(void* context, uint8_t* buf, size_t cap) {
+    auto* it = static_cast<Iterator*>(context);
+    absl::Status s;
+    size_t n = 0;
+    if (it->zlib_ != nullptr) {
+      tstring out;
+      s = it->zlib_->ReadNBytes(static_cast<int64_t>(cap), &out);
+      n = out.size();
+      if (n > 0) std::memcpy(buf, out.data(), n);
+    } else {
+      absl::string_view result;
+      s = it->file_->Read(it->file_offset_, cap, &result, reinterpret_cast<char*>(buf));
+      n = result.size();
+      if (n > 0 && result.data() != reinterpret_cast<char*>(buf)) {
+        std::memmove(buf, result.data(), n);
+      }
+      it->file_offset_ += n;
+    }
+    if (!s.ok() && !errors::IsOutOfRange(s)) {
+      it->read_status_ = s;
+      return -1;
+    }
+    return static_cast<int64_t>(n);
+  }
+
+  // Opens file `file_index_` positioned at the block at `block` (a stream
+  // offset), `index` records of it already delivered.
+  absl::Status Open(::tensorflow::Env* env, int64_t block, int64_t index)
+      TF_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    const tstring& name = dataset()->filenames_[file_index_];
+    const std::string filename(name.data(), name.size());
+    absl::Status s = env->NewRandomAccessFile(filename, &file_);
+    if (!s.ok()) {
+      return absl::Status(s.code(), absl::StrCat(kOp, ": cannot open block file ", filename,
+                                                 " (file ", file_index_, " of ",
+                                                 dataset()->filenames_.size(), "): ", s.message()));
+    }
+    gzip_ = IsGzip(std::string(dataset()->compression_), filename);
+    file_offset_ = 0;
+    if (gzip_) {
+      const int64_t buffer = dataset()->buffer_size_ > 0 ? dataset()->buffer_size_ : kDefaultGzipBuffer;
+      stream_ = std::make_unique<::tensorflow::io::RandomAccessInputStream>(file_.get());
+      zlib_ = std::make_unique<::tensorflow::io::ZlibInputStream>(
+          stream_.get(), buffer, buffer, ::tensorflow::io::ZlibCompressionOptions::GZIP());
+      if (block > 0) {
+        s = zlib_->SkipNBytes(block);
+        if (!s.ok()) {
+          Close();
+          return absl::Status(s.code(), absl::StrCat(kOp, ": block file ", filename,
+                                                     ": cannot reach the checkpoint's block at "
+                                                     "decompressed byte ",
+                                                     block, ": ", s.message()));
+        }
+      }
+    } else {
+      file_offset_ = static_cast<uint64_t>(block);
+    }
+    read_status_ = absl::OkStatus();
+    char msg[1024];
+    const bpr_bytes bname{reinterpret_cast<const uint8_t*>(filename.data()), filename.size()};
+    bpr_block_reader* reader = nullptr;
+    const bpr_status st = bpr_block_reader_new(bname, &Iterator::Read, this, block, index,
+                                               /*check_records=*/1, &reader, msg, sizeof(msg));
+    if (st != BPR_OK) {
+      Close();
+      return ToStatus(st, msg);
+    }
+    reader_ = reader;
+    block_offset_ = static_cast<uint64_t>(block);
+    record_index_ = static_cast<uint64_t>(index);
+    return absl::OkStatus();
+  }
+
+  void Close() TF_NO_THREAD_SAFETY_ANALYSIS {
+    bpr_block_reader_free(reader_);
+    reader_ = nullptr;
+    zlib_.reset();
+    stream_.reset();
+    file_.reset();
+  }
+
+ public:
+  // A read failure of the host: its status, naming the file and the position.
+  absl::Status ReadFailure() const {
+    const tstring& name = dataset()->filenames_[file_index_];
+    return absl::Status(read_status_.code(),
+                        absl::StrCat(kOp, ": reading block file ", std::string(name), " failed",
+                                     gzip_ ? " (gzip)" : "", ": ", read_status_.message()));
+  }
+
+ private:
+  ::tensorflow::mutex mu_;
+  size_t file_index_ TF_GUARDED_BY(mu_) = 0;
+  uint64_t block_offset_ TF_GUARDED_BY(mu_) = 0;
+  uint64_t record_index_ TF_GUARDED_BY(mu_) = 0;
+  bpr_block_reader* reader_ = nullptr;
+  bool gzip_ = false;
+  std::unique_ptr<::tensorflow::RandomAccessFile> file_;
+  std::unique_ptr<::tensorflow::io::RandomAccessInputStream> stream_;
+  std::unique_ptr<::tensorflow::io::ZlibInputStream> zlib_;
+  uint64_t file_offset_ = 0;
+  absl::Status read_status_;
+};
+
+std::unique_ptr<IteratorBase> Dataset::MakeIteratorInternal(const std::string& prefix) const {
+  return std::make_unique<Iterator>(Iterator::Params{this, absl::StrCat(prefix, "::BlockFormat")});
+}
+
+class BlockFormatDatasetOp : public ::tensorflow::data::DatasetOpKernel {
+ public:
+  using DatasetOpKernel::DatasetOpKernel;
+
+  void MakeDataset(OpKernelContext* ctx, DatasetBase** output) override {
+    const Tensor* filenames_tensor = nullptr;
+    OP_REQUIRES_OK(ctx, ctx->input("filenames", &filenames_tensor));
+    OP_REQUIRES(ctx, filenames_tensor->dims() <= 1,
+                errors::InvalidArgument(kOp, ": filenames must be a scalar or a vector, got shape ",
+                                        filenames_tensor->shape().DebugString()));
+    const auto flat = filenames_tensor->flat<tstring>();
+    std::vector<tstring> filenames(flat.data(), flat.data() + flat.size());
+    for (size_t i = 0; i < filenames.size(); ++i) {
+      OP_REQUIRES(ctx, !filenames[i].empty(),
+                  errors::InvalidArgument(kOp, ": filenames[", i, "] is empty"));
+    }
+    tstring compression;
+    OP_REQUIRES_OK(ctx, ::tensorflow::data::ParseScalarArgument<tstring>(ctx, "compression_type",
+                                                                       &compression));
+    OP_REQUIRES(ctx, compression == "" || compression == "gz" || compression == "auto",
+                errors::InvalidArgument(kOp, ": unknown compression_type '",
+                                        std::string(compression),
+                                        "': expected \"\" (plain), \"gz\" (gzip) or \"auto\" "
+                                        "(gzip for names ending in .gz), as twml's op accepts"));
+    int64_t buffer_size = 0;
+    OP_REQUIRES_OK(ctx, ::tensorflow::data::ParseScalarArgument<int64_t>(ctx, "buffer_size",
+                                                                       &buffer_size));
+    OP_REQUIRES(ctx, buffer_size >= 0,
+                errors::InvalidArgument(kOp, ": buffer_size must be >= 0 (0: the default of ",
+                                        kDefaultGzipBuffer, " bytes), got ", buffer_size));
+    *output = new Dataset(ctx, std::move(filenames), std::move(compression), buffer_size);
+  }
+};
+
+REGISTER_KERNEL_BUILDER(Name("BlockFormatDatasetV2").Device(::tensorflow::DEVICE_CPU),
+                        BlockFormatDatasetOp);
+
+}  // namespace
+}  // namespace bpr_ops

@@ -36,3 +36,30 @@ def test_the_request_reader_refuses_a_set_of_keys():
     with pytest.raises(TypeError) as e:
         bpr_ops.BatchPredictionRequestReader(continuous={"a", "b"})
     assert f"BatchPredictionRequestReader continuous: keys is a set, {UNORDERED}" in str(e.value), str(e.value)
+
+
+@pytest.mark.parametrize("data", [
+    b"hello, this is not a request",
+    b'{"individualFeaturesList": []}',
+    bpr_ops.encode_data_record({"binary": [7], "continuous": {1: 0.5}}),  # a DataRecord, not a request
+    bpr_ops.encode_data_record({"continuous": {1: 0.5}}),
+    b"",
+])
+def test_bytes_that_are_not_a_request_are_called_so(data):
+    # Before issue 29: "field 25964 has Thrift type code 104, which is no type" and no more.
+    import tensorflow as tf
+
+    reader = bpr_ops.BatchPredictionRequestReader(continuous=[1])
+    with pytest.raises(tf.errors.InvalidArgumentError) as e:
+        reader(tf.constant([data]))
+    assert "(these bytes do not start like a Thrift binary-protocol BatchPredictionRequest" in str(e.value), str(e.value)
+
+
+def test_a_malformed_request_is_not_called_a_non_request():
+    import tensorflow as tf
+
+    request = bpr_ops.encode_batch_prediction_request([{"continuous": {1: 0.5}}])
+    reader = bpr_ops.BatchPredictionRequestReader(continuous=[1])
+    with pytest.raises(tf.errors.InvalidArgumentError) as e:
+        reader(tf.constant([request[:-3]]))
+    assert "individualFeaturesList[0]" in str(e.value) and "do not start like" not in str(e.value), str(e.value)

@@ -184,10 +184,15 @@ def test_bpr_decode_imports_no_tensorflow_and_prints_no_tensorflow_lines(tmp_pat
     assert done.stdout.splitlines()[:2] == [
         "record  prediction  1002", "     0        0.25   0.5"], done.stdout
     assert done.stderr == "TENSORFLOW IMPORTED: False\n", done.stderr
-    print(f"{how}: {seconds:.3f} s from start to exit")
-    # Issue 29's bound; TensorFlow's import alone takes seconds. Generous on a
-    # loaded machine: the deterministic check is the one above.
-    assert seconds < 2.0, seconds
+    # Issue 29's bound is 1 s; TensorFlow's import alone takes seconds. On a
+    # shared, loaded machine wall time swings, so the bound is on what the
+    # command costs beyond an interpreter that imports numpy, timed just now
+    # (the deterministic check is the one above).
+    started = time.perf_counter()
+    subprocess.run([sys.executable, "-c", "import numpy"], check=True, env=env)
+    baseline = time.perf_counter() - started
+    print(f"{how}: {seconds:.3f} s from start to exit; python -c 'import numpy': {baseline:.3f} s")
+    assert seconds - baseline < 1.0, (seconds, baseline)
 
 
 def test_the_op_names_still_work_in_the_cli_process(tmp_path):

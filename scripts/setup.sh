@@ -273,7 +273,12 @@ if [ ! -x .venv/bin/python ] || ! cmp -s requirements.txt "$stamp"; then
   if [ ! -x .venv/bin/python ]; then
     "$PY_BOOT" -m venv .venv || { rm -rf .venv; die "\`$PY_BOOT -m venv .venv\` failed (output above)"; }
   fi
-  .venv/bin/python -m pip install -q --disable-pip-version-check -r requirements.txt ||
+  # tf_keras without its dependencies: it requires the `tensorflow` distribution,
+  # which would land next to tensorflow-cpu (one import package, two installs).
+  grep -v -E '^\s*tf_keras' requirements.txt >.venv/.requirements-with-deps
+  .venv/bin/python -m pip install -q --disable-pip-version-check -r .venv/.requirements-with-deps &&
+    .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps \
+      $(grep -E '^\s*tf_keras' requirements.txt) ||
     die "pip could not install requirements.txt into .venv (output above); run make again to retry"
   cp requirements.txt "$stamp"
 fi

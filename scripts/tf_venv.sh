@@ -15,18 +15,22 @@ version="$(grep -v '^#' "$root/scripts/tf_versions.txt" | grep -m1 "^${minor//./
 cache="${BPR_OPS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/bpr_ops}"
 venv="$cache/tf-$minor"
 # What the venv must hold: this TensorFlow and the test pins (everything in
-# requirements.txt but its TensorFlow line).
-wanted="$(printf 'tensorflow-cpu==%s\n' "$version"; grep -v -E '^\s*(#|$)|^tensorflow' "$root/requirements.txt")"
-if [ ! -x "$venv/bin/python" ] || [ "$(cat "$venv/.bpr_ops-requirements" 2>/dev/null)" != "$wanted" ]; then
+# requirements.txt but its TensorFlow and tf_keras lines), and the tf_keras of
+# this minor, installed without dependencies (it requires the `tensorflow`
+# distribution, which pip would install next to tensorflow-cpu).
+wanted="$(printf 'tensorflow-cpu==%s\n' "$version"; grep -v -E '^\s*(#|$)|^tensorflow|^tf_keras' "$root/requirements.txt")"
+no_deps="tf_keras==$minor.*"
+if [ ! -x "$venv/bin/python" ] || [ "$(cat "$venv/.bpr_ops-requirements" 2>/dev/null)" != "$wanted $no_deps" ]; then
   mkdir -p "$cache"
   # One writer per venv: `make -j` or two clones may ask at once.
   exec 9>"$venv.lock"
   flock 9
-  if [ ! -x "$venv/bin/python" ] || [ "$(cat "$venv/.bpr_ops-requirements" 2>/dev/null)" != "$wanted" ]; then
+  if [ ! -x "$venv/bin/python" ] || [ "$(cat "$venv/.bpr_ops-requirements" 2>/dev/null)" != "$wanted $no_deps" ]; then
     printf '[tf_venv] %s: installing TensorFlow %s and the test packages\n' "$venv" "$version" >&2
     [ -x "$venv/bin/python" ] || "${PYTHON_BOOT:-python3}" -m venv "$venv"
     "$venv/bin/python" -m pip install -q --disable-pip-version-check $wanted >&2
-    printf '%s' "$wanted" >"$venv/.bpr_ops-requirements"
+    "$venv/bin/python" -m pip install -q --disable-pip-version-check --no-deps "$no_deps" >&2
+    printf '%s' "$wanted $no_deps" >"$venv/.bpr_ops-requirements"
   fi
 fi
 echo "$venv"

@@ -10,7 +10,7 @@ mod batch;
 mod bytes;
 mod table;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -26,7 +26,7 @@ use tensorflow::{
 
 const USAGE: &str = "usage: bpr-host [--ops LIBRARY]... --model SAVED_MODEL_DIR \
 --input [NAME=]FILE.npy|FILE.json|FILE.bin|DIR ... [--signature NAME] [--tag TAG] [--output FILE] [--print] \
-[--repeat N [--rounds R]]";
+[--names A,B,...] [--repeat N [--rounds R]]";
 
 const HELP: &str = "
   --ops LIBRARY      op library to load before the model (e.g. target/release/libbpr_ops.so);
@@ -44,6 +44,8 @@ const HELP: &str = "
                      output (one response per request) FILE is a directory, created if needed,
                      that gets one response-NNNNN.bin per element
   --print            print the decoded records as a table (per response for a string output)
+  --names A,B,...    feature names, comma-separated (repeatable): with --print, a key that one of
+                     them hashes to (twml's feature id) is shown as that name, as bpr-decode --names
   --repeat N         time N session runs per model instead (each model loaded once, its inputs
                      built once) and print one JSON line per model: the time per run of each round,
                      and their median. --model may then be given more than once: the models run
@@ -78,6 +80,7 @@ struct Args {
     tag: Option<String>,
     output: Option<PathBuf>,
     print: bool,
+    names: Vec<String>,
     repeat: Option<usize>,
     rounds: Option<usize>,
 }
@@ -124,6 +127,12 @@ fn parse_args() -> Result<Option<Args>, Failure> {
             "--tag" => args.tag = Some(value()?),
             "--output" => args.output = Some(value()?.into()),
             "--print" => args.print = true,
+            "--names" => args.names.extend(
+                value()?
+                    .split(',')
+                    .filter(|n| !n.is_empty())
+                    .map(String::from),
+            ),
             "--repeat" => args.repeat = Some(count(&name, &value()?)?),
             "--rounds" => args.rounds = Some(count(&name, &value()?)?),
             "--version" => {
@@ -506,6 +515,27 @@ struct Served {
     out_dtype: DataType,
 }
 
+/// TensorFlow's "Op type not registered" names the op but not the way out:
+/// the library that registers it, given with --ops.
+fn missing_ops_hint(message: &str, ops: &[PathBuf]) -> String {
+    if !message.contains("Op type not registered") {
+        return String::new();
+    }
+    if ops.is_empty() {
+        " (the model uses custom ops: load their library with --ops PATH/libbpr_ops.so, for bpr_ops \
+         target/release/libbpr_ops.so after `cargo build --release`, or the file \
+         `python -c 'import bpr_ops; print(bpr_ops.library_path())'` prints)"
+            .to_string()
+    } else {
+        let given: Vec<String> = ops.iter().map(|p| p.display().to_string()).collect();
+        format!(
+            " (the op libraries given with --ops, {}, do not register it: add the library that does \
+             with another --ops)",
+            given.join(", ")
+        )
+    }
+}
+
 fn load(model: &Path, args: &Args) -> Result<Served, String> {
     if !model.join("saved_model.pb").is_file() && !model.join("saved_model.pbtxt").is_file() {
         return Err(format!(
@@ -517,10 +547,11 @@ fn load(model: &Path, args: &Args) -> Result<Served, String> {
     let mut graph = Graph::new();
     let bundle =
         SavedModelBundle::load(&SessionOptions::new(), [tag], &mut graph, model).map_err(|e| {
+            let message = one_line(&e.to_string());
             format!(
-                "cannot load SavedModel {}: {}",
+                "cannot load SavedModel {}: {message}{}",
                 model.display(),
-                one_line(&e.to_string())
+                missing_ops_hint(&message, &args.ops)
             )
         })?;
     let sig_name = args.signature.as_deref().unwrap_or("serving_default");
@@ -719,6 +750,7 @@ fn run(args: Args) -> Result<(), String> {
     }
     let s = &served[0];
     let (sig_name, out_name) = (&s.sig_name, &s.out_name);
+    let names = name_of_id(&args.names)?;
     match s.response()? {
         Response::One(out) => {
             let bytes: &[u8] = &out;
@@ -734,7 +766,7 @@ fn run(args: Args) -> Result<(), String> {
                     records.len(),
                     bytes.len()
                 );
-                print!("{}", table::table(&records));
+                print!("{}", table::table(&records, &names));
             }
         }
         Response::PerRequest(responses) => {
@@ -761,7 +793,7 @@ fn run(args: Args) -> Result<(), String> {
                         records.len(),
                         bytes.0.len()
                     );
-                    print!("{}", table::table(&records));
+                    print!("{}", table::table(&records, &names));
                 }
             }
         }
@@ -774,6 +806,23 @@ fn run(args: Args) -> Result<(), String> {
 enum Response {
     One(Tensor<u8>),
     PerRequest(Vec<Bytes>),
+}
+
+/// Feature id -> name for --names; two names with one id are an error (the
+/// table could not say which it is).
+fn name_of_id(names: &[String]) -> Result<HashMap<i64, String>, String> {
+    let mut out: HashMap<i64, String> = HashMap::new();
+    for name in names {
+        let id = bpr_protocol::feature_id(name);
+        if let Some(other) = out.insert(id, name.clone()) {
+            if other != *name {
+                return Err(format!(
+                    "--names: {other:?} and {name:?} have the same feature id {id}"
+                ));
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// The real stderr while TensorFlow's is sent to /dev/null; unset: not hidden.

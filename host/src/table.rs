@@ -1,5 +1,6 @@
 //! Prints decoded records (bpr_protocol::decode) as a table: one row per feature.
 
+use std::collections::HashMap;
 use std::fmt::Write as _;
 
 use bpr_protocol::decode::{GeneralTensor, Record, SparseTensor};
@@ -83,14 +84,15 @@ fn tensor(t: &GeneralTensor) -> (String, String, String) {
     }
 }
 
-/// One row per feature: record, key, kind, dtype, shape, value(s).
-pub fn table(records: &[Record]) -> String {
+/// One row per feature: record, key, kind, dtype, shape, value(s). A key in
+/// `names` (feature id -> name, from --names) is shown as its name.
+pub fn table(records: &[Record], names: &HashMap<i64, String>) -> String {
     let mut rows = vec![["record", "key", "kind", "dtype", "shape", "value"].map(String::from)];
     for (i, r) in records.iter().enumerate() {
         let mut row = |key: i64, kind: &str, dtype: String, shape: String, value: String| {
             rows.push([
                 i.to_string(),
-                key.to_string(),
+                names.get(&key).cloned().unwrap_or_else(|| key.to_string()),
                 kind.into(),
                 dtype,
                 shape,

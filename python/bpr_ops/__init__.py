@@ -6,10 +6,19 @@
     bpr_ops.BatchPredictionWriter(keys=["prediction", 1002])  # names hashed as twml does
     bpr_ops.feature_id("prediction")  # -5621645068071228725
 
-The op library is loaded on first use (see `bpr_ops._loader`).
+Importing bpr_ops where TensorFlow is installed imports it and loads the op
+library, which registers the ops with TensorFlow (as tensorflow-text does): a
+SavedModel, a `keras.layers.TFSMLayer` or a `.keras` file that uses them loads
+after `import bpr_ops`, imported before or after TensorFlow. The exception is
+the bpr-decode command (and `python -m bpr_ops`), which needs no TensorFlow and
+does not import it; there the names that need TensorFlow import it on first use.
 """
 
+import importlib
 import importlib.util
+import os
+import sys
+import warnings
 
 from ._loader import SUPPORTED_TENSORFLOW
 
@@ -29,32 +38,94 @@ _NEEDS_TENSORFLOW = {
     "BatchPredictionWriter": "layers",
     "DataRecordTensorWriter": "layers",
     "batch_prediction_response_writer": "ops",
-    "data_record_tensor_writer": "ops",
     "batch_prediction_tensor_response_writer": "ops",
     "batch_prediction_responses_writer": "ops",
     "batch_prediction_tensor_responses_writer": "ops",
+    "data_record_tensor_writer": "ops",
     "LibraryLoadError": "_loader",
     "UnsupportedTensorFlowError": "_loader",
     "library_path": "_loader",
     "load_library": "_loader",
 }
 
-if importlib.util.find_spec("tensorflow") is not None:
+_HAS_TENSORFLOW = importlib.util.find_spec("tensorflow") is not None
+
+
+def _started_as_cli() -> bool:
+    """Whether this process is the bpr-decode command: its console script (pip
+    names the script bpr-decode) or `python -m bpr_ops`, which imports this
+    package before running its __main__, while sys.argv[0] is still "-m"."""
+    argv0 = sys.argv[0] if getattr(sys, "argv", None) else ""
+    if argv0 == "-m":
+        args = getattr(sys, "orig_argv", [])
+        for i, arg in enumerate(args):
+            if arg == "-m":
+                target = args[i + 1] if i + 1 < len(args) else ""
+            elif arg.startswith("-m"):
+                target = arg[2:]
+            else:
+                continue
+            return target in ("bpr_ops", "bpr_ops.__main__")
+        return False
+    return os.path.basename(argv0) == "bpr-decode"
+
+
+def _legacy_keras() -> bool:
+    """TensorFlow's switch to tf_keras (Keras 2) as `tf.keras`, read as it reads it."""
+    return os.environ.get("TF_USE_LEGACY_KERAS") in ("true", "True", "1")
+
+
+def _register_ops():
+    """Loads the op library, which registers its ops with TensorFlow. A library
+    that does not load is a warning here, not an error: the decoder and the
+    feature ids need none; the ops raise the loader's error when called."""
+    from ._loader import LibraryLoadError, load_library
+
+    try:
+        load_library()
+    except LibraryLoadError as e:
+        warnings.warn(
+            "bpr_ops: the op library did not load, so its ops are not registered with TensorFlow "
+            f"(a SavedModel that uses them will not load; calling them raises this error): {e}",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+
+
+if _HAS_TENSORFLOW and not _started_as_cli():
+    import tensorflow  # noqa: E402, F401  (first: the library links against it)
+
+    _register_ops()
     # Imported now, not on first use: importing the layers registers them with
     # Keras, which a `.keras` file loaded right after `import bpr_ops` needs.
     from ._loader import LibraryLoadError, UnsupportedTensorFlowError, library_path, load_library  # noqa: E402
-    from ._request_layer import BatchPredictionRequestReader  # noqa: E402
-    from .layers import BatchPredictionTensorWriter, BatchPredictionWriter, DataRecordTensorWriter  # noqa: E402
     from .ops import (  # noqa: E402
         batch_prediction_response_writer,
+        batch_prediction_responses_writer,
         batch_prediction_tensor_response_writer,
+        batch_prediction_tensor_responses_writer,
         data_record_tensor_writer,
     )
-    from .ops import batch_prediction_responses_writer, batch_prediction_tensor_responses_writer  # noqa: E402
-else:
 
-    def __getattr__(name):
-        if name in _NEEDS_TENSORFLOW:
+    if _legacy_keras():
+        # tf.keras is tf_keras: the layers are tf_keras layers (Keras 2).
+        from .tf_keras_layers import (  # noqa: E402
+            BatchPredictionRequestReader,
+            BatchPredictionTensorWriter,
+            BatchPredictionWriter,
+        )
+    else:
+        from ._request_layer import BatchPredictionRequestReader  # noqa: E402
+        from .layers import BatchPredictionTensorWriter, BatchPredictionWriter, DataRecordTensorWriter  # noqa: E402
+
+        if "tf_keras" in sys.modules:
+            # tf_keras imported directly: its files with our layers load too.
+            from . import tf_keras_layers  # noqa: E402, F401
+
+
+def __getattr__(name):
+    if name in _NEEDS_TENSORFLOW:
+        if not _HAS_TENSORFLOW:
             raise ImportError(
                 f"bpr_ops.{name} needs TensorFlow ({SUPPORTED_TENSORFLOW}), which is not installed in this "
                 "Python environment: install it with bpr_ops, `pip install 'bpr-ops[tensorflow]'` (or "
@@ -62,7 +133,14 @@ else:
                 "bpr-decode work without it.",
                 name="tensorflow",
             )
-        raise AttributeError(f"module 'bpr_ops' has no attribute {name!r}")
+        # The CLI's process skipped TensorFlow at import: it is imported now.
+        module = _NEEDS_TENSORFLOW[name]
+        if module in ("layers", "_request_layer") and _legacy_keras():
+            module = "tf_keras_layers"
+        value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'bpr_ops' has no attribute {name!r}")
 
 
 __version__ = "0.1.0"
@@ -79,10 +157,10 @@ __all__ = [
     "SparseTensorValue",
     "UnsupportedTensorFlowError",
     "batch_prediction_response_writer",
-    "batch_prediction_tensor_response_writer",
-    "data_record_tensor_writer",
     "batch_prediction_responses_writer",
+    "batch_prediction_tensor_response_writer",
     "batch_prediction_tensor_responses_writer",
+    "data_record_tensor_writer",
     "decode_batch_prediction_response",
     "feature_id",
     "feature_ids",

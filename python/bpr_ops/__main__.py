@@ -1,9 +1,11 @@
 """bpr-decode / `python -m bpr_ops decode FILE`: prints what a model emitted.
 
-FILE holds serialized BatchPredictionResponses: the raw bytes of one, or a .npy
-of the op's uint8 output tensor (or of model.predict's, one response per row);
-or it is an Elephant-Bird block file of DataRecords (training data, plain or
-gzip), whose records are shown the same way.
+FILE holds serialized BatchPredictionResponses: the raw bytes of one, a .npy
+of the op's uint8 output tensor (or of model.predict's, one response per row),
+or, for model.predict's RaggedTensor (batches of different sizes), a .npz of
+`np.savez(FILE, flat_values=out.flat_values, row_splits=out.row_splits)`; or it
+is an Elephant-Bird block file of DataRecords (training data, plain or gzip),
+whose records are shown the same way.
 Every DataRecord field is shown; a key that appears under two fields is
 labelled field:key. Output: a table (default) or JSON. With --names or
 --names-file, keys that a given feature name hashes to are shown as names.
@@ -16,6 +18,7 @@ import json
 import math
 import sys
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -24,13 +27,65 @@ from .decode import DecodeError, SparseTensorValue, decode_responses, label_keys
 PROG = "bpr-decode"
 
 
+# What to save of model.predict's RaggedTensor (np.save can only pickle it).
+SAVE_RAGGED = "np.savez(FILE.npz, flat_values=out.flat_values, row_splits=out.row_splits)"
+
+
+class _Ragged(NamedTuple):
+    """predict's RaggedTensor [M, None] as saved in a .npz: the responses'
+    bytes one after the other, and where each starts."""
+
+    flat_values: np.ndarray
+    row_splits: np.ndarray
+    ragged_rank: int = 1
+
+    @property
+    def shape(self):
+        return (len(self.row_splits) - 1, None)
+
+
+def _read_npz(path: Path) -> _Ragged:
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            arrays = {name: npz[name] for name in npz.files}
+    except ValueError as e:
+        raise DecodeError(f"not a readable .npz file: {e}") from None
+    if sorted(arrays) != ["flat_values", "row_splits"]:
+        raise DecodeError(
+            f".npz holds {sorted(arrays)}; expected flat_values and row_splits, the arrays of "
+            f"model.predict's RaggedTensor `out` as saved by {SAVE_RAGGED}"
+        )
+    flat, splits = arrays["flat_values"], arrays["row_splits"]
+    if flat.ndim != 1 or flat.dtype.kind not in "iu" or splits.ndim != 1 or splits.dtype.kind not in "iu":
+        raise DecodeError(
+            f".npz: expected flat_values as integers [N] and row_splits as integers [M + 1], got "
+            f"{flat.dtype} {list(flat.shape)} and {splits.dtype} {list(splits.shape)}"
+        )
+    # Every byte in exactly one response: nothing skipped, nothing read twice.
+    if len(splits) == 0 or splits[0] != 0 or splits[-1] != len(flat) or np.any(np.diff(splits) < 0):
+        raise DecodeError(
+            f".npz: row_splits must start at 0, never decrease and end at the length of flat_values "
+            f"({len(flat)}), got {splits.tolist()[:8]}{' ...' if len(splits) > 8 else ''}"
+        )
+    return _Ragged(flat, splits)
+
+
 def read_response(path: Path):
-    """The file's bytes, or the array of a .npy file (one response per row)."""
+    """The file's bytes, the array of a .npy file (one response per row), or
+    the RaggedTensor of a .npz file."""
     data = path.read_bytes()
+    if data.startswith(b"PK\x03\x04") and path.suffix == ".npz":
+        return _read_npz(path)
     if data.startswith(b"\x93NUMPY"):
         try:
             array = np.load(path, allow_pickle=False)
         except ValueError as e:
+            if "allow_pickle" in str(e):
+                raise DecodeError(
+                    "this .npy holds pickled Python objects, which bpr-decode does not load: np.save "
+                    "pickles a RaggedTensor, what model.predict returns when its batches differ in size; "
+                    f"save {SAVE_RAGGED} instead"
+                ) from None
             raise DecodeError(f"not a readable .npy file: {e}") from None
         if array.dtype.kind not in "iu":
             raise DecodeError(
@@ -176,7 +231,8 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     decode = sub.add_parser("decode", help="print the records of a serialized response")
-    decode.add_argument("file", type=Path, help="raw response bytes, or a .npy of the op's output")
+    decode.add_argument("file", type=Path, help="raw response bytes, a .npy of the op's output, or a .npz of "
+                        "predict's RaggedTensor (flat_values and row_splits)")
     decode.add_argument("--format", choices=("table", "json"), default="table")
     decode.add_argument(
         "--names", action="append", default=[], metavar="A,B,...",

@@ -8,9 +8,9 @@ and what it got, so a mistake reads the same whenever it is caught.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping
 
-import keras
 import numpy as np
 import tensorflow as tf
 
@@ -49,6 +49,13 @@ class InputShapeError(_InputError):
 class InputDTypeError(_InputError, TypeError):
     """A dtype the writer does not write: also a TypeError, what TensorFlow
     raises for a dtype outside an op's list while tracing."""
+
+
+def _is_keras_tensor(value) -> bool:
+    """A Keras 3 symbolic tensor. Keras is not imported for this: the ops
+    need no Keras, and only an imported Keras can have made one."""
+    keras = sys.modules.get("keras")
+    return keras is not None and isinstance(value, getattr(keras, "KerasTensor", ()))
 
 
 def _shape_error(message: str) -> InputShapeError:
@@ -129,7 +136,7 @@ def dense(value, what: str, where: str, accepted: str):
     error = _not_dense(value, what, where, accepted)
     if error is not None:
         raise error
-    if isinstance(value, keras.KerasTensor):
+    if _is_keras_tensor(value):
         return value
     try:
         return tf.convert_to_tensor(value)
@@ -144,7 +151,7 @@ def dense_list(values, where: str, keys=None) -> list:
     """The tensor writer's values as a list of dense tensors (a single tensor
     is a list of one)."""
     accepted = "a list of dense tensors [batch, ...], one per key"
-    if isinstance(values, (tf.Tensor, np.ndarray, keras.KerasTensor)):
+    if isinstance(values, (tf.Tensor, np.ndarray)) or _is_keras_tensor(values):
         values = [values]
     error = _not_dense(values, "values", where, accepted)
     if error is not None:

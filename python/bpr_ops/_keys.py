@@ -7,6 +7,7 @@ on what a key is and on the messages for bad ones.
 from __future__ import annotations
 
 import numbers
+from collections.abc import KeysView, Set
 
 NAME_TYPES = (str, bytes, bytearray)
 
@@ -20,6 +21,18 @@ def has_names(keys) -> bool:
     if kind in ("U", "S"):
         return True
     return kind == "O" and any(isinstance(k, NAME_TYPES) for k in keys.reshape(-1))
+
+
+def check_ordered(keys, where: str):
+    """Refuses a set of keys: keys[j] names column j, and a set's order is
+    whatever hashing gives (for names, different in every process), so the
+    columns would be written under keys in an order nobody chose."""
+    if isinstance(keys, Set) and not isinstance(keys, KeysView):
+        raise TypeError(
+            f"{where}keys is a {type(keys).__name__}, which has no order, but keys[j] is the key of "
+            f"column j: pass a list or tuple in the order of the columns (sorted(keys) if that is "
+            f"their order), got {keys!r}"
+        )
 
 
 def _describe(i: int, key) -> str:
@@ -41,6 +54,7 @@ def resolve_keys(keys, where: str) -> tuple[list[int], list]:
         raise TypeError(
             f"{where}keys must be a list of integer feature ids or feature names, got {keys!r}"
         )
+    check_ordered(keys, where)
     keys = list(keys)
     given: list = []
     names: dict[int, object] = {}

@@ -1,6 +1,7 @@
 """BatchPredictionRequestReader: a Keras layer that turns request bytes (the
 serving input of a model) into dense feature tensors, on the request-side ops
-DecodeBatchPredictionRequestV2 and Get*GroupAsTensor."""
+DecodeBatchPredictionRequestV2 and Get*GroupAsTensor. A Keras 3 layer here;
+`request_reader_layer(tf_keras, ...)` makes the same on tf_keras (Keras 2)."""
 
 from __future__ import annotations
 
@@ -20,8 +21,7 @@ _KINDS = (
 _MODES = ("kinds", "names")
 
 
-@keras.saving.register_keras_serializable(package="bpr_ops")
-class BatchPredictionRequestReader(keras.layers.Layer):
+class _RequestReader:
     """Reads Thrift BatchPredictionRequests into dense [B, F] tensors, one per
     kind of feature, B being the number of records of all requests together.
 
@@ -275,3 +275,15 @@ def _read_tensor(lib, handle, key, fid: int, dtype: str, shape: tuple):
     if tf_dtype == tf.bool:
         values = tf.not_equal(values, 0)
     return values, r.is_found
+
+
+def request_reader_layer(keras_module, module: str):
+    """The BatchPredictionRequestReader class on `keras_module` (keras or
+    tf_keras), registered with it as "bpr_ops>BatchPredictionRequestReader"."""
+    cls = type("BatchPredictionRequestReader", (_RequestReader, keras_module.layers.Layer),
+               {"__doc__": _RequestReader.__doc__, "__module__": module})
+    cls.__qualname__ = cls.__name__
+    return keras_module.saving.register_keras_serializable(package="bpr_ops")(cls)
+
+
+BatchPredictionRequestReader = request_reader_layer(keras, __name__)

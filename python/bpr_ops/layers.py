@@ -1,4 +1,9 @@
-"""Keras 3 layers around the writer ops, for the last layer of an exported model."""
+"""Keras layers around the writer ops, for the last layer of an exported model.
+
+The classes here are Keras 3 layers. `writer_layers(keras_module)` makes the
+same classes on another Keras: bpr_ops.tf_keras_layers has them on tf_keras
+(Keras 2), one body of code for both.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,10 @@ from . import _checks, _splits, ops
 from ._keys import config_keys, resolve_keys
 
 
-class _WriterLayer(keras.layers.Layer):
+class _WriterLayer:
+    """What the writer layers share, whichever Keras they are made on
+    (`writer_layers`): the Keras layer class comes after it in the bases."""
+
     def __init__(self, keys, **kwargs):
         # The predictions reach the op in the dtype the model made them:
         # autocasting (float64 -> float32, say) would silently change them.
@@ -40,8 +48,7 @@ class _WriterLayer(keras.layers.Layer):
         return {**super().get_config(), "keys": config_keys(self.keys)}
 
 
-@keras.saving.register_keras_serializable(package="bpr_ops")
-class BatchPredictionWriter(_WriterLayer):
+class _ContinuousWriter(_WriterLayer):
     """Packages a [B, K] prediction tensor, one column per key, into a
     serialized Thrift BatchPredictionResponse (uint8 [1, N]); called with
     `row_splits` (int64 [R + 1], from `BatchPredictionRequestReader(row_splits=True)`),
@@ -70,8 +77,7 @@ class BatchPredictionWriter(_WriterLayer):
         return ops.batch_prediction_response_writer(self.key_ids, values)
 
 
-@keras.saving.register_keras_serializable(package="bpr_ops")
-class BatchPredictionTensorWriter(_WriterLayer):
+class _TensorWriter(_WriterLayer):
     """Packages K dense tensors, each [B, ...], into a serialized Thrift
     BatchPredictionResponse (uint8 [1, N]); record i maps keys[j] to row i of
     the j-th tensor. Called with `row_splits` (int64 [R + 1]), one response
@@ -99,8 +105,7 @@ class BatchPredictionTensorWriter(_WriterLayer):
         return ops.batch_prediction_tensor_response_writer(self.key_ids, values)
 
 
-@keras.saving.register_keras_serializable(package="bpr_ops")
-class DataRecordTensorWriter(_WriterLayer):
+class _RecordWriter(_WriterLayer):
     """Packages K dense tensors into one serialized Thrift DataRecord (uint8
     [1, N]) whose `tensors` map holds values[j] (whole, any shape) under
     keys[j]: twml's `twml.layers.DataRecordTensorWriter`, "initially added to
@@ -116,6 +121,10 @@ class DataRecordTensorWriter(_WriterLayer):
         super().__init__(keys, **kwargs)
         if not self.keys:
             raise ValueError("DataRecordTensorWriter: keys is empty; give one key per tensor")
+
+    def compute_output_spec(self, values):
+        self._check_input(values)
+        return keras.KerasTensor((1, None), dtype="uint8")
 
     def _check_input(self, values):
         values = _checks.dense_list(values, self._where(), self.keys)
@@ -134,3 +143,25 @@ class DataRecordTensorWriter(_WriterLayer):
     def call(self, values):
         values = self._check_input(values)
         return ops.data_record_tensor_writer(self.key_ids, values)
+
+
+def writer_layers(keras_module, module: str) -> dict:
+    """{name: class} of the writer layers on `keras_module` (keras or tf_keras),
+    registered with it as "bpr_ops>Name" so that saved models find them."""
+    register = keras_module.saving.register_keras_serializable(package="bpr_ops")
+    made = {}
+    for name, logic in (
+        ("BatchPredictionWriter", _ContinuousWriter),
+        ("BatchPredictionTensorWriter", _TensorWriter),
+        ("DataRecordTensorWriter", _RecordWriter),
+    ):
+        cls = type(name, (logic, keras_module.layers.Layer), {"__doc__": logic.__doc__, "__module__": module})
+        cls.__qualname__ = name
+        made[name] = register(cls)
+    return made
+
+
+_KERAS_3 = writer_layers(keras, __name__)
+BatchPredictionWriter = _KERAS_3["BatchPredictionWriter"]
+BatchPredictionTensorWriter = _KERAS_3["BatchPredictionTensorWriter"]
+DataRecordTensorWriter = _KERAS_3["DataRecordTensorWriter"]

@@ -7,7 +7,7 @@ import tensorflow as tf
 from tensorflow.python.framework import ops as _eager_ops
 
 from . import _checks
-from ._keys import has_names, resolve_keys
+from ._keys import check_ordered, has_names, resolve_keys
 from ._loader import load_library
 
 _INT64 = tf.int64
@@ -27,6 +27,7 @@ def _keys_tensor(keys) -> tf.Tensor:
         if dtype.is_integer:
             return tf.cast(keys, tf.int64)
         raise TypeError(f"keys must be integers (feature ids), got a {dtype.name} tensor")
+    check_ordered(keys, "")
     if has_names(keys):
         return tf.constant(_named_keys(keys), tf.int64)
     array = np.asarray(keys)

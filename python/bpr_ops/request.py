@@ -19,6 +19,7 @@ clients, tests and benchmarks.
 from __future__ import annotations
 
 import struct
+from collections.abc import Mapping
 
 __all__ = ["encode_batch_prediction_request", "encode_data_record"]
 
@@ -114,6 +115,25 @@ def _double(value, where: str) -> bytes:
         raise TypeError(f"{where}: expected a float, got {type(value).__name__}") from None
 
 
+def _collection(value, kind: str, what: str):
+    """`value` when it is a collection of several items; a str (or bytes)
+    would be read as its characters, each one a feature."""
+    if isinstance(value, (str, bytes, bytearray)):
+        raise TypeError(
+            f"{kind}: expected {what}, got the single {type(value).__name__} {value!r}, whose characters "
+            f"would each be encoded as a feature; write [{value!r}]"
+        )
+    if not hasattr(value, "__iter__"):
+        raise TypeError(f"{kind}: expected {what}, got {type(value).__name__} {value!r}")
+    return value
+
+
+def _mapping(value, kind: str, what: str):
+    if not isinstance(value, Mapping):
+        raise TypeError(f"{kind}: expected {what} (a dict), got {type(value).__name__} {value!r}")
+    return value
+
+
 def encode_data_record(record: dict) -> bytes:
     """The binary-protocol bytes of one DataRecord struct (ending with STOP)."""
     if not isinstance(record, dict):
@@ -121,9 +141,13 @@ def encode_data_record(record: dict) -> bytes:
     unknown = set(record) - set(_KINDS)
     if unknown:
         raise ValueError(f"unknown feature kind(s) {sorted(unknown)}; expected some of {list(_KINDS)}")
+    for kind, what in (("continuous", "{key: float}"), ("discrete", "{key: int}"), ("string", "{key: str}"),
+                       ("sparse_binary", "{key: [str]}"), ("sparse_continuous", "{key: {str: float}}")):
+        if kind in record:
+            _mapping(record[kind], kind, what)
     out = bytearray()
     if "binary" in record:
-        keys = [_key(k, "binary") for k in record["binary"]]
+        keys = [_key(k, "binary") for k in _collection(record["binary"], "binary", "a list of feature keys")]
         out += _field(_SET, 1) + struct.pack(">bi", _I64, len(keys))
         out += b"".join(struct.pack(">q", k) for k in keys)
     # The three maps of one scalar per key: (kind, field id, value type, value writer).
@@ -138,13 +162,14 @@ def encode_data_record(record: dict) -> bytes:
         items = record["sparse_binary"].items()
         out += _field(_MAP, 5) + struct.pack(">bbi", _I64, _SET, len(items))
         for k, values in items:
-            values = list(values)
+            values = list(_collection(values, f"sparse_binary[{k!r}]", "a list of str"))
             out += struct.pack(">qbi", _key(k, "sparse_binary"), _STRING, len(values))
             out += b"".join(_string(v, f"sparse_binary[{k!r}]") for v in values)
     if "sparse_continuous" in record:
         items = record["sparse_continuous"].items()
         out += _field(_MAP, 6) + struct.pack(">bbi", _I64, _MAP, len(items))
         for k, inner in items:
+            _mapping(inner, f"sparse_continuous[{k!r}]", "{str: float}")
             out += struct.pack(">qbbi", _key(k, "sparse_continuous"), _STRING, _DOUBLE, len(inner))
             for name, v in inner.items():
                 out += _string(name, f"sparse_continuous[{k!r}]") + _double(v, f"sparse_continuous[{k!r}][{name!r}]")
@@ -161,6 +186,13 @@ def encode_data_record(record: dict) -> bytes:
 def encode_batch_prediction_request(records, common=None) -> bytes:
     """The binary-protocol bytes of a BatchPredictionRequest: `records` become
     individualFeaturesList (field 1), `common` (if not None) commonFeatures (field 2)."""
+    if isinstance(records, Mapping):
+        raise TypeError(
+            "records must be a list of records (dicts), got one dict: for a request of one record, "
+            "write [record]"
+        )
+    if isinstance(records, (str, bytes, bytearray)) or not hasattr(records, "__iter__"):
+        raise TypeError(f"records must be a list of records (dicts), got {type(records).__name__} {records!r}")
     records = list(records)
     out = bytearray(_field(_LIST, 1) + struct.pack(">bi", _STRUCT, len(records)))
     for record in records:

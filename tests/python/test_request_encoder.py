@@ -107,3 +107,39 @@ def test_name_keys_are_hashed_as_twml_does():
     assert record.continuousFeatures == {twml_id("age"): 31.0, 7: 1.5}
     assert set(record.binaryFeatures) == {twml_id("is_new")}
     assert request.commonFeatures.stringFeatures == {twml_id("country"): "fr"}
+
+
+# Issue 29: {"binary": "is_video"} encoded the characters i, s, _, ... as
+# features, with no error; a str where a collection is meant is refused now,
+# and so is a dict (or a str) where the list of records is meant.
+@pytest.mark.parametrize(
+    "records, message",
+    [
+        ([{"binary": "is_video"}], "binary: expected a list of feature keys, got the single str 'is_video', "
+                                   "whose characters would each be encoded as a feature; write ['is_video']"),
+        ([{"binary": b"is_video"}], "binary: expected a list of feature keys, got the single bytes"),
+        ([{"sparse_binary": {"tags": "abc"}}], "sparse_binary['tags']: expected a list of str, got the single "
+                                               "str 'abc'"),
+        ([{"continuous": [("age", 1.0)]}], "continuous: expected {key: float} (a dict), got list"),
+        ([{"sparse_continuous": {"x": [1.0]}}], "sparse_continuous['x']: expected {str: float} (a dict), got list"),
+        ({"binary": ["is_video"]}, "records must be a list of records (dicts), got one dict: for a request of "
+                                   "one record, write [record]"),
+        ("is_video", "records must be a list of records (dicts), got str 'is_video'"),
+    ],
+)
+def test_a_str_or_dict_where_a_collection_is_meant_is_refused(records, message):
+    with pytest.raises(TypeError) as e:
+        encode_batch_prediction_request(records)
+    assert str(e.value).startswith(message), str(e.value)
+
+
+def test_a_set_of_names_is_a_collection_of_features():
+    # Binary features are a Thrift set: a Python set is fine there.
+    request = parse(encode_batch_prediction_request([{"binary": {"is_video"}}]), IDL.BatchPredictionRequest)
+    assert set(request.individualFeaturesList[0].binaryFeatures) == {bpr_ops_feature_id("is_video")}
+
+
+def bpr_ops_feature_id(name):
+    import mmh3
+
+    return int.from_bytes(mmh3.hash_bytes(name.encode("utf-16-le"), 0)[:8], "little", signed=True)

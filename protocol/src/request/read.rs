@@ -207,8 +207,33 @@ pub(crate) fn record<V: Visit>(c: &mut Cursor<'_>, record: &dyn fmt::Display, v:
 /// Reads one `BatchPredictionRequest` struct (the whole message): each record
 /// of `individualFeaturesList` through `each(cursor, Some(index))`, and
 /// `commonFeatures`, if present, through `each(cursor, None)`, in wire order.
+///
+/// An error before a field of the request's own was recognised says that the
+/// bytes are not a request at all (a DataRecord, text, another protocol), not
+/// just which byte was wrong: random bytes otherwise read as "field 25964 has
+/// Thrift type code 104", which does not tell a user what they sent.
 pub(crate) fn request(
     c: &mut Cursor<'_>,
+    each: impl FnMut(&mut Cursor<'_>, Option<usize>) -> R<()>,
+) -> R<()> {
+    let mut recognised = false;
+    request_fields(c, &mut recognised, each).map_err(|mut e| {
+        if !recognised {
+            e.what.push_str(NOT_A_REQUEST);
+        }
+        e
+    })
+}
+
+/// What [`request`] adds to an error in bytes that never looked like a request.
+pub(crate) const NOT_A_REQUEST: &str = " (these bytes do not start like a Thrift binary-protocol \
+     BatchPredictionRequest, whose fields are 1: individualFeaturesList, a list<DataRecord>, and 2: \
+     commonFeatures, a DataRecord; a lone DataRecord, a message in another Thrift protocol or other \
+     data reads like this)";
+
+fn request_fields(
+    c: &mut Cursor<'_>,
+    recognised: &mut bool,
     mut each: impl FnMut(&mut Cursor<'_>, Option<usize>) -> R<()>,
 ) -> R<()> {
     let mut seen = [false; 2];
@@ -219,6 +244,7 @@ pub(crate) fn request(
                 if t != ttype::LIST {
                     return c.wrong_type(at, &path, "list<DataRecord>", t);
                 }
+                *recognised = true;
                 if std::mem::replace(&mut seen[0], true) {
                     return c.fail(at, format_args!("{path} appears twice"));
                 }
@@ -232,6 +258,7 @@ pub(crate) fn request(
                 if t != ttype::STRUCT {
                     return c.wrong_type(at, &path, "DataRecord", t);
                 }
+                *recognised = true;
                 if std::mem::replace(&mut seen[1], true) {
                     return c.fail(at, format_args!("{path} appears twice"));
                 }

@@ -1,0 +1,182 @@
+"""Keras 2 (tf_keras), what twml's users wrote their models in (issue 29):
+under TF_USE_LEGACY_KERAS=1 bpr_ops' layers are real tf_keras layers (their
+names in get_config, not TFOpLambda nodes), a model with them saves and reloads
+as a SavedModel, `.h5` and `.keras` after `import bpr_ops` alone, and exports;
+with tf_keras imported directly, bpr_ops.tf_keras_layers gives the same.
+
+Every check runs in fresh interpreters (the Keras in use is fixed when
+TensorFlow is imported); the responses they print are decoded with thriftpy2.
+tf_keras must match the TensorFlow minor and, next to tensorflow-cpu, is
+installed with `pip install --no-deps` (requirements.txt, scripts/tf_venv.sh)."""
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import bpr_ops
+import thrift_check
+
+pytestmark = pytest.mark.skipif(
+    importlib.util.find_spec("tf_keras") is None,
+    reason="tf_keras is not installed: `pip install --no-deps tf_keras==<TensorFlow's major.minor>.*` "
+    "(requirements.txt pins it for the default TensorFlow)",
+)
+
+PYTHON_DIR = Path(bpr_ops.__file__).resolve().parents[1]
+NAMES = ["prediction", 1002]
+REQUEST_RECORDS = [{"continuous": {"a": 0.5, "b": -1.5}}, {"continuous": {"b": 2.0}}, {}]
+COMMON = {"continuous": {"a": 4.0}}
+
+
+def fresh(script: str, *args, legacy=True):
+    env = {**os.environ, "PYTHONPATH": str(PYTHON_DIR), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    env.pop("TF_USE_LEGACY_KERAS", None)
+    if legacy:
+        env["TF_USE_LEGACY_KERAS"] = "1"
+    done = subprocess.run([sys.executable, "-c", textwrap.dedent(script), *map(str, args)],
+                          capture_output=True, text=True, env=env)
+    assert done.returncode == 0, done.stderr[-4000:]
+    return done.stdout
+
+
+# Builds the model (request bytes in, response bytes out; the reader's two
+# columns written under NAMES and as two tensors), checks what tf_keras sees,
+# saves it in every format and prints a JSON report.
+BUILD = """
+    import json, sys
+    from pathlib import Path
+    import bpr_ops
+    import tensorflow as tf
+    {keras_import}
+    assert keras.__name__.startswith("tf_keras"), keras.__name__
+    out = Path(sys.argv[1])
+    request = keras.Input(shape=(), dtype=tf.string, name="request")
+    columns = Reader(continuous=["a", "b"], default_value=-7.0, name="reader")(request)["continuous"]
+    continuous = Writer(keys={names!r}, name="writer")(columns)
+    tensors = TensorWriter(keys=["left", "right"], name="tensor_writer")([columns[:, :1], columns[:, 1:]])
+    model = keras.Model(request, {{"continuous": continuous, "tensors": tensors}})
+    report = {{
+        "layer types": {{l.name: [type(l).__name__, isinstance(l, keras.layers.Layer)] for l in model.layers}},
+        "config classes": [l["class_name"] for l in model.get_config()["layers"]],
+        "writer config keys": model.get_layer("writer").get_config()["keys"],
+    }}
+    model.save(out / "saved_model", save_format="tf")
+    model.save(out / "model.h5")
+    model.save(out / "model.keras")
+    model.export(out / "exported")
+    request_bytes = bytes.fromhex(sys.argv[2])
+    report["direct"] = model(tf.constant([request_bytes]))["continuous"].numpy().tobytes().hex()
+    print(json.dumps(report))
+"""
+
+# Loads every saved form in a new process after `import bpr_ops` alone and
+# prints each one's responses (hex) for the request.
+LOAD = """
+    import json, sys
+    from pathlib import Path
+    {imports}
+    out = Path(sys.argv[1])
+    request = tf.constant([bytes.fromhex(sys.argv[2])])
+    report = {{}}
+    for form in ("saved_model", "model.h5", "model.keras"):
+        model = keras.models.load_model(out / form)
+        writer = model.get_layer("writer")
+        result = model(request)
+        report[form] = {{
+            "writer type": [type(writer).__module__, type(writer).__name__],
+            "writer keys": writer.get_config()["keys"],
+            "continuous": result["continuous"].numpy().tobytes().hex(),
+            "tensors": result["tensors"].numpy().tobytes().hex(),
+        }}
+    serve = tf.saved_model.load(str(out / "exported")).serve
+    result = serve(request)
+    report["exported"] = {{"continuous": result["continuous"].numpy().tobytes().hex(),
+                          "tensors": result["tensors"].numpy().tobytes().hex()}}
+    print(json.dumps(report))
+"""
+
+
+def _request() -> bytes:
+    return bpr_ops.encode_batch_prediction_request(REQUEST_RECORDS, common=COMMON)
+
+
+def _check_continuous(hex_bytes: str):
+    """The continuous response: each record's a and b (own value, else the
+    common one, else the default -7.0) under NAMES, decoded by thriftpy2."""
+    ids = [bpr_ops.feature_id("prediction"), 1002]
+    got = [{k: r.continuousFeatures[k] for k in ids}
+           for r in thrift_check.decode(bytes.fromhex(hex_bytes)).predictions]
+    assert got == [{ids[0]: 0.5, 1002: -1.5}, {ids[0]: 4.0, 1002: 2.0}, {ids[0]: 4.0, 1002: -7.0}], got
+
+
+def _check_tensors(hex_bytes: str):
+    left, right = bpr_ops.feature_ids(["left", "right"])
+    records = thrift_check.decode(bytes.fromhex(hex_bytes)).predictions
+    # float32 rows are a rawTypedTensor: the row's little-endian bytes.
+    got = [tuple(np.frombuffer(r.tensors[k].rawTypedTensor.content, "<f4").tolist() for k in (left, right))
+           for r in records]
+    assert got == [([0.5], [-1.5]), ([4.0], [2.0]), ([4.0], [-7.0])], got
+
+
+def _run(tmp_path, build_imports, load_imports, legacy):
+    build = BUILD.format(keras_import=build_imports, names=NAMES)
+    report = json.loads(fresh(build, tmp_path, _request().hex(), legacy=legacy).strip().splitlines()[-1])
+    loaded = json.loads(fresh(LOAD.format(imports=load_imports), tmp_path, _request().hex(),
+                              legacy=legacy).strip().splitlines()[-1])
+    return report, loaded
+
+
+def _check(report, loaded, module):
+    # Before issue 29 the layers were Keras 3 layers that tf_keras wrapped as
+    # TFOpLambda nodes, and reloading failed ("TF symbol ... could not be found").
+    # Our layers by name; the slices of the test's own `columns[:, :1]` are
+    # tf_keras' op layers.
+    assert report["config classes"] == [
+        "InputLayer", "BatchPredictionRequestReader", "SlicingOpLambda", "SlicingOpLambda",
+        "BatchPredictionWriter", "BatchPredictionTensorWriter",
+    ], report["config classes"]
+    bpr_types = {k: v for k, v in report["layer types"].items() if not k.startswith("tf.")}
+    assert bpr_types == {
+        "request": ["InputLayer", True],
+        "reader": ["BatchPredictionRequestReader", True],
+        "writer": ["BatchPredictionWriter", True],
+        "tensor_writer": ["BatchPredictionTensorWriter", True],
+    }, report["layer types"]
+    assert report["writer config keys"] == NAMES
+    _check_continuous(report["direct"])
+    for form in ("saved_model", "model.h5", "model.keras"):
+        assert loaded[form]["writer type"] == [module, "BatchPredictionWriter"], (form, loaded[form])
+        assert loaded[form]["writer keys"] == NAMES, (form, loaded[form])
+    for form in ("saved_model", "model.h5", "model.keras", "exported"):
+        _check_continuous(loaded[form]["continuous"])
+        _check_tensors(loaded[form]["tensors"])
+
+
+def test_under_tf_use_legacy_keras_the_layers_are_tf_keras_layers(tmp_path):
+    build = """
+    keras = tf.keras
+    Reader, Writer = bpr_ops.BatchPredictionRequestReader, bpr_ops.BatchPredictionWriter
+    TensorWriter = bpr_ops.BatchPredictionTensorWriter"""
+    report, loaded = _run(tmp_path, build, "import bpr_ops\n    import tensorflow as tf\n    keras = tf.keras",
+                          legacy=True)
+    _check(report, loaded, "bpr_ops.tf_keras_layers")
+
+
+def test_with_tf_keras_imported_directly(tmp_path):
+    # No TF_USE_LEGACY_KERAS: tf_keras imported by hand, the layers from
+    # bpr_ops.tf_keras_layers; reloading needs tf_keras imported before bpr_ops.
+    build = """
+    import tf_keras as keras
+    from bpr_ops.tf_keras_layers import BatchPredictionRequestReader as Reader
+    from bpr_ops.tf_keras_layers import BatchPredictionTensorWriter as TensorWriter
+    from bpr_ops.tf_keras_layers import BatchPredictionWriter as Writer"""
+    report, loaded = _run(tmp_path, build, "import tensorflow as tf\n    import tf_keras as keras\n    import bpr_ops",
+                          legacy=False)
+    _check(report, loaded, "bpr_ops.tf_keras_layers")

@@ -21,7 +21,7 @@ const SHIM_SOURCES: &[&str] = &[
 ];
 const SHIM_HEADER: &str = "cpp_shim/include/bpr_ops.h";
 /// Headers of the shim only (not for bindgen).
-const SHIM_PRIVATE_HEADERS: &[&str] = &["cpp_shim/plain_allocator.h"];
+const SHIM_PRIVATE_HEADERS: &[&str] = &["cpp_shim/plain_allocator.h", "cpp_shim/kernel_util.h"];
 
 /// Prints one message and stops the build (a panic would add a backtrace hint
 /// that hides the message).

@@ -13,6 +13,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "bpr_ops.h"
+#include "kernel_util.h"
 #include "plain_allocator.h"
 #include "tensorflow/core/framework/op.h"
 #include "tensorflow/core/framework/op_def.pb.h"
@@ -40,14 +41,6 @@ using Messages = std::vector<bpr_bytes, PlainAllocator<bpr_bytes>>;
 // Rust's messages name the op, the element, the byte offset and a struct path;
 // longer ones are truncated by Rust.
 constexpr size_t kMessageCapacity = 2048;
-
-absl::Status ToStatus(bpr_status status, const char* message) {
-  switch (status) {
-    case BPR_OK: return absl::OkStatus();
-    case BPR_INVALID_ARGUMENT: return tensorflow::errors::InvalidArgument(message);
-    default: return tensorflow::errors::Internal(message);
-  }
-}
 
 // The op's attrs, owned here while bpr_request_op_new reads them.
 struct AttrValues {

@@ -15,9 +15,8 @@
 
 #include <cstdint>
 
-#include "absl/container/inlined_vector.h"
 #include "bpr_ops.h"
-#include "plain_allocator.h"
+#include "kernel_util.h"
 #include "tensorflow/core/framework/op.h"
 #include "tensorflow/core/framework/op_kernel.h"
 #include "tensorflow/core/framework/shape_inference.h"
@@ -65,67 +64,6 @@ absl::Status SplitsOfHandle(InferenceContext* c) {
 
 constexpr size_t kMessageCapacity = 1024;
 
-bpr_bytes StringAt(const void* strings, size_t index) noexcept {
-  const tstring& s = static_cast<const tstring*>(strings)[index];
-  return bpr_bytes{reinterpret_cast<const uint8_t*>(s.data()), s.size()};
-}
-
-bool DtypeCode(DataType dt, bpr_dtype* code) {
-  switch (dt) {
-    case tensorflow::DT_FLOAT: *code = BPR_DTYPE_FLOAT; return true;
-    case tensorflow::DT_DOUBLE: *code = BPR_DTYPE_DOUBLE; return true;
-    case tensorflow::DT_HALF: *code = BPR_DTYPE_HALF; return true;
-    case tensorflow::DT_BFLOAT16: *code = BPR_DTYPE_BFLOAT16; return true;
-    case tensorflow::DT_INT32: *code = BPR_DTYPE_INT32; return true;
-    case tensorflow::DT_INT64: *code = BPR_DTYPE_INT64; return true;
-    case tensorflow::DT_UINT8: *code = BPR_DTYPE_UINT8; return true;
-    case tensorflow::DT_INT8: *code = BPR_DTYPE_INT8; return true;
-    case tensorflow::DT_BOOL: *code = BPR_DTYPE_BOOL; return true;
-    case tensorflow::DT_STRING: *code = BPR_DTYPE_STRING; return true;
-    default: return false;
-  }
-}
-
-template <typename T, size_t N>
-using InlineVector = absl::InlinedVector<T, N, PlainAllocator<T>>;
-using Dims = InlineVector<int64_t, 4>;
-
-// A view of `t` (kernels.cc's View; the two files share no code so that each
-// stays self-contained while the integrator restructures the shim).
-absl::Status View(const Tensor& t, Dims* dims, bpr_tensor* view) {
-  bpr_dtype code;
-  if (!DtypeCode(t.dtype(), &code)) {
-    return tensorflow::errors::InvalidArgument("unsupported dtype ",
-                                               tensorflow::DataTypeString(t.dtype()));
-  }
-  dims->resize(t.dims());
-  for (int i = 0; i < t.dims(); ++i) (*dims)[i] = t.dim_size(i);
-  view->dtype = code;
-  view->rank = dims->size();
-  view->dims = dims->data();
-  view->num_elements = static_cast<size_t>(t.NumElements());
-  view->string_at = nullptr;
-  if (code == BPR_DTYPE_STRING) {
-    view->data = t.flat<tstring>().data();
-    view->string_at = StringAt;
-  } else {
-    view->data = t.tensor_data().data();
-  }
-  return absl::OkStatus();
-}
-
-void ParallelFor(void* pool, int64_t total, int64_t cost_per_unit, bpr_range_fn fn,
-                 void* context) {
-  static_cast<tensorflow::thread::ThreadPool*>(pool)->ParallelFor(
-      total, cost_per_unit, [fn, context](int64_t begin, int64_t end) { fn(context, begin, end); });
-}
-
-bpr_runner IntraOpRunner(OpKernelContext* ctx) {
-  const auto* workers = ctx->device()->tensorflow_cpu_worker_threads();
-  if (workers == nullptr || workers->workers == nullptr) return bpr_runner{nullptr, 1, nullptr};
-  return bpr_runner{workers->workers, workers->num_threads, ParallelFor};
-}
-
 // The string output [R] Rust fills (bpr_string_output), and TensorFlow's
 // status when an allocation fails.
 struct Responses {
@@ -157,14 +95,11 @@ uint8_t* ResponseAt(void* context, uint64_t index, uint64_t size) noexcept {
 }
 
 absl::Status Finish(bpr_status status, const char* message, const Responses& r) {
-  switch (status) {
-    case BPR_OK: return absl::OkStatus();
-    case BPR_INVALID_ARGUMENT: return tensorflow::errors::InvalidArgument(message);
-    case BPR_HOST_ALLOC_FAILED:
-      return r.status.ok() ? tensorflow::errors::Internal("output allocation failed without a status")
-                           : r.status;
-    default: return tensorflow::errors::Internal(message);
+  if (status == BPR_HOST_ALLOC_FAILED) {
+    return r.status.ok() ? tensorflow::errors::Internal("output allocation failed without a status")
+                         : r.status;
   }
+  return ToStatus(status, message);
 }
 
 class ContinuousResponsesOp : public OpKernel {

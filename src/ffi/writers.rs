@@ -44,12 +44,8 @@ pub unsafe extern "C" fn bpr_continuous_size(
         // SAFETY: the caller's contract covers both views.
         let (k, v) = unsafe { continuous_inputs(keys, values)? };
         let size = bpr_protocol::continuous_size(&k, &v)?;
-        if out_size.is_null() {
-            return Err(Error::internal("NULL out_size"));
-        }
-        // SAFETY: non-null and writable per the contract.
-        unsafe { *out_size = size as u64 };
-        Ok(())
+        // SAFETY: `out_size` is NULL or writable (contract).
+        unsafe { store_size(out_size, size) }
     })
 }
 
@@ -74,6 +70,19 @@ pub unsafe extern "C" fn bpr_continuous_write(
         // SAFETY: `runner` is NULL or a valid bpr_runner (contract).
         unsafe { with_runner(runner, |r| write_continuous(&plan, out, r)) }
     })
+}
+
+/// Reports a response's exact size to the host (the `*_size` calls).
+///
+/// # Safety
+/// `out_size` is NULL or writable.
+unsafe fn store_size(out_size: *mut u64, size: usize) -> Result<()> {
+    if out_size.is_null() {
+        return Err(Error::internal("NULL out_size"));
+    }
+    // SAFETY: non-null and writable per the contract.
+    unsafe { *out_size = size as u64 };
+    Ok(())
 }
 
 /// Views of the tensor op's inputs, borrowing `strings`.
@@ -127,12 +136,8 @@ pub unsafe extern "C" fn bpr_tensor_size(
         let strings = unsafe { string_sources(values, num_values)? };
         let (k, v) = unsafe { tensor_inputs(keys, values, &strings)? };
         let size = bpr_protocol::tensor_response_size(&k, &v)?;
-        if out_size.is_null() {
-            return Err(Error::internal("NULL out_size"));
-        }
-        // SAFETY: non-null and writable per the contract.
-        unsafe { *out_size = size as u64 };
-        Ok(())
+        // SAFETY: `out_size` is NULL or writable (contract).
+        unsafe { store_size(out_size, size) }
     })
 }
 

@@ -1,7 +1,7 @@
 """BatchPredictionRequestReader(sparse_tensors=...): sparse tensor features
 as one tf.SparseTensor [B, *dense_shape] per key, on requests and records
-written by thriftpy2 (this repository's IDL, where COOSparseTensor.indices is
-a GeneralTensor, and Twitter's, where it is an Int64Tensor). Expected values
+written by thriftpy2 (thrift/, where COOSparseTensor.indices is an
+Int64Tensor as in Twitter's IDL, and its older form, a GeneralTensor). Expected values
 are the ones put in, placed by hand into a numpy array."""
 
 from __future__ import annotations
@@ -27,21 +27,21 @@ DT = T.DataType
 KEY = "user.clicks"
 FID = bpr_ops.feature_id(KEY)
 
-# Twitter's COOSparseTensor (what twml's reader reads): indices an Int64Tensor.
-_TWML_IDL = """
+# thrift/'s older COOSparseTensor: indices a GeneralTensor. thriftpy2 writes a
+# nested struct by its own class's spec, so these sit in IDL records.
+_OLD_IDL = """
 include "tensor.thrift"
-struct TwmlCOOSparseTensor {
+struct OldCOOSparseTensor {
   1: required list<i64> denseShape
-  2: required tensor.Int64Tensor indices
+  2: required tensor.GeneralTensor indices
   3: required tensor.GeneralTensor values
 }
-union TwmlSparseTensor { 1: TwmlCOOSparseTensor cooSparseTensor }
-struct TwmlRecord { 9: optional map<i64, TwmlSparseTensor> sparseTensors }
+union OldSparseTensor { 1: OldCOOSparseTensor cooSparseTensor }
 """
 with tempfile.TemporaryDirectory() as _d:
-    _p = Path(_d) / "twml_sparse_layer.thrift"
-    _p.write_text(_TWML_IDL)
-    TWML = thriftpy2.load(str(_p), module_name="twml_sparse_layer_thrift", include_dirs=[str(ROOT / "thrift")])
+    _p = Path(_d) / "old_sparse_layer.thrift"
+    _p.write_text(_OLD_IDL)
+    OLD = thriftpy2.load(str(_p), module_name="old_sparse_layer_thrift", include_dirs=[str(ROOT / "thrift")])
 
 
 def ser(obj) -> bytes:
@@ -51,17 +51,17 @@ def ser(obj) -> bytes:
 
 
 def coo(points, values, dense_shape):
-    """A SparseTensor of values at points ([n][rank]): indices [rank, n], as thrift/tensor.thrift has it."""
+    """A SparseTensor of values at points ([n][rank]): indices [rank, n], an Int64Tensor (thrift/, twml)."""
     idx = np.asarray(points, np.int64).reshape(len(points), len(dense_shape)).T
-    indices = T.GeneralTensor(int64Tensor=T.Int64Tensor(longs=idx.reshape(-1).tolist(), shape=list(idx.shape)))
+    indices = T.Int64Tensor(longs=idx.reshape(-1).tolist(), shape=list(idx.shape))
     return T.SparseTensor(cooSparseTensor=T.COOSparseTensor(denseShape=list(dense_shape), indices=indices, values=values))
 
 
-def twml_coo(points, values, dense_shape):
-    """The same as Twitter's IDL writes it (indices an Int64Tensor struct)."""
+def old_coo(points, values, dense_shape):
+    """The same in the older form (indices a GeneralTensor's int64Tensor)."""
     idx = np.asarray(points, np.int64).reshape(len(points), len(dense_shape)).T
-    indices = T.Int64Tensor(longs=idx.reshape(-1).tolist(), shape=list(idx.shape))
-    return TWML.TwmlSparseTensor(cooSparseTensor=TWML.TwmlCOOSparseTensor(
+    indices = T.GeneralTensor(int64Tensor=T.Int64Tensor(longs=idx.reshape(-1).tolist(), shape=list(idx.shape)))
+    return OLD.OldSparseTensor(cooSparseTensor=OLD.OldCOOSparseTensor(
         denseShape=list(dense_shape), indices=indices, values=values))
 
 
@@ -143,13 +143,9 @@ def test_common_features_fallback_and_keras_model():
           [(0, (0, 1), 1.0), (0, (1, 0), 2.0), (1, (1, 1), 5.0), (2, (0, 1), 1.0), (2, (1, 0), 2.0)], np.float64)
 
 
-def test_twitter_idl_indices():
+def test_older_idl_indices():
     read = bpr_ops.BatchPredictionRequestReader(sparse_tensors={KEY: (tf.float32, [2, 3])})
-    recs = [ser(TWML.TwmlRecord(sparseTensors={FID: twml_coo([[1, 2], [0, 0]], doubles([4.0, 5.0]), [2, 3])})),
-            ser(TWML.TwmlRecord(sparseTensors={}))]
-    # A request of those records, framed by hand: field 1, list of structs.
-    body = b"\x0f\x00\x01\x0c" + struct.pack(">i", len(recs)) + b"".join(recs) + b"\x00"
-    out = read(tf.constant([body]))
+    out = read(request([{FID: old_coo([[1, 2], [0, 0]], doubles([4.0, 5.0]), [2, 3])}, {}]))
     check(out["sparse_tensors"][KEY], 2, [2, 3], [(0, (1, 2), 4.0), (0, (0, 0), 5.0)], np.float32)
 
 
@@ -198,7 +194,7 @@ def test_training_dataset_reads_sparse_tensors(tmp_path):
     records = [
         ser(IDL.data.DataRecord(sparseTensors={FID: coo([[2]], doubles([0.25]), [4])})),
         ser(IDL.data.DataRecord()),
-        ser(TWML.TwmlRecord(sparseTensors={FID: twml_coo([[0], [3]], doubles([1.0, 2.0]), [4])})),
+        ser(IDL.data.DataRecord(sparseTensors={FID: old_coo([[0], [3]], doubles([1.0, 2.0]), [4])})),
     ]
     path = tmp_path / "part-0.block"
     data.write_block_format(str(path), records, compression="")

@@ -132,8 +132,13 @@ impl Out {
             ),
             other => {
                 let got = match other {
-                    GeneralTensor::Raw { data_type, content, .. } => {
-                        format!("a raw tensor of DataType {data_type}, {} bytes", content.len())
+                    GeneralTensor::Raw {
+                        data_type, content, ..
+                    } => {
+                        format!(
+                            "a raw tensor of DataType {data_type}, {} bytes",
+                            content.len()
+                        )
                     }
                     GeneralTensor::Strings(..) => "a string tensor".into(),
                     GeneralTensor::Binary(..) => "a binary tensor".into(),

@@ -201,3 +201,13 @@ def test_training_dataset_reads_sparse_tensors(tmp_path):
     ds = data.training_dataset([str(path)], {"sparse_tensors": {KEY: (tf.float32, [4])}}, batch_size=3)
     (x, _, _), = list(ds)
     check(x["sparse_tensors"][KEY], 3, [4], [(0, (2,), 0.25), (2, (0,), 1.0), (2, (3,), 2.0)], np.float32)
+
+
+def test_tf_keras_layer_gives_the_sparse_tensor():
+    tf_keras = pytest.importorskip("tf_keras")
+    from bpr_ops.tf_keras_layers import BatchPredictionRequestReader
+
+    read = BatchPredictionRequestReader(sparse_tensors={KEY: (tf.float64, [3])})
+    inp = tf_keras.Input((), dtype="string")
+    model = tf_keras.Model(inp, read(inp)["sparse_tensors"][KEY])
+    check(model(request([{}, {FID: coo([[2]], doubles([6.0]), [3])}])), 2, [3], [(1, (2,), 6.0)], np.float64)

@@ -67,9 +67,15 @@ union GeneralTensor {
   8: BinaryTensor binaryTensor
 }
 
+// indices is an Int64Tensor, as in Twitter's IDL (navi's generated code) and
+// what twml's reader (TensorRecordReader::readCOOSparseTensor) reads: row d
+// holds each value's index along dimension d, shape [rank, n]. This file once
+// said GeneralTensor; bpr_ops' readers still accept that form too (a
+// GeneralTensor's int64Tensor or rawTypedTensor of INT64), so bytes written
+// by it keep decoding.
 struct COOSparseTensor {
   1: required list<i64> denseShape
-  2: required GeneralTensor indices
+  2: required Int64Tensor indices
   3: required GeneralTensor values
 }
 

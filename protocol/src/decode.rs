@@ -100,7 +100,9 @@ pub enum SparseTensor {
     Coo {
         /// `denseShape`.
         dense_shape: Vec<i64>,
-        /// `indices`.
+        /// `indices`, `[rank, n]`: an `Int64Tensor` on the wire (thrift/,
+        /// Twitter's IDL) decodes as `GeneralTensor::Int64`; the older
+        /// `GeneralTensor` form decodes as it is. Encoded as an `Int64Tensor`.
         indices: GeneralTensor,
         /// `values`.
         values: GeneralTensor,
@@ -344,7 +346,22 @@ fn sparse_tensor(r: &mut Reader) -> R<SparseTensor> {
         while let Some((t, id, at)) = r.field(&"a cooSparseTensor")? {
             match (id, t) {
                 (1, ttype::LIST) => dense_shape = Some(list(r, ttype::I64, "denseShape", i64)?),
-                (2, ttype::STRUCT) => indices = Some(general_tensor(r)?),
+                (2, ttype::STRUCT) => {
+                    // An Int64Tensor struct (Twitter's IDL, thrift/ now,
+                    // what twml reads) starts with its longs list (field 1);
+                    // a GeneralTensor union (this repository's IDL before)
+                    // with a variant struct. Both decode to a GeneralTensor.
+                    let peek = r.at;
+                    let first = r.field(&"a cooSparseTensor's indices")?;
+                    r.at = peek;
+                    indices = Some(match first {
+                        Some((ttype::LIST, 1, _)) => {
+                            let (v, s) = values_and_shape(r, ttype::I64, "longs", i64)?;
+                            GeneralTensor::Int64(v, s)
+                        }
+                        _ => general_tensor(r)?,
+                    })
+                }
                 (3, ttype::STRUCT) => values = Some(general_tensor(r)?),
                 _ => skip(r, t, at)?,
             }

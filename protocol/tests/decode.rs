@@ -89,7 +89,7 @@ fn full_record() -> DataRecord {
         9,
         t::SparseTensor::CooSparseTensor(t::COOSparseTensor::new(
             vec![4, 4],
-            t::GeneralTensor::Int64Tensor(t::Int64Tensor::new(vec![0, 3], None)),
+            t::Int64Tensor::new(vec![0, 3], None),
             t::GeneralTensor::DoubleTensor(t::DoubleTensor::new(vec![of(1.5)], None)),
         )),
     );

@@ -234,7 +234,7 @@ fn sparse_getter_reads_apache_written_records() {
         let n = values.len() as i64;
         SparseTensor::CooSparseTensor(COOSparseTensor::new(
             vec![4, 3],
-            GeneralTensor::Int64Tensor(Int64Tensor::new(indices, vec![2, n])),
+            Int64Tensor::new(indices, vec![2, n]),
             GeneralTensor::Int64Tensor(Int64Tensor::new(values, None)),
         ))
     };
@@ -381,7 +381,7 @@ fn request_encoder_writes_tensors_apache_reads() {
         s[&9],
         SparseTensor::CooSparseTensor(COOSparseTensor::new(
             vec![4],
-            GeneralTensor::Int64Tensor(Int64Tensor::new(vec![3], vec![1])),
+            Int64Tensor::new(vec![3], vec![1]),
             GeneralTensor::DoubleTensor(tensor::DoubleTensor::new(vec![OrderedFloat(1.0)], None)),
         ))
     );

@@ -5,7 +5,10 @@ of the op's uint8 output tensor (or of model.predict's, one response per row),
 or, for model.predict's RaggedTensor (batches of different sizes), a .npz of
 `np.savez(FILE, flat_values=out.flat_values, row_splits=out.row_splits)`; or it
 is an Elephant-Bird block file of DataRecords (training data, plain or gzip),
-whose records are shown the same way.
+whose records are shown the same way. With --request, FILE holds the raw bytes
+of one BatchPredictionRequest (what a model is served: the same Thrift framing
+as a response, so it must be said): its records, and its commonFeatures as the
+row "common" (JSON: {"commonFeatures": ..., "records": [...]}).
 Every DataRecord field is shown; a key that appears under two fields is
 labelled field:key. Output: a table (default) or JSON. With --names or
 --names-file, keys that a given feature name hashes to are shown as names.
@@ -22,7 +25,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .decode import DecodeError, SparseTensorValue, decode_responses, label_keys
+from .decode import DecodeError, SparseTensorValue, decode_request, decode_responses, label_keys
 
 PROG = "bpr-decode"
 
@@ -184,9 +187,14 @@ def _key_text(key) -> str:
     return str(key)
 
 
-def to_json(records: list[dict]) -> str:
-    columns = _columns(records)
-    rows = [{label: _json_value(r[f][k]) for f, k, label in columns if k in r.get(f, {})} for r in records]
+def to_json(records: list[dict], common: dict | None = None, request: bool = False) -> str:
+    """Rows as a JSON list; for a request, {"commonFeatures": row or null, "records": rows}."""
+    columns = _columns(records + ([common] if common is not None else []))
+    def row(r):
+        return {label: _json_value(r[f][k]) for f, k, label in columns if k in r.get(f, {})}
+    rows = [row(r) for r in records]
+    if request:
+        return json.dumps({"commonFeatures": None if common is None else row(common), "records": rows}, indent=2)
     return json.dumps(rows, indent=2)
 
 
@@ -210,12 +218,14 @@ def _cell(value) -> str:
     return f"{value:.9g}" if isinstance(value, float) else str(value)
 
 
-def to_table(records: list[dict]) -> str:
-    columns = _columns(records)
+def to_table(records: list[dict], common: dict | None = None) -> str:
+    """One row per record (and a first row "common" for a request's commonFeatures)."""
+    labelled = ([("common", common)] if common is not None else []) + [(str(i), r) for i, r in enumerate(records)]
+    columns = _columns([r for _, r in labelled])
     rows = [["record"] + [label for _, _, label in columns]]
     rows += [
-        [str(i)] + [_cell(r[f][k]) if k in r.get(f, {}) else "-" for f, k, _ in columns]
-        for i, r in enumerate(records)
+        [name] + [_cell(r[f][k]) if k in r.get(f, {}) else "-" for f, k, _ in columns]
+        for name, r in labelled
     ]
     widths = [max(len(row[c]) for row in rows) for c in range(len(rows[0]))]
     lines = ["  ".join(cell.rjust(w) for cell, w in zip(row, widths)) for row in rows]
@@ -234,6 +244,8 @@ def main(argv=None) -> int:
     decode.add_argument("file", type=Path, help="raw response bytes, a .npy of the op's output, or a .npz of "
                         "predict's RaggedTensor (flat_values and row_splits)")
     decode.add_argument("--format", choices=("table", "json"), default="table")
+    decode.add_argument("--request", action="store_true",
+                        help="FILE is a serialized BatchPredictionRequest (raw bytes), not a response")
     decode.add_argument(
         "--names", action="append", default=[], metavar="A,B,...",
         help="feature names, comma-separated: keys they hash to (twml's feature id) are shown as names",
@@ -252,18 +264,26 @@ def main(argv=None) -> int:
     except (OSError, ValueError) as e:
         print(f"{PROG}: error: {e}", file=sys.stderr)
         return 2
+    common = None
     try:
-        records, skipped = read_records(args.file)
+        if args.request:
+            records, common, skipped = decode_request(args.file.read_bytes())
+        else:
+            records, skipped = read_records(args.file)
     except (OSError, DecodeError, TypeError) as e:
         print(f"{PROG}: error: {args.file}: {e}", file=sys.stderr)
         return 2
     if names:
         try:
-            records = label_keys(records, names, by_field=True)
+            labelled = label_keys(records + ([common] if common is not None else []), names, by_field=True)
         except Exception as e:  # noqa: BLE001 - one line, whatever stopped the hashing
             print(f"{PROG}: error: feature names: {type(e).__name__}: {getattr(e, 'message', e)}", file=sys.stderr)
             return 2
-    print(to_json(records) if args.format == "json" else to_table(records))
+        records, common = labelled[: len(records)], (labelled[-1] if common is not None else None)
+    if args.format == "json":
+        print(to_json(records, common, request=args.request))
+    else:
+        print(to_table(records, common))
     if skipped:
         # stderr: the JSON on stdout stays JSON.
         print(f"{PROG}: note: {skipped_note(skipped)}", file=sys.stderr)

@@ -44,6 +44,13 @@ class _RequestReader:
         int8 or bool) under out["tensors"][key], zeros where a record (and its
         commonFeatures) lacks it, with out["tensors_found"][key] a bool [B]
         mask. A tensor of another dtype or shape is an InvalidArgumentError.
+      sparse_tensors: {key: (dtype, dense_shape)}: sparse tensor features (the
+        records' `sparseTensors` map of COOSparseTensors, read with
+        GetSparseTensorsFromDataRecord), each one tf.SparseTensor of dense
+        shape [B, *dense_shape] under out["sparse_tensors"][key], the record's
+        index prepended to each value's indices; a record (and its
+        commonFeatures) lacking it adds no values. dtype as for tensors. A
+        sparse tensor of another dtype or dense shape is an InvalidArgumentError.
       output_mode: "kinds" (default): {"continuous": [B, F_c], "binary": [B, F_b],
         "discrete": [B, F_d], "strings": [B, F_s]}, for the kinds given, columns
         in the order given. "names": {key: [B]}, one tensor per key (a name, or
@@ -64,6 +71,7 @@ class _RequestReader:
         default_string="",
         output_mode="kinds",
         tensors=None,
+        sparse_tensors=None,
         row_splits=False,
         **kwargs,
     ):
@@ -102,10 +110,12 @@ class _RequestReader:
             if ids:
                 self._ids[kind] = ids
                 self._given[kind] = as_given
-        self._tensors = _tensor_specs(tensors, where, seen)
-        if not self._ids and not self._tensors:
+        self._tensors = _tensor_specs(tensors, where, seen, "tensors")
+        self._sparse_tensors = _tensor_specs(sparse_tensors, where, seen, "sparse_tensors")
+        if not self._ids and not self._tensors and not self._sparse_tensors:
             raise ValueError(
-                f"{where}: no features to read; give continuous, binary, discrete, strings or tensors keys"
+                f"{where}: no features to read; give continuous, binary, discrete, strings, tensors "
+                "or sparse_tensors keys"
             )
         if row_splits and output_mode == "names":
             clash = [k for kind in self._ids for k in self._names(kind) if k == "row_splits"]
@@ -139,6 +149,11 @@ class _RequestReader:
                 k: keras.KerasTensor((None, *shape), dtype=dtype) for k, (_, dtype, shape) in self._tensors.items()
             }
             out["tensors_found"] = {k: keras.KerasTensor((None,), dtype="bool") for k in self._tensors}
+        if self._sparse_tensors:
+            out["sparse_tensors"] = {
+                k: keras.KerasTensor((None, *shape), dtype=dtype, sparse=True)
+                for k, (_, dtype, shape) in self._sparse_tensors.items()
+            }
         if self.row_splits:
             out["row_splits"] = keras.KerasTensor((None,), dtype="int64")
         return out
@@ -188,6 +203,11 @@ class _RequestReader:
             out["tensors"], out["tensors_found"] = {}, {}
             for key, (fid, dtype, shape) in self._tensors.items():
                 out["tensors"][key], out["tensors_found"][key] = _read_tensor(lib, handle, key, fid, dtype, shape)
+        if self._sparse_tensors:
+            out["sparse_tensors"] = {
+                key: _read_sparse_tensor(lib, handle, key, fid, dtype, shape)
+                for key, (fid, dtype, shape) in self._sparse_tensors.items()
+            }
         if self.row_splits:
             out["row_splits"] = lib.get_request_splits_from_data_record(handle)
         return out
@@ -207,6 +227,10 @@ class _RequestReader:
         )
         if self._tensors:
             config["tensors"] = {k: (dtype, list(shape)) for k, (_, dtype, shape) in self._tensors.items()}
+        if self._sparse_tensors:
+            config["sparse_tensors"] = {
+                k: (dtype, list(shape)) for k, (_, dtype, shape) in self._sparse_tensors.items()
+            }
         if self.row_splits:
             # Only when set: a config without it loads in older versions.
             config["row_splits"] = True
@@ -218,12 +242,13 @@ class _RequestReader:
 _TENSOR_DTYPES = ("float32", "float64", "int32", "int64", "uint8", "int8", "bool")
 
 
-def _tensor_specs(tensors, where: str, seen: dict) -> dict:
-    """{key: (feature id, dtype name, shape tuple)}, checked."""
+def _tensor_specs(tensors, where: str, seen: dict, arg: str) -> dict:
+    """{key: (feature id, dtype name, shape tuple)}, checked; `arg` is the
+    argument's name (tensors or sparse_tensors)."""
     if tensors is None:
         return {}
     if not isinstance(tensors, dict):
-        raise TypeError(f"{where}: tensors must be a dict {{key: (dtype, shape)}}, got {type(tensors).__name__}")
+        raise TypeError(f"{where}: {arg} must be a dict {{key: (dtype, shape)}}, got {type(tensors).__name__}")
     out = {}
     for key, spec in tensors.items():
         try:
@@ -231,50 +256,116 @@ def _tensor_specs(tensors, where: str, seen: dict) -> dict:
             dtype = tf.as_dtype(dtype).name
             shape = tuple(int(d) for d in shape)
         except (TypeError, ValueError):
-            raise TypeError(f"{where}: tensors[{key!r}] must be (dtype, shape), e.g. (tf.float32, [64]); got {spec!r}") from None
+            raise TypeError(f"{where}: {arg}[{key!r}] must be (dtype, shape), e.g. (tf.float32, [64]); got {spec!r}") from None
         if dtype not in _TENSOR_DTYPES:
-            raise TypeError(f"{where}: tensors[{key!r}] has dtype {dtype}; supported: {', '.join(_TENSOR_DTYPES)}")
+            raise TypeError(f"{where}: {arg}[{key!r}] has dtype {dtype}; supported: {', '.join(_TENSOR_DTYPES)}")
         if any(d < 0 for d in shape):
-            raise ValueError(f"{where}: tensors[{key!r}] has shape {list(shape)}; dimensions must be >= 0")
-        (fid,), _ = resolve_keys([key], f"{where} tensors")
+            raise ValueError(f"{where}: {arg}[{key!r}] has shape {list(shape)}; dimensions must be >= 0")
+        if arg == "sparse_tensors" and not shape:
+            raise ValueError(f"{where}: {arg}[{key!r}] has shape []; a sparse tensor has rank 1 or more")
+        (fid,), _ = resolve_keys([key], f"{where} {arg}")
         if fid in seen:
-            raise ValueError(f"{where}: {key!r} in tensors is feature id {fid}, which {seen[fid]} already reads; each feature is read once")
-        seen[fid] = f"tensors ({key!r})"
+            raise ValueError(f"{where}: {key!r} in {arg} is feature id {fid}, which {seen[fid]} already reads; each feature is read once")
+        seen[fid] = f"{arg} ({key!r})"
         out[key] = (fid, dtype, shape)
     return out
 
 
-def _read_tensor(lib, handle, key, fid: int, dtype: str, shape: tuple):
-    """A declared tensor feature as [B, *shape] and its found mask [B]."""
+def _decode_values(output, out_type, out_endian, dtype: str, message: list):
+    """The elements of a getter's `output` bytes (each element of it decoded
+    along a new last axis) as `dtype`, after checking out_type / out_endian
+    say so; `message` (strings and tensors) is the error when they do not.
+    "Unknown type" (no record has the feature: zeros or no bytes) passes."""
     tf_dtype = tf.as_dtype(dtype)
     raw_dtype = tf.uint8 if tf_dtype == tf.bool else tf_dtype
-    r = lib.get_tensors_with_missing_mask_from_data_record(
-        handle, assert_shape=True, feature_id=fid, default_shape=list(shape), dtype_size=raw_dtype.size
-    )
-    same = tf.equal(r.out_type, dtype)
-    little = tf.logical_or(tf.logical_and(same, tf.equal(r.out_endian, 0)), tf.equal(r.out_type, "Unknown type"))
-    big = tf.logical_and(same, tf.equal(r.out_endian, 1))
+    same = tf.equal(out_type, dtype)
+    little = tf.logical_or(tf.logical_and(same, tf.equal(out_endian, 0)), tf.equal(out_type, "Unknown type"))
+    big = tf.logical_and(same, tf.equal(out_endian, 1))
     branches = [
-        (little, lambda: tf.io.decode_raw(r.output, raw_dtype, little_endian=True)),
-        (big, lambda: tf.io.decode_raw(r.output, raw_dtype, little_endian=False)),
+        (little, lambda: tf.io.decode_raw(output, raw_dtype, little_endian=True)),
+        (big, lambda: tf.io.decode_raw(output, raw_dtype, little_endian=False)),
     ]
     ok = tf.logical_or(little, big)
     if tf_dtype == tf.float32:
         # floatTensor: a list of doubles on the wire (twml reads it as float64).
-        wide = tf.logical_and(tf.equal(r.out_type, "float64"), tf.equal(r.out_endian, 1))
-        branches.append((wide, lambda: tf.cast(tf.io.decode_raw(r.output, tf.float64, little_endian=False), tf.float32)))
+        wide = tf.logical_and(tf.equal(out_type, "float64"), tf.equal(out_endian, 1))
+        branches.append((wide, lambda: tf.cast(tf.io.decode_raw(output, tf.float64, little_endian=False), tf.float32)))
         ok = tf.logical_or(ok, wide)
-    check = tf.debugging.Assert(
-        ok,
+    check = tf.debugging.Assert(ok, message)
+    with tf.control_dependencies([check]):
+        flat = tf.case(branches, default=branches[0][1], exclusive=False)
+    if tf_dtype == tf.bool:
+        flat = tf.not_equal(flat, 0)
+    return flat
+
+
+def _read_tensor(lib, handle, key, fid: int, dtype: str, shape: tuple):
+    """A declared tensor feature as [B, *shape] and its found mask [B]."""
+    raw_size = 1 if dtype == "bool" else tf.as_dtype(dtype).size
+    r = lib.get_tensors_with_missing_mask_from_data_record(
+        handle, assert_shape=True, feature_id=fid, default_shape=list(shape), dtype_size=raw_size
+    )
+    flat = _decode_values(
+        r.output, r.out_type, r.out_endian, dtype,
         [f"BatchPredictionRequestReader: tensor {key!r} (feature id {fid}) is declared {dtype} {list(shape)}; "
          "the request sends a tensor of type", r.out_type],
     )
+    return tf.reshape(flat, [-1, *shape]), r.is_found
+
+
+def _read_sparse_tensor(lib, handle, key, fid: int, dtype: str, shape: tuple) -> tf.SparseTensor:
+    """A declared sparse tensor feature as one tf.SparseTensor [B, *shape].
+
+    GetSparseTensorsFromDataRecord gives, for the records that have the
+    feature (in record order), each value's record (`ids`), all values' bytes
+    and each record's indices, row-major [rank, n_r] (big-endian int64), one
+    record after another; the getter has already checked every record's
+    indices against its denseShape and that all records share one denseShape
+    and element type. Here: that shape and type are the declared ones, and
+    the indices become TF's [T, 1 + rank] with the record index first."""
+    rank = len(shape)
+    r = lib.get_sparse_tensors_from_data_record(handle, feature_id=fid)
+    ids = r.ids
+    # The getter's output names the endianness field differently per handle
+    # kind (twml's names); by position it is the last.
+    values_type, endian = r[4], r[5]
+    first = tf.cond(tf.size(ids) > 0, lambda: ids[0], lambda: tf.constant(-1, tf.int64))
+    where = f"BatchPredictionRequestReader: sparse tensor {key!r} (feature id {fid}) is declared {dtype} {list(shape)}"
+    values = tf.reshape(
+        _decode_values(r.values, values_type, endian, dtype,
+                       [tf.strings.format(where + "; record {} sends values of type {}", (first, values_type))]),
+        [-1],
+    )
+    got = r.dense_shape[1:]
+    declared = tf.constant(shape, tf.int64)
+    same_shape = tf.logical_and(
+        tf.equal(tf.size(got), rank),
+        tf.reduce_all(tf.equal(tf.concat([got, tf.zeros([rank], tf.int64)], 0)[:rank], declared)),
+    )
+    check = tf.debugging.Assert(
+        tf.logical_or(tf.equal(tf.size(ids), 0), same_shape),
+        [tf.strings.format(where + "; record {} has denseShape {}", (first, got))],
+    )
     with tf.control_dependencies([check]):
-        flat = tf.case(branches, default=branches[0][1], exclusive=False)
-    values = tf.reshape(flat, [-1, *shape])
-    if tf_dtype == tf.bool:
-        values = tf.not_equal(values, 0)
-    return values, r.is_found
+        batch = r.dense_shape[0]
+        flat = tf.reshape(tf.io.decode_raw(r.indices, tf.int64, little_endian=False), [-1])
+    # Per value k of record ids[k]: that record's value count n and first
+    # value s; its index along dimension d is flat[rank * s + d * n + (k - s)].
+    counts = tf.math.unsorted_segment_sum(tf.ones_like(ids), ids, batch)
+    starts = tf.cumsum(counts, exclusive=True)
+    n = tf.gather(counts, ids)[:, None]
+    s = tf.gather(starts, ids)[:, None]
+    k = tf.range(tf.size(ids, out_type=tf.int64), dtype=tf.int64)[:, None]
+    d = tf.range(rank, dtype=tf.int64)[None, :]
+    indices = tf.gather(flat, rank * s + d * n + (k - s))
+    sparse = tf.SparseTensor(
+        tf.concat([ids[:, None], tf.reshape(indices, [-1, rank])], axis=1),
+        values,
+        tf.concat([[batch], declared], 0),
+    )
+    # Records' values keep the order the record gave them; TF's sparse ops
+    # want row-major order.
+    return tf.sparse.reorder(sparse)
 
 
 def request_reader_layer(keras_module, module: str):

@@ -39,6 +39,8 @@ _RAW_DTYPES = {
     7: np.dtype("?"),
 }
 
+_RAW_STRING = 5  # DataType.STRING
+
 SparseTensorValue = namedtuple("SparseTensorValue", ["indices", "values", "dense_shape"])
 SparseTensorValue.__doc__ = """A COOSparseTensor: indices [N, rank] and values [N] as numpy arrays, dense_shape a tuple."""
 
@@ -224,6 +226,21 @@ def _raw_typed_tensor(r: _Reader, what: str) -> np.ndarray:
     m = _struct(r, "RawTypedTensor", {1: ("dataType", _I32), 2: ("content", _STRING), 3: ("shape", _I64_LIST)}, what)
     data_type = _required(m, "dataType", what)
     content = _required(m, "content", what)
+    if data_type == _RAW_STRING:
+        # twml's layout: the strings one after another, each a big-endian i32 length and its bytes.
+        strings, at = [], 0
+        while at < len(content):
+            (n,) = struct.unpack(">i", content[at : at + 4]) if at + 4 <= len(content) else (-1,)
+            if n < 0 or at + 4 + n > len(content):
+                raise DecodeError(
+                    f"{what}: rawTypedTensor of STRING: the string at content byte {at} overruns the "
+                    f"content's {len(content)} bytes (each string is an i32 length and its bytes)"
+                )
+            strings.append(content[at + 4 : at + 4 + n])
+            at += 4 + n
+        flat = np.empty(len(strings), dtype=object)
+        flat[:] = strings
+        return flat.reshape(_shape(m.get("shape"), flat.size, what))
     dtype = _RAW_DTYPES.get(data_type)
     if dtype is None:
         raise DecodeError(f"{what}: rawTypedTensor with unsupported dataType {data_type}")
@@ -277,14 +294,43 @@ def _union(name: str, schema: dict):
 _general_tensor = _union("GeneralTensor", _GENERAL_TENSOR)
 
 
+_int64_tensor = _list_tensor("Int64Tensor", _I64, np.int64)
+
+
+def _sparse_indices(r: _Reader, what: str) -> np.ndarray:
+    """COOSparseTensor.indices: an Int64Tensor struct (thrift/, Twitter's IDL,
+    what twml reads), whose first field is its longs list (1), or a
+    GeneralTensor union (this repository's IDL before), whose first field is
+    a variant struct."""
+    start = r.pos
+    first = r.u8()
+    first_id = r.i16() if first != _STOP else None
+    r.pos = start
+    if (first, first_id) == (_LIST, 1):
+        return _int64_tensor(r, what)
+    return _general_tensor(r, what)
+
+
 def _coo_sparse_tensor(r: _Reader, what: str) -> SparseTensorValue:
     tensor = (_STRUCT, _general_tensor)
-    m = _struct(r, "COOSparseTensor", {1: ("denseShape", _I64_LIST), 2: ("indices", tensor), 3: ("values", tensor)}, what)
-    return SparseTensorValue(
-        indices=_required(m, "indices", what),
-        values=_required(m, "values", what),
-        dense_shape=tuple(_required(m, "denseShape", what)),
+    m = _struct(
+        r, "COOSparseTensor",
+        {1: ("denseShape", _I64_LIST), 2: ("indices", (_STRUCT, _sparse_indices)), 3: ("values", tensor)}, what,
     )
+    dense_shape = tuple(_required(m, "denseShape", what))
+    values = _required(m, "values", what)
+    indices = _required(m, "indices", what)
+    if values is None or indices is None:  # a union of members this schema does not know
+        return SparseTensorValue(indices=indices, values=values, dense_shape=dense_shape)
+    n, rank = values.size, len(dense_shape)
+    # On the wire indices are [rank, n] (row d: each value's index along
+    # dimension d; [n] for rank 1); shown as [n, rank], TF's layout.
+    if indices.dtype.kind not in "iu" or indices.size != n * rank or indices.shape not in ((rank, n), (n,) * (rank == 1)):
+        raise DecodeError(
+            f"{what}: indices {indices.dtype}{list(indices.shape)} do not place {n} values in denseShape "
+            f"{list(dense_shape)}: expected int64 [{rank}, {n}]"
+        )
+    return SparseTensorValue(indices=indices.reshape(rank, n).T.astype(np.int64), values=values, dense_shape=dense_shape)
 
 
 _sparse_tensor = _union("SparseTensor", {1: ("cooSparseTensor", (_STRUCT, _coo_sparse_tensor))})
@@ -355,6 +401,38 @@ def _decode_one(data: bytes, by_field: bool, skipped: dict, first: int) -> list[
     if by_field:
         return records
     return [_flat(fields, f"record {first + i}") for i, fields in enumerate(records)]
+
+
+def decode_request(data: bytes) -> tuple[list[dict], dict | None, dict]:
+    """A serialized BatchPredictionRequest (the bare struct, what the request
+    readers take): (its records by field, its commonFeatures by field or None,
+    the unknown fields skipped). Records are {DataRecord field name: {feature
+    key: value}}, values as decode_batch_prediction_response gives them."""
+    r = _Reader(bytes(data))
+    records, common = None, None
+    for t, fid in r.fields():
+        if fid == 1:
+            if records is not None:
+                raise DecodeError("BatchPredictionRequest has individualFeaturesList twice")
+            if t != _LIST:
+                raise DecodeError(f"individualFeaturesList: expected Thrift list, got {_type_name(t)} at offset {r.pos}")
+            et, n = r.u8(), r.count()
+            if n:
+                _check_elem(et, _STRUCT, "individualFeaturesList element", r)
+            records = [_record(r, f"record {i}") for i in range(n)]
+        elif fid == 2:
+            if t != _STRUCT:
+                raise DecodeError(f"commonFeatures: expected Thrift struct, got {_type_name(t)} at offset {r.pos}")
+            if common is not None:
+                raise DecodeError("BatchPredictionRequest has commonFeatures twice")
+            common = _record(r, "commonFeatures")
+        else:
+            r.skip_field("BatchPredictionRequest", t, fid)
+    if r.pos != len(data):
+        raise DecodeError(f"{len(data) - r.pos} trailing bytes after the request")
+    if records is None:
+        raise DecodeError("BatchPredictionRequest has no individualFeaturesList field")
+    return records, common, dict(r.skipped)
 
 
 def _as_bytes(array: np.ndarray, what: str) -> bytes:

@@ -63,8 +63,8 @@ def _sparse_tensor(value, where: str) -> bytes:
         raise TypeError(f"{where}: expected (indices, values, dense_shape)") from None
     indices = np.asarray(indices, dtype=np.int64)
     longs = b"".join(struct.pack(">q", int(x)) for x in indices.reshape(-1))
-    int64_tensor = (_field(_STRUCT, 4) + _field(_LIST, 1) + struct.pack(">bi", _I64, indices.size) + longs
-                    + _shape(2, indices.shape) + bytes([_STOP, _STOP]))
+    # An Int64Tensor struct, as Twitter's IDL and twml's reader have it (thrift/tensor.thrift).
+    int64_tensor = _field(_LIST, 1) + struct.pack(">bi", _I64, indices.size) + longs + _shape(2, indices.shape) + bytes([_STOP])
     coo = (_shape(1, [int(d) for d in dense_shape]) + _field(_STRUCT, 2) + int64_tensor
            + _field(_STRUCT, 3) + _general_tensor(values, where) + bytes([_STOP]))
     return _field(_STRUCT, 1) + coo + bytes([_STOP])

@@ -48,7 +48,8 @@ def _records(ns_data, ns_tensor):
     }
     coo = ns_tensor.COOSparseTensor(
         denseShape=[2, 3],
-        indices=G(int64Tensor=ns_tensor.Int64Tensor(longs=[0, 1, 1, 2], shape=[2, 2])),
+        # [rank, n]: values at (0, 2) and (1, 0).
+        indices=ns_tensor.Int64Tensor(longs=[0, 1, 2, 0], shape=[2, 2]),
         values=G(rawTypedTensor=ns_tensor.RawTypedTensor(dataType=dt.DOUBLE, content=np.float64([7, 8]).tobytes(), shape=[2])),
     )
     first = ns_data.DataRecord(
@@ -92,7 +93,7 @@ EXPECTED = [
         16: np.array([True, False, True]),
         17: np.array([b"\x00\xff"], object),
         19: bpr_ops.SparseTensorValue(
-            indices=np.array([[0, 1], [1, 2]], np.int64), values=np.array([7.0, 8.0]), dense_shape=(2, 3)
+            indices=np.array([[0, 2], [1, 0]], np.int64), values=np.array([7.0, 8.0]), dense_shape=(2, 3)
         ),
     },
     {3: -1.0},

@@ -120,7 +120,7 @@ class DecodeCliTest(tf.test.TestCase):
         self.assertEqual(sorted(header[1:], key=int), [str(k) for k in sorted(every_field.EXPECTED[0])])
         self.assertEqual(lines[-1], "(2 records)")
         for cell in ("'café'", "{'x', 'y'}", "{'w': 1.25}", r"'\x00\x01\xfe'", "int8[3] [-128   -1    1]",
-                     "sparse[2, 3] float64[2] [7. 8.] at int64[2, 2] [[0 1] [1 2]]", "True", "-9223372036854775808"):
+                     "sparse[2, 3] float64[2] [7. 8.] at int64[2, 2] [[0 2] [1 0]]", "True", "-9223372036854775808"):
             self.assertIn(cell, lines[1])
         done = run(path, "--format", "json")
         self.assertEqual(done.returncode, 0, done.stderr)

@@ -108,7 +108,8 @@ def test_python_encoder_writes_tensors_thriftpy2_reads():
     assert t[4].stringTensor.strings == [b"a", b"bc"] and t[4].stringTensor.shape == [2]
     coo = req.individualFeaturesList[0].sparseTensors[5].cooSparseTensor
     assert coo.denseShape == [3, 2]
-    assert coo.indices.int64Tensor.longs == [0, 2, 1, 0] and coo.indices.int64Tensor.shape == [2, 2]
+    # indices an Int64Tensor struct: thrift/ and Twitter's IDL, what twml reads.
+    assert coo.indices.longs == [0, 2, 1, 0] and coo.indices.shape == [2, 2]
     assert coo.values.rawTypedTensor.content == struct.pack("<2d", 1.0, 2.0)
     # And the layer reads what the encoder wrote.
     read = bpr_ops.BatchPredictionRequestReader(tensors={"user.embedding": (tf.float32, [1, 2])})

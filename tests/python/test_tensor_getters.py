@@ -1,8 +1,9 @@
 """twml's eight tensor getters (tensor_record.cpp), judged through TensorFlow.
 
 Records and requests are written by thriftpy2 (code we did not write) from
-the IDL in thrift/, and, for sparse tensors, also from Twitter's IDL variant
-(COOSparseTensor.indices an Int64Tensor, what twml's reader reads). Expected
+the IDL in thrift/ (COOSparseTensor.indices an Int64Tensor, as in Twitter's IDL
+and what twml's reader reads), and, for sparse tensors, also from the older
+form of thrift/ (indices a GeneralTensor), which the getters still read. Expected
 outputs are built here from the values put in (struct.pack of the wire's
 element encoding), never from our decoder.
 """
@@ -27,22 +28,22 @@ LIB = bpr_ops.load_library()
 T = IDL.data.tensor
 DT = T.DataType
 
-# Twitter's COOSparseTensor (navi's generated code, twml's reader): indices
-# is an Int64Tensor struct, not a GeneralTensor union.
-_TWML_IDL = """
+# The older form of thrift/'s COOSparseTensor: indices a GeneralTensor union
+# (thrift/ and Twitter's IDL: an Int64Tensor struct). thriftpy2 writes a
+# nested struct by its own class's spec, so Old* values sit in IDL records.
+_OLD_IDL = """
 include "tensor.thrift"
-struct TwmlCOOSparseTensor {
+struct OldCOOSparseTensor {
   1: required list<i64> denseShape
-  2: required tensor.Int64Tensor indices
+  2: required tensor.GeneralTensor indices
   3: required tensor.GeneralTensor values
 }
-union TwmlSparseTensor { 1: TwmlCOOSparseTensor cooSparseTensor }
-struct TwmlRecord { 9: optional map<i64, TwmlSparseTensor> sparseTensors }
+union OldSparseTensor { 1: OldCOOSparseTensor cooSparseTensor }
 """
 with tempfile.TemporaryDirectory() as _d:
-    _p = Path(_d) / "twml_sparse.thrift"
-    _p.write_text(_TWML_IDL)
-    TWML = thriftpy2.load(str(_p), module_name="twml_sparse_thrift", include_dirs=[str(ROOT / "thrift")])
+    _p = Path(_d) / "old_sparse.thrift"
+    _p.write_text(_OLD_IDL)
+    OLD = thriftpy2.load(str(_p), module_name="old_sparse_thrift", include_dirs=[str(ROOT / "thrift")])
 
 
 def ser(obj) -> bytes:
@@ -196,20 +197,19 @@ def test_common_features_tensors(kind):
 
 def _coo(dense_shape, indices, values, twml_idl=False, indices_shape=None):
     if twml_idl:
-        coo = TWML.TwmlCOOSparseTensor(
+        coo = T.COOSparseTensor(
             denseShape=dense_shape, indices=T.Int64Tensor(longs=indices, shape=indices_shape), values=values
         )
-        return TWML.TwmlSparseTensor(cooSparseTensor=coo)
+        return T.SparseTensor(cooSparseTensor=coo)
     idx = gt(int64Tensor=T.Int64Tensor(longs=indices, shape=indices_shape))
-    return T.SparseTensor(cooSparseTensor=T.COOSparseTensor(denseShape=dense_shape, indices=idx, values=values))
+    return OLD.OldSparseTensor(cooSparseTensor=OLD.OldCOOSparseTensor(denseShape=dense_shape, indices=idx, values=values))
 
 
 @pytest.mark.parametrize("kind", HANDLES)
-@pytest.mark.parametrize("twml_idl", [False, True], ids=["repo_idl", "twitter_idl"])
+@pytest.mark.parametrize("twml_idl", [False, True], ids=["older_repo_idl", "idl"])
 def test_sparse_tensors(kind, twml_idl):
     def rec(sp):
-        # TwmlRecord: the bytes of a DataRecord with only field 9.
-        return TWML.TwmlRecord(sparseTensors=sp) if twml_idl else record(sparse=sp)
+        return record(sparse=sp)
 
     vals = lambda xs: gt(rawTypedTensor=T.RawTypedTensor(dataType=DT.FLOAT, content=struct.pack(f"<{len(xs)}f", *xs)))
     recs = [
@@ -322,7 +322,7 @@ def test_bad_sparse_tensors(kind):
         (_coo([3, 2], [0, -1], f([1.0]), indices_shape=[2, 1]), "index -1 along dimension 1"),
         (_coo([3, 2], [0, 1], f([1.0])), "must be [2, 1]"),
         (_coo([3], [0, 1], f([1.0])), "must be [1, 1]"),
-        (T.SparseTensor(cooSparseTensor=T.COOSparseTensor(denseShape=[2], indices=I32([0]), values=f([1.0]))), "must be int64"),
+        (OLD.OldSparseTensor(cooSparseTensor=OLD.OldCOOSparseTensor(denseShape=[2], indices=I32([0]), values=f([1.0]))), "must be int64"),
         (_coo([3], [0], gt(stringTensor=T.StringTensor(strings=["a"]))), "sparse values must be numbers"),
     ]
     for sp, needle in cases:

@@ -113,8 +113,56 @@ impl Out {
         Ok(())
     }
 
-    /// Fields 8 (`tensors`) and 9 (`sparseTensors`), as this repository's
-    /// IDL has them (COOSparseTensor.indices a GeneralTensor).
+    /// An `Int64Tensor` struct (COOSparseTensor.indices, as Twitter's IDL and
+    /// twml's reader have it) of an int64 tensor: an `int64Tensor`, or a
+    /// `rawTypedTensor` of INT64 (its little-endian content as longs).
+    fn int64_tensor(&mut self, t: &GeneralTensor, what: &str) -> Result<()> {
+        let (longs, shape): (Vec<i64>, _) = match t {
+            GeneralTensor::Int64(v, shape) => (v.clone(), shape),
+            GeneralTensor::Raw {
+                data_type,
+                content,
+                shape,
+            } if *data_type == crate::wire::data_type::INT64 && content.len() % 8 == 0 => (
+                content
+                    .chunks_exact(8)
+                    .map(|b| i64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]))
+                    .collect(),
+                shape,
+            ),
+            other => {
+                let got = match other {
+                    GeneralTensor::Raw {
+                        data_type, content, ..
+                    } => {
+                        format!(
+                            "a raw tensor of DataType {data_type}, {} bytes",
+                            content.len()
+                        )
+                    }
+                    GeneralTensor::Strings(..) => "a string tensor".into(),
+                    GeneralTensor::Binary(..) => "a binary tensor".into(),
+                    GeneralTensor::Int32(..) => "an int32 tensor".into(),
+                    GeneralTensor::Float(..) => "a float tensor".into(),
+                    GeneralTensor::Double(..) => "a double tensor".into(),
+                    GeneralTensor::Bool(..) => "a bool tensor".into(),
+                    GeneralTensor::Int64(..) => "an int64 tensor".into(),
+                };
+                return Err(Error::invalid(format!(
+                    "{what}: must be int64 (an Int64 tensor, or a raw INT64 tensor of whole \
+                     elements), got {got}"
+                )));
+            }
+        };
+        self.field(LIST, 1);
+        self.head(&[I64], longs.len(), what)?;
+        longs.iter().for_each(|&x| self.i64(x));
+        self.shape(2, shape, what)?;
+        self.0.push(STOP);
+        Ok(())
+    }
+
+    /// Fields 8 (`tensors`) and 9 (`sparseTensors`), as thrift/ has them.
     fn tensors(&mut self, r: &Record) -> Result<()> {
         if !r.tensors.is_empty() {
             self.field(MAP, 8);
@@ -137,7 +185,7 @@ impl Out {
                 self.field(STRUCT, 1);
                 self.shape(1, &Some(dense_shape.clone()), "sparseTensors")?;
                 self.field(STRUCT, 2);
-                self.general(indices, "sparseTensors")?;
+                self.int64_tensor(indices, "sparseTensors indices")?;
                 self.field(STRUCT, 3);
                 self.general(values, "sparseTensors")?;
                 // COOSparseTensor's STOP, then the union's.

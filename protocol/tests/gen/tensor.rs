@@ -979,12 +979,12 @@ impl TSerializable for GeneralTensor {
 #[derive(Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
 pub struct COOSparseTensor {
   pub dense_shape: Vec<i64>,
-  pub indices: GeneralTensor,
+  pub indices: Int64Tensor,
   pub values: GeneralTensor,
 }
 
 impl COOSparseTensor {
-  pub fn new(dense_shape: Vec<i64>, indices: GeneralTensor, values: GeneralTensor) -> COOSparseTensor {
+  pub fn new(dense_shape: Vec<i64>, indices: Int64Tensor, values: GeneralTensor) -> COOSparseTensor {
     COOSparseTensor {
       dense_shape,
       indices,
@@ -997,7 +997,7 @@ impl TSerializable for COOSparseTensor {
   fn read_from_in_protocol(i_prot: &mut dyn TInputProtocol) -> thrift::Result<COOSparseTensor> {
     i_prot.read_struct_begin()?;
     let mut f_1: Option<Vec<i64>> = None;
-    let mut f_2: Option<GeneralTensor> = None;
+    let mut f_2: Option<Int64Tensor> = None;
     let mut f_3: Option<GeneralTensor> = None;
     loop {
       let field_ident = i_prot.read_field_begin()?;
@@ -1017,7 +1017,7 @@ impl TSerializable for COOSparseTensor {
           f_1 = Some(val);
         },
         2 => {
-          let val = GeneralTensor::read_from_in_protocol(i_prot)?;
+          let val = Int64Tensor::read_from_in_protocol(i_prot)?;
           f_2 = Some(val);
         },
         3 => {

@@ -108,6 +108,9 @@ prepare_root() { # prepare_root VARIANT: unpack, configure, mount, clone
   mkdir -p "$root"
   tar -C "$root" -xpf "$base"
   cp -L /etc/resolv.conf "$root/etc/resolv.conf"
+  # debootstrap writes no /etc/hosts; every installed Debian (and every container) has one, and
+  # without it `localhost` does not resolve (the tf.data service test hung on it once).
+  printf '127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n' >"$root/etc/hosts"
   # apt as on the host: its Debian sources and its Acquire settings.
   if [ -f /etc/apt/sources.list.d/debian.sources ]; then
     cp /etc/apt/sources.list.d/debian.sources "$root/etc/apt/sources.list.d/"

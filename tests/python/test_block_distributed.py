@@ -42,12 +42,15 @@ def service():
             ports.append(s.getsockname()[1])
     addresses = [f"127.0.0.1:{p}" for p in ports]
     dispatcher = svc.DispatchServer(svc.DispatcherConfig(port=0, worker_addresses=addresses))
-    address = dispatcher.target.split("://")[1]
+    # By number, not the "localhost" of dispatcher.target: where localhost does not
+    # resolve (a root without /etc/hosts), gRPC retries forever and the test hangs.
+    address = "127.0.0.1:" + dispatcher.target.rsplit(":", 1)[1]
+    target = "grpc://" + address
     workers = [
         svc.WorkerServer(svc.WorkerConfig(dispatcher_address=address, worker_address=a, port=p))
         for a, p in zip(addresses, ports)
     ]
-    yield dispatcher, workers
+    yield target, workers
     for w in workers:
         w.stop()
     dispatcher.stop()
@@ -62,7 +65,7 @@ def _files_dataset(names):
 
 @pytest.mark.parametrize("policy", ["DYNAMIC", "DATA", "FILE_OR_DATA"])
 def test_data_service_delivers_every_record_exactly_once(tmp_path, service, policy):
-    dispatcher, _ = service
+    target, _ = service
     names = _files(tmp_path)
     svc = tf.data.experimental.service
     if policy == "DYNAMIC":
@@ -72,7 +75,7 @@ def test_data_service_delivers_every_record_exactly_once(tmp_path, service, poli
     ds = ds.apply(
         svc.distribute(
             processing_mode=getattr(svc.ShardingPolicy, policy),
-            service=dispatcher.target,
+            service=target,
             job_name=f"exactly-once-{policy}",
         )
     )
@@ -84,10 +87,10 @@ def test_data_service_delivers_every_record_exactly_once(tmp_path, service, poli
 def test_data_service_file_policy_is_refused_not_inexact(tmp_path, service):
     """FILE: TensorFlow's auto-shard rewrite knows only its own file readers;
     it fails loudly on this op (FILE_OR_DATA falls back to DATA, exact)."""
-    dispatcher, _ = service
+    target, _ = service
     svc = tf.data.experimental.service
     ds = data.BlockFormatDataset(_files(tmp_path)).apply(
-        svc.distribute(processing_mode=svc.ShardingPolicy.FILE, service=dispatcher.target, job_name="file")
+        svc.distribute(processing_mode=svc.ShardingPolicy.FILE, service=target, job_name="file")
     )
     with pytest.raises(tf.errors.OpError, match="Did not find a shardable source"):
         list(ds)
@@ -95,11 +98,11 @@ def test_data_service_file_policy_is_refused_not_inexact(tmp_path, service):
 
 def test_data_service_off_policy_repeats_records(tmp_path, service):
     """Why OFF is not in the README's list: each worker reads every file."""
-    dispatcher, _ = service
+    target, _ = service
     names = _files(tmp_path)
     svc = tf.data.experimental.service
     ds = data.BlockFormatDataset(names).apply(
-        svc.distribute(processing_mode=svc.ShardingPolicy.OFF, service=dispatcher.target)
+        svc.distribute(processing_mode=svc.ShardingPolicy.OFF, service=target)
     )
     got = [r.numpy() for r in ds]
     assert sorted(got) == sorted(RECORDS * 2)

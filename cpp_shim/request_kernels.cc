@@ -280,6 +280,7 @@ BPR_GET("GetBatchSizeFromDataRecord");
 BPR_GET("GetLabelsFromDataRecord");
 BPR_GET("GetWeightsFromDataRecord");
 BPR_GET("GetRequestSplitsFromDataRecord");  // not twml's: cpp_shim/responses.cc
+BPR_GET("GetFeatureSourcesFromDataRecord");  // not twml's: cpp_shim/request_ops.cc
 BPR_GET("GetBinaryAsTensor");
 BPR_GET("GetContinuousAsTensor");
 BPR_GET("GetDiscreteAsTensor");

@@ -281,6 +281,24 @@ BPR_AS_TENSOR("GetDiscreteGroupAsTensor", "feature_ids: list(int)", "int", "valu
 BPR_AS_TENSOR("GetStringGroupAsTensor", "feature_ids: list(int)", "string", "names: string",
               bpr_ops::Group, "[B, F]: GetStringAsTensor of each of the F feature_ids.");
 
+// Not a twml op (issue 29): twml's group getters answer the default for a
+// feature the client misspelled or sent as another kind, indistinguishable
+// from a real default. This says where each of their values came from.
+REGISTER_OP("GetFeatureSourcesFromDataRecord")
+    .Input("data_record_handle: resource")
+    .Attr("feature_ids: list(int)")
+    .Attr("feature_kinds: list(int)")
+    .Output("sources: int8")
+    .SetShapeFn(bpr_ops::Getter<bpr_ops::Group>)
+    .Doc(R"doc(
+Where each value of the group getters came from: int8 [B, F], for record b and
+feature_ids[j] read as feature_kinds[j] (a DataRecord field id: 1 binary,
+2 continuous, 3 discrete, 4 string, 5 sparse binary, 6 sparse continuous):
+1 the record's own features, 2 its request's commonFeatures, 3 absent as that
+kind but present (in the record or its commonFeatures) as another kind, so the
+getter read the default; 0 absent, the default. Not a twml op.
+)doc");
+
 REGISTER_OP("GetSparseBinaryAsTensor")
     .Input("data_record_handle: resource")
     .Attr("feature_id: int")

@@ -212,11 +212,19 @@ fn read_npy(bytes: &[u8], source: &str) -> Result<Batch, String> {
         "<i8" => Typed::I64(npy.into_vec().map_err(|e| bad(&e))?),
         "|u1" => Typed::U8(npy.into_vec().map_err(|e| bad(&e))?),
         "|b1" => Typed::Bool(npy.into_vec().map_err(|e| bad(&e))?),
-        d if d.starts_with("|S") || d.starts_with("|O") => {
+        // No .npy holds requests safely: an S array drops trailing NULs, and
+        // every request ends with a STOP byte (0), often two; a U array holds
+        // text, not bytes; an O array is a pickle (runs code when read).
+        d if d.starts_with("|S")
+            || d.starts_with("|O")
+            || d.get(1..).is_some_and(|r| r.starts_with('U')) =>
+        {
             return Err(format!(
                 "input {source} has dtype '{descr}': NumPy bytes arrays pad with NULs (a request's \
-                 trailing STOP byte is lost) and object arrays are pickles; give the requests as \
-                 .bin files instead: a directory of them, or --input NAME=FILE.bin repeated"
+                 trailing STOP byte is lost), str arrays hold text and object arrays are pickles; \
+                 give the requests as .bin files instead, one serialized request each \
+                 (Path(f\"requests/{{i:05d}}.bin\").write_bytes(request) in Python): a directory \
+                 of them, or --input NAME=FILE.bin repeated"
             ))
         }
         _ => {

@@ -500,3 +500,68 @@ fn repeated_keys_in_a_large_map_keep_the_last_value_at_the_first_place() {
     );
     assert_eq!(b.f32s[&0], vec![1.0, 1.0, 0.0]);
 }
+
+/// GetFeatureSourcesFromDataRecord on a request Apache Thrift wrote: per
+/// record and (id, kind), 1 own, 2 commonFeatures, 3 another kind, 0 absent,
+/// over all six kinds; a NaN continuous value is absent, as for the getters.
+#[test]
+fn feature_sources_of_a_request_with_common_features() {
+    let mut common = DataRecord::default();
+    common.continuous_features = Some(BTreeMap::from([(12, of(7.0)), (99, of(0.75))]));
+    common.discrete_features = Some(BTreeMap::from([(98, 4)]));
+    let mut bare = DataRecord::default();
+    bare.string_features = Some(BTreeMap::from([(99, "x".to_string())]));
+    let req = BatchPredictionRequest::new(vec![record(0), bare], common);
+    let bytes = apache(&req);
+    let decode = op(
+        "DecodeBatchPredictionRequestV2",
+        &[
+            ("keep_features", Attr::Ints(&[])),
+            ("keep_codes", Attr::Ints(&[])),
+            ("label_features", Attr::Ints(&[])),
+            ("weight_features", Attr::Ints(&[])),
+            ("decode_mode", Attr::Int(0)),
+        ],
+    );
+    let batch = decode.decode(&[&bytes], false).unwrap();
+    // (id, kind) columns: kinds are DataRecord field ids.
+    let columns: [(i64, i64); 11] = [
+        (1, 1),  // binary, own in record 0
+        (10, 2), // continuous, own
+        (11, 2), // continuous NaN: absent
+        (12, 2), // own in record 0, common for record 1
+        (20, 3), // discrete, own
+        (20, 2), // discrete read as continuous
+        (30, 4), // string
+        (40, 5), // sparse binary
+        (50, 6), // sparse continuous
+        (99, 2), // common continuous; record 1 also has it as a string
+        (98, 2), // common, as discrete only
+    ];
+    let (ids, kinds): (Vec<i64>, Vec<i64>) = columns.iter().copied().unzip();
+    let sources = op(
+        "GetFeatureSourcesFromDataRecord",
+        &[
+            ("feature_ids", Attr::Ints(&ids)),
+            ("feature_kinds", Attr::Ints(&kinds)),
+        ],
+    );
+    let got = get(&sources, &batch, &[&bytes]);
+    assert_eq!(got.shapes, vec![vec![2, 11]]);
+    #[rustfmt::skip]
+    let want: Vec<i8> = vec![
+        1, 1, 0, 1, 1, 3, 1, 1, 1, 2, 3,
+        0, 0, 0, 2, 0, 0, 0, 0, 0, 2, 3,
+    ];
+    assert_eq!(got.i8s[&0], want);
+    // Kinds outside 1..=6 are refused when the op is made, naming the index.
+    let e = RequestOp::new(
+        "GetFeatureSourcesFromDataRecord",
+        &[
+            ("feature_ids", Attr::Ints(&[1, 2])),
+            ("feature_kinds", Attr::Ints(&[2, 0])),
+        ],
+    )
+    .unwrap_err();
+    assert!(e.message().contains("has 0 at index 1"), "{e}");
+}

@@ -19,6 +19,8 @@ _KINDS = (
     ("strings", "get_string_group_as_tensor", "string"),
 )
 _MODES = ("kinds", "names")
+# Each kind's DataRecord field id: GetFeatureSourcesFromDataRecord's feature_kinds.
+_KIND_CODES = {"binary": 1, "continuous": 2, "discrete": 3, "strings": 4}
 
 
 class _RequestReader:
@@ -55,6 +57,15 @@ class _RequestReader:
         "discrete": [B, F_d], "strings": [B, F_s]}, for the kinds given, columns
         in the order given. "names": {key: [B]}, one tensor per key (a name, or
         str(id) for an int id).
+      row_splits: also out["row_splits"], int64 [R + 1]: request r's records
+        are rows row_splits[r]..row_splits[r + 1] (the writers' row_splits).
+      sources: also out["sources"], int8, saying where each value came from:
+        1 the record, 2 its request's commonFeatures, 0 absent (the default),
+        3 absent as the kind read but sent as another kind (the default too).
+        A misspelled name is 0 in every record; a feature the client sends as
+        discrete but the model reads as continuous is 3. "kinds" mode:
+        {kind: [B, F_kind]}, columns as the values'; "names" mode: {key: [B]}.
+        Tensor features have out["tensors_found"] instead.
 
     A key given twice (in one kind or in two), no key at all, or a bad key is
     an error here, when the layer is made.
@@ -73,6 +84,7 @@ class _RequestReader:
         tensors=None,
         sparse_tensors=None,
         row_splits=False,
+        sources=False,
         **kwargs,
     ):
         kwargs.setdefault("trainable", False)
@@ -85,6 +97,9 @@ class _RequestReader:
         if not isinstance(row_splits, bool):
             raise TypeError(f"{where}: row_splits must be True or False, got {row_splits!r}")
         self.row_splits = row_splits
+        if not isinstance(sources, bool):
+            raise TypeError(f"{where}: sources must be True or False, got {sources!r}")
+        self.sources = sources
         self.default_value = float(default_value)
         if isinstance(default_discrete, bool) or not isinstance(default_discrete, int):
             raise TypeError(f"{where}: default_discrete must be an int, got {default_discrete!r}")
@@ -117,13 +132,19 @@ class _RequestReader:
                 f"{where}: no features to read; give continuous, binary, discrete, strings, tensors "
                 "or sparse_tensors keys"
             )
-        if row_splits and output_mode == "names":
-            clash = [k for kind in self._ids for k in self._names(kind) if k == "row_splits"]
-            if clash:
-                raise ValueError(
-                    f"{where}: a feature named 'row_splits' and row_splits=True both want the output "
-                    "'row_splits'; use output_mode='kinds'"
-                )
+        for extra, wanted in (("row_splits", row_splits), ("sources", sources)):
+            if wanted and output_mode == "names":
+                clash = [k for kind in self._ids for k in self._names(kind) if k == extra]
+                if clash:
+                    raise ValueError(
+                        f"{where}: a feature named {extra!r} and {extra}=True both want the output "
+                        f"{extra!r}; use output_mode='kinds'"
+                    )
+        if sources and not self._ids:
+            raise ValueError(
+                f"{where}: sources=True reports the continuous, binary, discrete and strings features, "
+                "and none were given (tensor features have out['tensors_found'])"
+            )
 
     def _names(self, kind: str) -> list[str]:
         return [k if isinstance(k, str) else str(k) for k in config_keys(self._given[kind])]
@@ -156,6 +177,26 @@ class _RequestReader:
             }
         if self.row_splits:
             out["row_splits"] = keras.KerasTensor((None,), dtype="int64")
+        if self.sources:
+            out["sources"] = self._per_column(
+                lambda kind: keras.KerasTensor((None, len(self._ids[kind])), dtype="int8"),
+                lambda kind, j, columns: keras.KerasTensor((None,), dtype="int8"),
+            )
+        return out
+
+    def _per_column(self, whole, column):
+        """{kind: whole(kind)} in "kinds" mode, {name: column(kind, j, whole)}
+        in "names" mode, for the kinds this layer reads."""
+        out = {}
+        for kind, _, _ in _KINDS:
+            if kind not in self._ids:
+                continue
+            columns = whole(kind)
+            if self.output_mode == "kinds":
+                out[kind] = columns
+            else:
+                for j, name in enumerate(self._names(kind)):
+                    out[name] = column(kind, j, columns)
         return out
 
     def call(self, inputs):
@@ -210,6 +251,20 @@ class _RequestReader:
             }
         if self.row_splits:
             out["row_splits"] = lib.get_request_splits_from_data_record(handle)
+        if self.sources:
+            # One op for every kind: one pass over the records.
+            kinds = [kind for kind, _, _ in _KINDS if kind in self._ids]
+            ids = [i for kind in kinds for i in self._ids[kind]]
+            codes = [_KIND_CODES[kind] for kind in kinds for _ in self._ids[kind]]
+            sources = lib.get_feature_sources_from_data_record(handle, feature_ids=ids, feature_kinds=codes)
+            starts, at = {}, 0
+            for kind in kinds:
+                starts[kind] = at
+                at += len(self._ids[kind])
+            out["sources"] = self._per_column(
+                lambda kind: sources[:, starts[kind]:starts[kind] + len(self._ids[kind])],
+                lambda kind, j, columns: columns[:, j],
+            )
         return out
 
     def get_config(self):
@@ -234,6 +289,8 @@ class _RequestReader:
         if self.row_splits:
             # Only when set: a config without it loads in older versions.
             config["row_splits"] = True
+        if self.sources:
+            config["sources"] = True
         return config
 
 

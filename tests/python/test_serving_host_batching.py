@@ -99,7 +99,15 @@ def test_the_single_signature_still_takes_one_request_as_uint8(built, saved, tmp
 def test_string_inputs_refuse_what_cannot_hold_bytes(built, saved, tmp_path):
     np.save(tmp_path / "requests.npy", np.array([d for d, _ in saved["reqs"]]))
     run = host(built, "--model", saved["model"], "--input", tmp_path / "requests.npy", "--output", tmp_path / "o")
-    assert_one_line_error(run, "NumPy bytes arrays pad with NULs", ".bin files")
+    assert_one_line_error(run, "has dtype '|S", "NumPy bytes arrays pad with NULs", ".bin files instead",
+                          "a directory of them, or --input NAME=FILE.bin repeated")
+    # Object arrays (pickles) and str arrays: the same advice, never a pickle load.
+    np.save(tmp_path / "objects.npy", np.array([d for d, _ in saved["reqs"]], dtype=object), allow_pickle=True)
+    run = host(built, "--model", saved["model"], "--input", tmp_path / "objects.npy", "--output", tmp_path / "o")
+    assert_one_line_error(run, "has dtype '|O'", "object arrays are pickles", ".bin files instead")
+    np.save(tmp_path / "text.npy", np.array(["not bytes", "at all"]))
+    run = host(built, "--model", saved["model"], "--input", tmp_path / "text.npy", "--output", tmp_path / "o")
+    assert_one_line_error(run, "has dtype '<U", "str arrays hold text", ".bin files instead")
     np.save(tmp_path / "floats.npy", np.zeros([2], np.float32))
     run = host(built, "--model", saved["model"], "--input", tmp_path / "floats.npy", "--output", tmp_path / "o")
     assert_one_line_error(run, "signature input 'requests' is string", "give a .bin file")

@@ -180,3 +180,77 @@ def test_with_tf_keras_imported_directly(tmp_path):
     report, loaded = _run(tmp_path, build, "import tensorflow as tf\n    import tf_keras as keras\n    import bpr_ops",
                           legacy=False)
     _check(report, loaded, "bpr_ops.tf_keras_layers")
+
+
+# The per-request model (issue 29) on tf_keras: reader with row_splits ->
+# Dense -> writer given the splits, string [R] in, string [R] out (the form a
+# batching server needs); saved in every format, then each format reloaded in
+# a new process and served three requests at once and each alone.
+PER_REQUEST = """
+    import json, sys
+    from pathlib import Path
+    import numpy as np
+    import bpr_ops
+    import tensorflow as tf
+    keras = tf.keras
+    assert keras.__name__.startswith("tf_keras"), keras.__name__
+    out, requests = Path(sys.argv[1]), [bytes.fromhex(h) for h in sys.argv[3:]]
+    if sys.argv[2] == "build":
+        request = keras.Input(shape=(), dtype=tf.string, name="request")
+        read = bpr_ops.BatchPredictionRequestReader(continuous=["a", "b"], row_splits=True, name="reader")(request)
+        dense = keras.layers.Dense(2, kernel_initializer=keras.initializers.Constant({w!r}),
+                                   bias_initializer=keras.initializers.Constant({bias!r}), name="dense")
+        scores = dense(read["continuous"])
+        responses = bpr_ops.BatchPredictionWriter(keys={keys!r}, name="writer")(scores, row_splits=read["row_splits"])
+        model = keras.Model(request, responses)
+        model.save(out / "saved_model", save_format="tf")
+        model.save(out / "model.h5")
+        model.save(out / "model.keras")
+        model.export(out / "exported")
+        print(json.dumps({{"config classes": [l["class_name"] for l in model.get_config()["layers"]]}}))
+    else:
+        report = {{}}
+        forms = {{f: keras.models.load_model(out / f) for f in ("saved_model", "model.h5", "model.keras")}}
+        exported = tf.saved_model.load(str(out / "exported"))  # kept: .serve needs its variables
+        forms["exported"] = exported.serve
+        for form, model in forms.items():
+            together = model(tf.constant(requests)).numpy()
+            alone = [model(tf.constant([r])).numpy() for r in requests]
+            assert together.shape == (len(requests),), (form, together.shape)
+            assert all(a.shape == (1,) for a in alone), (form, [a.shape for a in alone])
+            report[form] = {{"together": [r.hex() for r in together], "alone": [a[0].hex() for a in alone]}}
+        print(json.dumps(report))
+"""
+W = [[0.5, -1.0], [2.0, 0.25]]
+BIAS = [0.125, -2.0]
+KEYS = ["p_click", 1002]
+
+
+def test_per_request_model_saves_reloads_and_answers_each_request_alone(tmp_path):
+    requests = [
+        _request(),  # three records, "a" from commonFeatures for two of them
+        bpr_ops.encode_batch_prediction_request([{"continuous": {"b": 0.25}}]),
+        bpr_ops.encode_batch_prediction_request([{"continuous": {"a": -2.0, "b": 1.5}}, {}],
+                                                common={"continuous": {"b": 8.0}}),
+    ]
+    # Each request's [n, 2] features (own, else common, else 0); every value,
+    # product and sum is exact in float32, so the scores are too.
+    features = [
+        [[0.5, -1.5], [4.0, 2.0], [4.0, 0.0]],
+        [[0.0, 0.25]],
+        [[-2.0, 1.5], [0.0, 8.0]],
+    ]
+    script = PER_REQUEST.format(w=W, bias=BIAS, keys=KEYS)
+    built = json.loads(fresh(script, tmp_path, "build").strip().splitlines()[-1])
+    assert built["config classes"] == ["InputLayer", "BatchPredictionRequestReader", "Dense",
+                                       "BatchPredictionWriter"], built
+    served = json.loads(fresh(script, tmp_path, "load", *[r.hex() for r in requests]).strip().splitlines()[-1])
+    ids = [bpr_ops.feature_id("p_click"), 1002]
+    assert sorted(served) == ["exported", "model.h5", "model.keras", "saved_model"]
+    for form, got in served.items():
+        assert got["together"] == got["alone"], form
+        for r, response in enumerate(got["together"]):
+            records = thrift_check.decode(bytes.fromhex(response)).predictions
+            expected = np.float32(features[r]) @ np.float32(W) + np.float32(BIAS)
+            assert [[rec.continuousFeatures[k] for k in ids] for rec in records] == expected.tolist(), (form, r)
+            assert all(set(rec.continuousFeatures) == set(ids) for rec in records), (form, r)

@@ -71,6 +71,7 @@ fn getter(name: &str) -> Option<RequestOp> {
             ("feature_ids", Attr::Ints(IDS)),
             ("default_value", if n.contains("Discrete") { Attr::Int(-1) } else if n.contains("String") { Attr::Str(b"-") } else { Attr::Float(0.5) }),
         ],
+        "GetFeatureSourcesFromDataRecord" => vec![("feature_ids", Attr::Ints(IDS)), ("feature_kinds", Attr::Ints(&[1, 2, 3, 6]))],
         n if n.starts_with("GetSparse") && n.ends_with("AsTensor") => vec![("feature_id", Attr::Int(5))],
         n if n.ends_with("AsTensor") => vec![
             ("feature_id", Attr::Int(2)),

@@ -70,7 +70,7 @@ const SIX: [&str; 6] = [
 /// registration declares (`cpp_shim/request_ops.cc`, the one source), and
 /// [`RequestOp::new`] refuses a declared attr it does not read, or a missing
 /// one it does (`tests/request_attrs.rs` checks every registration).
-const OPS: [&str; 47] = [
+const OPS: [&str; 48] = [
     "DecodeBatchPredictionRequest",
     "DecodeAndHashBatchPredictionRequest",
     "DecodeBatchPredictionRequestV2",
@@ -98,6 +98,8 @@ const OPS: [&str; 47] = [
     "GetLabelsFromDataRecord",
     "GetWeightsFromDataRecord",
     "GetRequestSplitsFromDataRecord",
+    // Not twml's: where each value of a group getter came from (issue 29).
+    "GetFeatureSourcesFromDataRecord",
     "GetBinaryAsTensor",
     "GetContinuousAsTensor",
     "GetDiscreteAsTensor",
@@ -163,6 +165,12 @@ enum Role {
     Labels(f32),
     Weights,
     RequestSplits,
+    /// GetFeatureSourcesFromDataRecord: per record and (id, kind), where the
+    /// group getter of that kind found its value.
+    Sources {
+        ids: Vec<i64>,
+        kinds: Vec<Kind>,
+    },
     /// `*AsTensor` (one id, output [B]) and `*GroupAsTensor` ([B, F]).
     Dense {
         kind: Kind,
@@ -495,6 +503,7 @@ impl RequestOp {
             Role::Labels(d) => labels(out, &b.labels, nb, b.num_labels, *d),
             Role::Weights => labels(out, &b.weights, nb, b.num_weights, 0.0),
             Role::RequestSplits => request_splits(b, out),
+            Role::Sources { ids, kinds } => sources(b, ids, kinds, out),
             Role::Features(kind) => features(b, messages, *kind, out),
             Role::Dense {
                 kind,
@@ -596,6 +605,37 @@ fn role(name: &'static str, a: &Attrs<'_>) -> Result<Role> {
         "GetLabelsFromDataRecord" => Role::Labels(a.float("default_label")),
         "GetWeightsFromDataRecord" => Role::Weights,
         "GetRequestSplitsFromDataRecord" => Role::RequestSplits,
+        "GetFeatureSourcesFromDataRecord" => {
+            let (ids, codes) = (a.ints("feature_ids"), a.ints("feature_kinds"));
+            if ids.len() != codes.len() {
+                return Err(a.invalid(
+                    "feature_kinds",
+                    format_args!(
+                        "has {} kinds, feature_ids has {} ids: give the kind each id is read as",
+                        codes.len(),
+                        ids.len()
+                    ),
+                ));
+            }
+            let mut kinds = Vec::with_capacity(codes.len());
+            for (i, &code) in codes.iter().enumerate() {
+                let Some(&kind) = KINDS.iter().find(|k| **k as i64 == code) else {
+                    return Err(a.invalid(
+                        "feature_kinds",
+                        format_args!(
+                            "has {code} at index {i}; a kind is a DataRecord field id: 1 binary, \
+                             2 continuous, 3 discrete, 4 string, 5 sparse binary, \
+                             6 sparse continuous"
+                        ),
+                    ));
+                };
+                kinds.push(kind);
+            }
+            Role::Sources {
+                ids: ids.to_vec(),
+                kinds,
+            }
+        }
         "GetSparseBinaryAsTensor" | "GetSparseContinuousAsTensor" => Role::Sparse {
             kind: kind_of(name),
             id: a.int("feature_id"),
@@ -654,6 +694,59 @@ fn request_splits(b: &Batch, out: &mut dyn Outputs) -> Result<()> {
     let o = out.int64(0, &[splits.len()])?;
     for (o, &s) in o.iter_mut().zip(splits) {
         *o = s as i64;
+    }
+    Ok(())
+}
+
+/// What GetFeatureSourcesFromDataRecord says of a value.
+const FROM_DEFAULT: i8 = 0;
+const FROM_RECORD: i8 = 1;
+const FROM_COMMON: i8 = 2;
+const OTHER_KIND: i8 = 3;
+
+/// `int8 [B, F]`: for record r and column j, where the group getter of
+/// `kinds[j]` finds `ids[j]` (the order [`dense`] looks): the record's own
+/// features (1), else its request's commonFeatures (2); else, if the record or
+/// its commonFeatures has the id as another kind, 3 (the getter reads the
+/// default: the client sent the feature as a kind the model does not read it
+/// as); else 0 (absent: the default). A continuous NaN is absent, as for the
+/// getters.
+fn sources(b: &Batch, ids: &[i64], kinds: &[Kind], out: &mut dyn Outputs) -> Result<()> {
+    let (n, f) = (b.num_records, ids.len());
+    let o = out.int8(0, &[n, f])?;
+    o.fill(FROM_DEFAULT);
+    if f == 0 {
+        return Ok(());
+    }
+    let mut columns: IdMap<Vec<usize>> = IdMap::default();
+    for (j, &id) in ids.iter().enumerate() {
+        columns.entry(id).or_default().push(j);
+    }
+    for (record, (own, common)) in b.records.iter().enumerate() {
+        let row = &mut o[record * f..(record + 1) * f];
+        let common = common.map(|c| &b.commons[c as usize]);
+        let places = std::iter::once((own, FROM_RECORD)).chain(common.map(|c| (c, FROM_COMMON)));
+        for (r, code) in places {
+            for kind in KINDS {
+                for entry in r.of(kind) {
+                    let Some(cols) = columns.get(&id_of(b, kind, entry)) else {
+                        continue;
+                    };
+                    for &j in cols {
+                        let cell = &mut row[j];
+                        if kinds[j] == kind {
+                            // Own before common: the first place found wins,
+                            // over a mere other-kind sighting too.
+                            if *cell == FROM_DEFAULT || *cell == OTHER_KIND {
+                                *cell = code;
+                            }
+                        } else if *cell == FROM_DEFAULT {
+                            *cell = OTHER_KIND;
+                        }
+                    }
+                }
+            }
+        }
     }
     Ok(())
 }

@@ -805,7 +805,9 @@ fn features(b: &Batch, messages: &[&[u8]], kind: Kind, out: &mut dyn Outputs) ->
 }
 
 /// *AsTensor / *GroupAsTensor: per record and id, the record's own value,
-/// else its common record's, else the default.
+/// else its common record's, else the default. Written straight into the
+/// output, row by row: only one row's cells (F) are kept, not a B x F table
+/// (issue 27: the table was the getter's largest allocation).
 #[allow(clippy::too_many_arguments)]
 fn dense(
     b: &Batch,
@@ -819,43 +821,85 @@ fn dense(
 ) -> Result<()> {
     let (n, f) = (b.num_records, ids.len());
     let dims: &[usize] = if group { &[n, f] } else { &[n] };
-    // Per cell, the entry holding its value (own first, then common).
-    let mut cells: Vec<Option<usize>> = vec![None; n * f];
-    for (record, (own, common)) in b.records.iter().enumerate() {
-        let row = &mut cells[record * f..(record + 1) * f];
-        let common = common.map(|c| &b.commons[c as usize]);
-        for r in std::iter::once(own).chain(common) {
-            for entry in r.of(kind) {
-                if let Some(&col) = columns.get(&id_of(b, kind, entry)) {
-                    row[col].get_or_insert(entry);
-                }
-            }
-        }
-    }
     let fe = &b.features;
+    let cells = RowCells::new(b, kind, columns, f);
     match default {
         Fill::Float(d) => {
-            for (o, c) in out.float(0, dims)?.iter_mut().zip(&cells) {
+            for (o, c) in out.float(0, dims)?.iter_mut().zip(cells) {
                 *o = match (c, kind) {
                     (None, _) => *d,
-                    (Some(e), Kind::Continuous) => f64_to_f32(fe.continuous[*e].1),
+                    (Some(e), Kind::Continuous) => f64_to_f32(fe.continuous[e].1),
                     (Some(_), _) => 1.0,
                 };
             }
         }
         Fill::Int(d) => {
-            for (o, c) in out.int64(0, dims)?.iter_mut().zip(&cells) {
+            for (o, c) in out.int64(0, dims)?.iter_mut().zip(cells) {
                 *o = c.map_or(*d, |e| fe.discrete[e].1);
             }
         }
         Fill::Bytes(d) => {
-            let mut it = cells
-                .iter()
-                .map(|c| c.map_or(d.as_slice(), |e| fe.strings[e].1.bytes(messages)));
+            let mut it = cells.map(|c| c.map_or(d.as_slice(), |e| fe.strings[e].1.bytes(messages)));
             out.strings(0, dims, &mut it)?;
         }
     }
     Ok(())
+}
+
+/// The cells of a dense output in row-major order: per cell, the entry
+/// holding its value (the record's own first, then its common record's; the
+/// first entry of an id wins). Holds one row at a time.
+struct RowCells<'a> {
+    b: &'a Batch,
+    kind: Kind,
+    columns: &'a IdMap<usize>,
+    /// The next record whose row is to be filled.
+    record: usize,
+    /// The current row and the next column of it to yield.
+    row: Vec<Option<usize>>,
+    col: usize,
+}
+
+impl<'a> RowCells<'a> {
+    fn new(b: &'a Batch, kind: Kind, columns: &'a IdMap<usize>, f: usize) -> Self {
+        RowCells {
+            b,
+            kind,
+            columns,
+            record: 0,
+            row: vec![None; f],
+            col: f,
+        }
+    }
+}
+
+impl Iterator for RowCells<'_> {
+    type Item = Option<usize>;
+
+    fn next(&mut self) -> Option<Option<usize>> {
+        if self.col == self.row.len() {
+            if self.row.is_empty() || self.record == self.b.num_records {
+                return None;
+            }
+            // A record without ranges (none in a hashed handle) is all defaults.
+            let ranges = self.b.records.get(self.record);
+            self.record += 1;
+            self.col = 0;
+            self.row.fill(None);
+            let (own, common) = ranges.map_or((None, None), |(own, c)| (Some(own), *c));
+            let common = common.map(|c| &self.b.commons[c as usize]);
+            for r in own.into_iter().chain(common) {
+                for entry in r.of(self.kind) {
+                    if let Some(&col) = self.columns.get(&id_of(self.b, self.kind, entry)) {
+                        self.row[col].get_or_insert(entry);
+                    }
+                }
+            }
+        }
+        let cell = self.row[self.col];
+        self.col += 1;
+        Some(cell)
+    }
 }
 
 /// GetSparse{Binary,Continuous}AsTensor: the rows of one id.

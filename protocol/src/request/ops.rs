@@ -3,11 +3,12 @@
 //! their outputs through [`Outputs`]. This is all of their logic; a host (the
 //! TensorFlow shim, or any other) only passes attrs, bytes and buffers.
 
-use super::batch::{self, mix_discrete, mix_string, Batch, Config, IdMap, Ranges};
+use super::batch::{self, mix_discrete, mix_string, Batch, Config, IdMap, Ranges, Spares};
 use super::read::{Kind, Span, KINDS};
 use super::tensors::Getter;
 use crate::widen::f64_to_f32;
 use crate::{feature_id_bytes, Error, Result};
+use std::sync::Arc;
 
 /// One attr value of a request-side op, as its host read it.
 #[derive(Clone, Copy, Debug)]
@@ -194,6 +195,8 @@ enum Role {
 pub struct RequestOp {
     name: &'static str,
     role: Role,
+    /// A decode op's batches released for reuse (see [`Batch::release`]).
+    pub(crate) spares: Arc<Spares>,
 }
 
 /// The attrs an op was given (what its registration declares, defaults
@@ -395,7 +398,11 @@ impl RequestOp {
         match role(name, &a) {
             Ok(role) => {
                 a.finish()?;
-                Ok(RequestOp { name, role })
+                Ok(RequestOp {
+                    name,
+                    role,
+                    spares: Arc::default(),
+                })
             }
             // A missing attr explains the failure better than what it caused
             // (a role that failed early left later attrs unread: no check).
@@ -417,7 +424,8 @@ impl RequestOp {
     }
 
     /// A decode op: decodes `messages` (one per element of a string input;
-    /// a uint8 input is one message) into a new batch. `input_is_string`
+    /// a uint8 input is one message) into a batch (the vectors of one this op
+    /// made and that was [`Batch::release`]d are reused). `input_is_string`
     /// only changes how errors name the message.
     pub fn decode(&self, messages: &[&[u8]], input_is_string: bool) -> Result<Batch> {
         let Role::Decode(config) = &self.role else {
@@ -426,7 +434,7 @@ impl RequestOp {
                 self.name
             )));
         };
-        batch::decode(config, self.name, messages).map_err(|e| {
+        batch::decode(config, self.name, messages, &self.spares).map_err(|e| {
             let element = if input_is_string {
                 format!("input_bytes[{}]", e.message)
             } else {

@@ -804,18 +804,19 @@ mod tests {
     use crate::request::{encode_batch_prediction_request, Attr, RequestOp};
 
     fn record(seed: i64) -> Record {
-        let mut r = Record::default();
-        r.binary = vec![seed, 5];
-        r.continuous = vec![(1, seed as f64 * 0.5), (2, 3.0), (100, 1.0)];
-        r.discrete = vec![(3, seed * 7)];
-        r.strings = vec![(4, format!("s{seed}").into_bytes())];
-        r.sparse_binary = vec![(6, vec![b"a".to_vec(), b"bb".to_vec()])];
-        r.sparse_continuous = vec![(7, vec![(b"k".to_vec(), seed as f64)])];
-        r.tensors = vec![(
-            8,
-            GeneralTensor::Int32(vec![1, 2, seed as i32], Some(vec![3])),
-        )];
-        r
+        Record {
+            binary: vec![seed, 5],
+            continuous: vec![(1, seed as f64 * 0.5), (2, 3.0), (100, 1.0)],
+            discrete: vec![(3, seed * 7)],
+            strings: vec![(4, format!("s{seed}").into_bytes())],
+            sparse_binary: vec![(6, vec![b"a".to_vec(), b"bb".to_vec()])],
+            sparse_continuous: vec![(7, vec![(b"k".to_vec(), seed as f64)])],
+            tensors: vec![(
+                8,
+                GeneralTensor::Int32(vec![1, 2, seed as i32], Some(vec![3])),
+            )],
+            ..Record::default()
+        }
     }
 
     /// A decode that reuses a released batch gives exactly what a fresh

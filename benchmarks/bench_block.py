@@ -5,16 +5,25 @@ disk, and against reading the same files' bytes raw.
 
 The same values go into both formats (drawn once): the DataRecords are
 written by thriftpy2 and framed by the test helper's independent block writer
-(protobuf), the Examples by TensorFlow's own tf.train.Example. Each series is
-a full pass over the files (after one warm pass, so the page cache holds
-them), repeated --runs times; the table shows the median records per second.
+(protobuf), the Examples by TensorFlow's own tf.train.Example. Before timing,
+the first batch of both pipelines is checked equal, name by name.
 
-usage: bench_block.py [--records 20000] [--features 16] [--batches 64,512,4096] [--runs 3] [--gzip]
+Every series is a full pass over the files, consumed in graph mode by
+`Dataset.reduce` (as `model.fit` does: no Python object per batch, which in
+eager iteration costs more than the decode itself). Per batch size the series
+are warmed once (page cache, tracing), then timed round by round, interleaved,
+--runs rounds: the table shows median records per second (min..max over the
+rounds) and the median of the rounds' block/TFRecord ratios.
+
+usage: bench_block.py [--records 40000] [--features 16] [--batches 64,512,4096] [--runs 5]
+                      [--compression plain,gzip] [--out benchmarks/results_block.json]
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
+import json
 import os
 import statistics
 import sys
@@ -37,6 +46,8 @@ import bpr_ops  # noqa: E402
 from bpr_ops import data  # noqa: E402
 from thrift_check import IDL  # noqa: E402
 
+SERIES = ("raw read", "block scan", "block -> dense", "TFRecord + parse_example")
+
 
 def write_files(work: Path, n: int, f: int, gzipped: bool, shards: int = 4):
     names = [f"f{j}" for j in range(f)]
@@ -56,7 +67,7 @@ def write_files(work: Path, n: int, f: int, gzipped: bool, shards: int = 4):
         p = work / (f"part-{s}.gz" if gzipped else f"part-{s}.block")
         p.write_bytes(bf.gz(content) if gzipped else content)
         block_files.append(str(p))
-        t = work / f"part-{s}.tfrecord"
+        t = work / (f"part-{s}.tfrecord.gz" if gzipped else f"part-{s}.tfrecord")
         with tf.io.TFRecordWriter(str(t), opts) as w:
             for row in values[part]:
                 ex = tf.train.Example(features=tf.train.Features(feature={
@@ -67,46 +78,94 @@ def write_files(work: Path, n: int, f: int, gzipped: bool, shards: int = 4):
     return names, block_files, tfrecord_files
 
 
-def timed(ds) -> float:
+def counter(ds):
+    """A traced function that makes one full pass over `ds` inside TensorFlow
+    (graph) and returns the number of elements: traced once, so a pass times
+    the pipeline, not Python's tracing."""
+    return tf.function(lambda: ds.reduce(tf.constant(0, tf.int64), lambda count, *_: count + 1))
+
+
+def timed(run) -> float:
+    """Seconds for one call of a `counter`."""
     start = time.perf_counter()
-    for _ in ds:
-        pass
+    run().numpy()
     return time.perf_counter() - start
+
+
+def pipelines(names, blocks, tfrecords, gzipped: bool, batch: int):
+    reader = bpr_ops.BatchPredictionRequestReader(continuous=names, output_mode="names")
+    spec = {name: tf.io.FixedLenFeature([], tf.float32, default_value=0.0) for name in names}
+    return {
+        # Every byte of the block files (decompressed when gzip), one element per file.
+        "raw read": tf.data.Dataset.from_tensor_slices(blocks).map(
+            lambda p: tf.strings.length(
+                tf.io.decode_compressed(tf.io.read_file(p), "GZIP") if gzipped else tf.io.read_file(p))),
+        "block scan": data.BlockFormatDataset(blocks).batch(batch),
+        "block -> dense": data.training_dataset(blocks, reader, batch),
+        "TFRecord + parse_example": tf.data.TFRecordDataset(tfrecords, compression_type="GZIP" if gzipped else "")
+        .batch(batch).map(lambda x: tf.io.parse_example(x, spec), num_parallel_calls=tf.data.AUTOTUNE)
+        .prefetch(tf.data.AUTOTUNE),
+    }
+
+
+def check_same(names, ds_block, ds_tfrecord):
+    """Both pipelines give the same numbers (else the comparison means nothing)."""
+    features, _, _ = next(iter(ds_block))
+    theirs = next(iter(ds_tfrecord))
+    for name in names:
+        np.testing.assert_array_equal(features[name].numpy(), theirs[name].numpy(), err_msg=name)
 
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--records", type=int, default=20000)
+    ap.add_argument("--records", type=int, default=40000)
     ap.add_argument("--features", type=int, default=16)
     ap.add_argument("--batches", default="64,512,4096")
-    ap.add_argument("--runs", type=int, default=3)
-    ap.add_argument("--gzip", action="store_true")
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--compression", default="plain,gzip")
+    ap.add_argument("--out", default=str(HERE / "results_block.json"))
     args = ap.parse_args()
     n = args.records
-    with tempfile.TemporaryDirectory() as tmp:
-        names, blocks, tfrecords = write_files(Path(tmp), n, args.features, args.gzip)
-        reader = bpr_ops.BatchPredictionRequestReader(continuous=names, output_mode="names")
-        spec = {name: tf.io.FixedLenFeature([], tf.float32, default_value=0.0) for name in names}
-        comp = "GZIP" if args.gzip else ""
-        series = {
-            "raw file read (tf.io.read_file of the block files)": lambda b: tf.data.Dataset.from_tensor_slices(blocks).map(tf.io.read_file),
-            "block scan only (BlockFormatDataset)": lambda b: data.BlockFormatDataset(blocks).batch(b),
-            "block files -> dense by name (training_dataset)": lambda b: data.training_dataset(blocks, reader, b),
-            "TFRecordDataset + parse_example": lambda b: tf.data.TFRecordDataset(tfrecords, compression_type=comp)
-            .batch(b).map(lambda x: tf.io.parse_example(x, spec), num_parallel_calls=tf.data.AUTOTUNE)
-            .prefetch(tf.data.AUTOTUNE),
-        }
-        print(f"{n} records, {args.features} float features, {'gzip' if args.gzip else 'plain'}; "
-              f"records per second, median of {args.runs} passes")
-        print(f"{'series':<52} " + " ".join(f"{'batch ' + b:>12}" for b in args.batches.split(",")))
-        for label, make in series.items():
-            cells = []
+    started = datetime.datetime.now(datetime.timezone.utc)
+    load_before = os.getloadavg()
+    results = []
+    for comp in args.compression.split(","):
+        gzipped = comp == "gzip"
+        with tempfile.TemporaryDirectory() as tmp:
+            names, blocks, tfrecords = write_files(Path(tmp), n, args.features, gzipped)
+            print(f"{n} records, {args.features} float features, {comp}; records per second, "
+                  f"median (min..max) of {args.runs} interleaved rounds")
             for b in map(int, args.batches.split(",")):
-                ds = make(b)
-                timed(ds)  # warm: page cache, tracing
-                t = statistics.median(timed(ds) for _ in range(args.runs))
-                cells.append(f"{n / t:>12,.0f}")
-            print(f"{label[:52]:<52} " + " ".join(cells))
+                ds = pipelines(names, blocks, tfrecords, gzipped, b)
+                check_same(names, ds["block -> dense"], ds["TFRecord + parse_example"])
+                ds = {k: counter(d) for k, d in ds.items()}
+                for d in ds.values():
+                    timed(d)  # warm: page cache, tracing
+                rates = {k: [] for k in ds}
+                ratios = []
+                for _ in range(args.runs):
+                    for k, d in ds.items():
+                        rates[k].append(n / timed(d))
+                    ratios.append(rates["block -> dense"][-1] / rates["TFRecord + parse_example"][-1])
+                row = {"compression": comp, "batch": b, "records": n, "features": args.features,
+                       "records_per_s": rates, "ratio": ratios}
+                results.append(row)
+                cells = "  ".join(
+                    f"{k}: {statistics.median(v):,.0f} ({min(v):,.0f}..{max(v):,.0f})" for k, v in rates.items())
+                print(f"  batch {b}: {cells}; block -> dense / TFRecord + parse_example "
+                      f"{statistics.median(ratios):.2f} ({min(ratios):.2f}..{max(ratios):.2f})", flush=True)
+    out = {
+        "started": started.strftime("%Y-%m-%d %H:%M UTC"),
+        "command": "benchmarks/bench_block.py " + " ".join(sys.argv[1:]),
+        "tensorflow": tf.__version__,
+        "cores": os.cpu_count(),
+        "load_before": load_before,
+        "load_after": os.getloadavg(),
+        "runs": args.runs,
+        "results": results,
+    }
+    Path(args.out).write_text(json.dumps(out, indent=1) + "\n")
+    print(f"wrote {args.out}")
 
 
 if __name__ == "__main__":

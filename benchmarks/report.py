@@ -1,5 +1,6 @@
 """Turns benchmarks/results_graph.json (bench_graph.py), benchmarks/results_encoder.json
-(cargo bench -p bpr-protocol --bench floor), benchmarks/results.json (bench_ops.py) and
+(cargo bench -p bpr-protocol --bench floor), benchmarks/results_block.json (bench_block.py),
+benchmarks/results.json (bench_ops.py) and
 criterion's estimates (cargo bench -p bpr-protocol --bench encode) into
 benchmarks/plot.png and BENCHMARKS.md."""
 
@@ -263,6 +264,58 @@ def request_section():
     return lines
 
 
+def block_section():
+    """Training input: block files against TFRecord + parse_example (bench_block.py)."""
+    path = HERE / "results_block.json"
+    if not path.exists():
+        return ["", "## Training input: block files (benchmarks/bench_block.py)", "",
+                "(benchmarks/results_block.json missing: run `make bench`.)"]
+    data = json.loads(path.read_text())
+    lines = [
+        "",
+        "## Training input: block files against TFRecord + parse_example (benchmarks/bench_block.py)",
+        "",
+        f"`{data['command']}`, TensorFlow {data['tensorflow']}, {data['cores']} cores, started "
+        f"{data['started']}, load average {data['load_before'][0]:.1f} before and {data['load_after'][0]:.1f} "
+        "after (other builds and tests share the machine: absolute rates move a lot, compare the ratio). "
+        "N records of F float features, written once as DataRecords in Elephant-Bird block files (4 shards, "
+        "100 records per block) and as `tf.train.Example` in TFRecord files. *raw read*: `tf.io.read_file` "
+        "of the block files (gunzipped by `tf.io.decode_compressed` for gzip), one element per file: the "
+        "disk and page-cache floor. *block scan*: `BlockFormatDataset(...).batch(B)`, serialized records "
+        "only. *block -> dense*: `bpr_ops.data.training_dataset` with a names-mode "
+        "`BatchPredictionRequestReader`: batches of F dense [B] features by name (plus labels and weights). "
+        "*TFRecord*: `TFRecordDataset(...).batch(B).map(tf.io.parse_example, AUTOTUNE).prefetch` into the "
+        "same F dense [B] features (the first batch of both is checked equal). Each pass is consumed in "
+        "graph mode by `Dataset.reduce` in a traced function; the series are interleaved round by round. "
+        "Cells: median records per second (min..max over the rounds); the ratio column is the median "
+        "(min..max) of the rounds' block -> dense / TFRecord ratios.",
+        "",
+        "| file | B | raw read | block scan | block -> dense | TFRecord + parse_example | ratio |",
+        "|---|---:|---:|---:|---:|---:|---|",
+    ]
+
+    def cell(v):
+        return f"{statistics.median(v):,.0f} ({min(v):,.0f}..{max(v):,.0f})"
+
+    worst = None
+    for r in data["results"]:
+        rate, ratio = r["records_per_s"], r["ratio"]
+        med = statistics.median(ratio)
+        worst = med if worst is None else min(worst, med)
+        lines.append(
+            f"| {r['compression']} | {r['batch']} | {cell(rate['raw read'])} | {cell(rate['block scan'])} | "
+            f"{cell(rate['block -> dense'])} | {cell(rate['TFRecord + parse_example'])} | "
+            f"{med:.2f} ({min(ratio):.2f}..{max(ratio):.2f}) |"
+        )
+    met = "met" if worst is not None and worst >= 2.0 else "**not met**"
+    lines += ["", f"Goal: block -> dense at least 2x TFRecord + parse_example at every batch size: {met} "
+              f"(worst median ratio {worst:.2f})."]
+    notes = HERE / "block_notes.md"
+    if notes.exists():
+        lines += ["", notes.read_text().strip()]
+    return lines
+
+
 def main():
     data = json.loads((HERE / "results.json").read_text())
     results, machine = data["results"], data["machine"]
@@ -279,6 +332,7 @@ def main():
         *share_section(),
         *encoder_section(),
         *request_section(),
+        *block_section(),
         "",
         "## Eager mode (benchmarks/bench_ops.py)",
         "",

@@ -238,8 +238,11 @@ class _RequestReader:
             if self.output_mode == "kinds":
                 out[kind] = values
             else:
-                for j, name in enumerate(self._names(kind)):
-                    out[name] = values[:, j]
+                # One Unpack op for the F columns, not one strided slice per
+                # feature: F slice ops cost more than the decode (issue 27).
+                names = self._names(kind)
+                for name, column in zip(names, tf.unstack(values, num=len(names), axis=1)):
+                    out[name] = column
         if self._tensors:
             out["tensors"], out["tensors_found"] = {}, {}
             for key, (fid, dtype, shape) in self._tensors.items():

@@ -39,6 +39,10 @@ __all__ = [
 #: gzip input and output buffer bytes (TensorFlow's TFRecordDataset default).
 DEFAULT_BUFFER_SIZE = 256 << 10
 
+# training_dataset decodes at least this many records per call (a multiple of
+# the batch size), then cuts the batches.
+_DECODE_RECORDS = 1024
+
 _COMPRESSIONS = ("", "gz", "auto")
 
 
@@ -275,9 +279,19 @@ def training_dataset(
     ds = BlockFormatDataset(filenames, compression_type, buffer_size, num_parallel_reads)
     if shuffle_buffer:
         ds = ds.shuffle(shuffle_buffer, seed=seed)
-    ds = ds.batch(batch_size, drop_remainder=drop_remainder)
-    return ds.map(
+    # Small batches are decoded several at a time and cut by rebatch (slices
+    # in C++, no function call per batch): below about a thousand records the
+    # decode function's fixed cost per call outweighs its work (issue 27:
+    # 1.4x -> 1.9x parse_example's rate at batch 64). rebatch gives exactly
+    # .batch(batch_size)'s batches; a chunk that is a multiple of batch_size
+    # only spares it concatenating across chunks.
+    chunk = batch_size * max(1, _DECODE_RECORDS // batch_size)
+    ds = ds.batch(chunk, drop_remainder=drop_remainder and chunk == batch_size)
+    ds = ds.map(
         lambda records: decode_records(records, reader, labels, weights, default_label),
         num_parallel_calls=tf.data.AUTOTUNE,
         deterministic=True,
-    ).prefetch(tf.data.AUTOTUNE)
+    )
+    if chunk != batch_size:
+        ds = ds.rebatch(batch_size, drop_remainder=drop_remainder)
+    return ds.prefetch(tf.data.AUTOTUNE)

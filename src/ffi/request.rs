@@ -123,8 +123,9 @@ pub unsafe extern "C" fn bpr_request_decode(
 pub unsafe extern "C" fn bpr_request_batch_free(batch: *mut sys::bpr_request_batch) {
     if !batch.is_null() {
         // SAFETY: made by bpr_request_decode (a boxed Batch behind the opaque
-        // type), freed once (contract).
-        drop(unsafe { Box::from_raw(batch.cast::<Batch>()) });
+        // type), freed once (contract). Released, not dropped: its op's next
+        // decode reuses its vectors.
+        unsafe { Box::from_raw(batch.cast::<Batch>()) }.release();
     }
 }
 

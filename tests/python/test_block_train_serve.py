@@ -89,3 +89,26 @@ def test_train_on_block_files_then_serve_request_bytes(tmp_path):
     np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-7)
     # and not trivially: the scores differ between records
     assert np.ptp(got) > 1e-4
+
+
+def test_training_batches_are_those_of_batch(tmp_path, monkeypatch):
+    """training_dataset decodes several small batches per call and cuts them
+    (rebatch): the batches must still be exactly `.batch(batch_size,
+    drop_remainder)`'s, records in order, the last partial one kept or
+    dropped, also across decode chunks (made small here so that 96 records
+    cross many)."""
+    p = str(tmp_path / "train.block")
+    with open(p, "wb") as f:
+        f.write(bf.file_bytes(RECORDS, 10))
+    reader = bpr_ops.BatchPredictionRequestReader(continuous=["a"], output_mode="names")
+    for chunk in (12, 1024):
+        monkeypatch.setattr(data, "_DECODE_RECORDS", chunk)
+        for batch, drop in [(1, False), (5, False), (5, True), (7, True), (16, False), (200, False), (200, True)]:
+            got = list(data.training_dataset([p], reader, batch_size=batch, labels=["label"], drop_remainder=drop))
+            sizes = [len(y) for _, y, _ in got]
+            full, rest = divmod(N, batch)
+            assert sizes == [batch] * full + ([rest] if rest and not drop else []), (chunk, batch, drop)
+            a = np.concatenate([x["a"].numpy() for x, _, _ in got]) if got else np.zeros(0)
+            np.testing.assert_array_equal(a, np.arange(sum(sizes), dtype=np.float32))
+            labels = np.concatenate([y.numpy() for _, y, _ in got]).ravel() if got else np.zeros(0)
+            assert labels.tolist() == [float(i % 2) for i in range(sum(sizes))]

@@ -349,9 +349,15 @@ impl<R: Read> BlockReader<R> {
                                     ),
                                 );
                             }
-                            let what =
-                                format!("record {index} (field 3) of the block at byte {start}");
-                            let n = self.length(&mut left, start, &what)?;
+                            // Formatted only if the length is bad: a String per
+                            // record showed in the scan's profile (issue 27).
+                            let n = self.length(
+                                &mut left,
+                                start,
+                                &format_args!(
+                                    "record {index} (field 3) of the block at byte {start}"
+                                ),
+                            )?;
                             self.take_record(n, &mut left, start, index)?;
                             self.state = State::InBlock {
                                 start,

@@ -6,6 +6,7 @@
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hash, Hasher};
+use std::sync::{Arc, Mutex, Weak};
 
 use super::read::{self, Cursor, Kind, Span, Visit, R};
 use super::tensors::{Tensors, WithTensors};
@@ -99,6 +100,18 @@ pub(crate) struct Features {
 }
 
 impl Features {
+    /// Empty, keeping every vector's capacity.
+    fn clear(&mut self) {
+        self.binary.clear();
+        self.continuous.clear();
+        self.discrete.clear();
+        self.strings.clear();
+        self.sparse_binary.clear();
+        self.sparse_binary_values.clear();
+        self.sparse_continuous.clear();
+        self.sparse_continuous_values.clear();
+    }
+
     fn len(&self, kind: Kind) -> usize {
         match kind {
             Kind::Binary => self.binary.len(),
@@ -198,9 +211,68 @@ pub struct Batch {
     /// `message_splits[m]..message_splits[m + 1]` (the per-request writers
     /// answer each request with its own records).
     pub(crate) message_splits: Vec<usize>,
+    /// The spares of the op that made it: [`Batch::release`] returns the
+    /// batch there, so the op's next decode reuses its vectors (issue 27:
+    /// fresh vectors per call showed as page faults in the request profile).
+    pub(crate) home: Weak<Spares>,
+}
+
+/// Batches an op keeps for its next decodes, emptied, their vectors' capacity
+/// kept. At most [`Spares::KEEP`]: as many as are usually in flight at once.
+#[derive(Debug, Default)]
+pub(crate) struct Spares(Mutex<Vec<Batch>>);
+
+impl Spares {
+    pub(crate) const KEEP: usize = 2;
+
+    /// A spare batch, if one is kept.
+    pub(crate) fn take(&self) -> Option<Batch> {
+        self.0.lock().ok()?.pop()
+    }
+
+    /// How many are kept now.
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.0.lock().map_or(0, |v| v.len())
+    }
 }
 
 impl Batch {
+    /// Done with the batch: it goes back to the op that made it (if that op
+    /// is still alive and keeps fewer than [`Spares::KEEP`]), else it is freed.
+    pub fn release(self) {
+        if let Some(home) = self.home.upgrade() {
+            if let Ok(mut spares) = home.0.lock() {
+                if spares.len() < Spares::KEEP {
+                    let mut b = self;
+                    // A spare must not keep its op's spares alive (nor
+                    // point at them): it gets a home again when reused.
+                    b.home = Weak::new();
+                    spares.push(b);
+                }
+            }
+        }
+    }
+
+    /// Empties a spare for a decode by `made_by` under `config`: every
+    /// field as a new batch has it, every vector's capacity kept.
+    fn reset(&mut self, config: &Config, made_by: &'static str) {
+        self.made_by = made_by;
+        self.hashed = config.hashed;
+        self.num_records = 0;
+        self.num_labels = config.num_labels;
+        self.num_weights = config.num_weights;
+        self.labels.clear();
+        self.weights.clear();
+        self.records.clear();
+        self.commons.clear();
+        self.features.clear();
+        self.keep.clone_from(&config.keep);
+        self.rows.truncate(0);
+        self.tensors.clear();
+        self.message_splits.clear();
+    }
+
     /// `[M + 1]` for M messages: message m's records are
     /// `message_splits()[m]..message_splits()[m + 1]` (first 0, last B).
     pub fn message_splits(&self) -> &[usize] {
@@ -570,29 +642,44 @@ pub(crate) struct MessageError {
 }
 
 /// Decodes every message into one batch (records of all messages in order).
+/// `spares`: the op's kept batches; one is reused if there is one, and the
+/// batch made goes back there on [`Batch::release`].
 pub(crate) fn decode(
     config: &Config,
     made_by: &'static str,
     messages: &[&[u8]],
+    spares: &Arc<Spares>,
 ) -> Result<Batch, MessageError> {
-    let mut b = Batch {
-        made_by,
-        hashed: config.hashed,
-        num_records: 0,
-        num_labels: config.num_labels,
-        num_weights: config.num_weights,
-        labels: Vec::new(),
-        weights: Vec::new(),
-        records: Vec::new(),
-        commons: Vec::new(),
-        features: Features::default(),
-        keep: config.keep.clone(),
-        rows: Rows::default(),
-        tensors: Tensors::default(),
-        message_splits: Vec::with_capacity(messages.len() + 1),
+    let mut b = match spares.take() {
+        Some(mut b) => {
+            b.reset(config, made_by);
+            b
+        }
+        None => Batch {
+            made_by,
+            hashed: config.hashed,
+            num_records: 0,
+            num_labels: config.num_labels,
+            num_weights: config.num_weights,
+            labels: Vec::new(),
+            weights: Vec::new(),
+            records: Vec::new(),
+            commons: Vec::new(),
+            features: Features::default(),
+            keep: config.keep.clone(),
+            rows: Rows::default(),
+            tensors: Tensors::default(),
+            message_splits: Vec::new(),
+            home: Weak::new(),
+        },
     };
+    b.home = Arc::downgrade(spares);
+    b.message_splits.reserve(messages.len() + 1);
     b.message_splits.push(0);
+    // The labels and weights are built in the spare's vectors.
     let mut targets = Targets::new(config);
+    targets.labels = std::mem::take(&mut b.labels);
+    targets.weights = std::mem::take(&mut b.weights);
     let mut seen = IdMap::default();
     // The current request's commonFeatures: its labels and weights, its rows.
     let mut common_targets = Targets::new(config);
@@ -708,4 +795,74 @@ fn one_record(
     }
     b.tensors.end_record();
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Spares;
+    use crate::decode::{GeneralTensor, Record};
+    use crate::request::{encode_batch_prediction_request, Attr, RequestOp};
+
+    fn record(seed: i64) -> Record {
+        Record {
+            binary: vec![seed, 5],
+            continuous: vec![(1, seed as f64 * 0.5), (2, 3.0), (100, 1.0)],
+            discrete: vec![(3, seed * 7)],
+            strings: vec![(4, format!("s{seed}").into_bytes())],
+            sparse_binary: vec![(6, vec![b"a".to_vec(), b"bb".to_vec()])],
+            sparse_continuous: vec![(7, vec![(b"k".to_vec(), seed as f64)])],
+            tensors: vec![(
+                8,
+                GeneralTensor::Int32(vec![1, 2, seed as i32], Some(vec![3])),
+            )],
+            ..Record::default()
+        }
+    }
+
+    /// A decode that reuses a released batch gives exactly what a fresh
+    /// decode gives: nothing of the earlier messages is left (a field that
+    /// `reset` forgot to empty fails this), for both handles and with
+    /// common records, labels and weights.
+    #[test]
+    fn a_reused_batch_is_a_fresh_batch() {
+        let rich: Vec<Record> = (0..40).map(record).collect();
+        let common = record(99);
+        let big = encode_batch_prediction_request(&rich, Some(&common)).unwrap();
+        let small = encode_batch_prediction_request(&[record(3), Record::default()], None).unwrap();
+        let keep: &[i64] = &[1, 2, 3, 4, 5, 6, 7, 8, 100];
+        let codes = vec![0; keep.len()];
+        for name in [
+            "DecodeBatchPredictionRequestV2",
+            "DecodeAndHashBatchPredictionRequestV2",
+        ] {
+            let attrs = vec![
+                ("keep_features", Attr::Ints(keep)),
+                ("keep_codes", Attr::Ints(&codes)),
+                ("label_features", Attr::Ints(&[1, 5])),
+                ("weight_features", Attr::Ints(&[2])),
+                ("decode_mode", Attr::Int(0)),
+            ];
+            let fresh_op = RequestOp::new(name, &attrs).unwrap();
+            let fresh = |m: &[u8]| format!("{:?}", fresh_op.decode(&[m], false).unwrap());
+            let op = RequestOp::new(name, &attrs).unwrap();
+            for (first, then) in [(&big, &small), (&small, &big), (&big, &big)] {
+                op.decode(&[first], false).unwrap().release();
+                assert_eq!(op.spares.len(), 1, "{name}: a released batch is kept");
+                let reused = op.decode(&[then], false).unwrap();
+                assert_eq!(op.spares.len(), 0, "{name}: the kept batch was reused");
+                assert_eq!(format!("{reused:?}"), fresh(then), "{name}");
+                reused.release();
+            }
+            // At most KEEP are kept; the rest are freed.
+            let batches: Vec<_> = (0..Spares::KEEP + 2)
+                .map(|_| op.decode(&[&small], false).unwrap())
+                .collect();
+            batches.into_iter().for_each(|b| b.release());
+            assert_eq!(op.spares.len(), Spares::KEEP);
+            // A batch that outlives its op is freed, not kept.
+            let orphan = op.decode(&[&small], false).unwrap();
+            drop(op);
+            orphan.release();
+        }
+    }
 }

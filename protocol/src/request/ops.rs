@@ -3,11 +3,12 @@
 //! their outputs through [`Outputs`]. This is all of their logic; a host (the
 //! TensorFlow shim, or any other) only passes attrs, bytes and buffers.
 
-use super::batch::{self, mix_discrete, mix_string, Batch, Config, IdMap, Ranges};
+use super::batch::{self, mix_discrete, mix_string, Batch, Config, IdMap, Ranges, Spares};
 use super::read::{Kind, Span, KINDS};
 use super::tensors::Getter;
 use crate::widen::f64_to_f32;
 use crate::{feature_id_bytes, Error, Result};
+use std::sync::Arc;
 
 /// One attr value of a request-side op, as its host read it.
 #[derive(Clone, Copy, Debug)]
@@ -202,6 +203,8 @@ enum Role {
 pub struct RequestOp {
     name: &'static str,
     role: Role,
+    /// A decode op's batches released for reuse (see [`Batch::release`]).
+    pub(crate) spares: Arc<Spares>,
 }
 
 /// The attrs an op was given (what its registration declares, defaults
@@ -403,7 +406,11 @@ impl RequestOp {
         match role(name, &a) {
             Ok(role) => {
                 a.finish()?;
-                Ok(RequestOp { name, role })
+                Ok(RequestOp {
+                    name,
+                    role,
+                    spares: Arc::default(),
+                })
             }
             // A missing attr explains the failure better than what it caused
             // (a role that failed early left later attrs unread: no check).
@@ -425,7 +432,8 @@ impl RequestOp {
     }
 
     /// A decode op: decodes `messages` (one per element of a string input;
-    /// a uint8 input is one message) into a new batch. `input_is_string`
+    /// a uint8 input is one message) into a batch (the vectors of one this op
+    /// made and that was [`Batch::release`]d are reused). `input_is_string`
     /// only changes how errors name the message.
     pub fn decode(&self, messages: &[&[u8]], input_is_string: bool) -> Result<Batch> {
         let Role::Decode(config) = &self.role else {
@@ -434,7 +442,7 @@ impl RequestOp {
                 self.name
             )));
         };
-        batch::decode(config, self.name, messages).map_err(|e| {
+        batch::decode(config, self.name, messages, &self.spares).map_err(|e| {
             let element = if input_is_string {
                 format!("input_bytes[{}]", e.message)
             } else {
@@ -898,7 +906,9 @@ fn features(b: &Batch, messages: &[&[u8]], kind: Kind, out: &mut dyn Outputs) ->
 }
 
 /// *AsTensor / *GroupAsTensor: per record and id, the record's own value,
-/// else its common record's, else the default.
+/// else its common record's, else the default. Written straight into the
+/// output, row by row: only one row's cells (F) are kept, not a B x F table
+/// (issue 27: the table was the getter's largest allocation).
 #[allow(clippy::too_many_arguments)]
 fn dense(
     b: &Batch,
@@ -912,43 +922,85 @@ fn dense(
 ) -> Result<()> {
     let (n, f) = (b.num_records, ids.len());
     let dims: &[usize] = if group { &[n, f] } else { &[n] };
-    // Per cell, the entry holding its value (own first, then common).
-    let mut cells: Vec<Option<usize>> = vec![None; n * f];
-    for (record, (own, common)) in b.records.iter().enumerate() {
-        let row = &mut cells[record * f..(record + 1) * f];
-        let common = common.map(|c| &b.commons[c as usize]);
-        for r in std::iter::once(own).chain(common) {
-            for entry in r.of(kind) {
-                if let Some(&col) = columns.get(&id_of(b, kind, entry)) {
-                    row[col].get_or_insert(entry);
-                }
-            }
-        }
-    }
     let fe = &b.features;
+    let cells = RowCells::new(b, kind, columns, f);
     match default {
         Fill::Float(d) => {
-            for (o, c) in out.float(0, dims)?.iter_mut().zip(&cells) {
+            for (o, c) in out.float(0, dims)?.iter_mut().zip(cells) {
                 *o = match (c, kind) {
                     (None, _) => *d,
-                    (Some(e), Kind::Continuous) => f64_to_f32(fe.continuous[*e].1),
+                    (Some(e), Kind::Continuous) => f64_to_f32(fe.continuous[e].1),
                     (Some(_), _) => 1.0,
                 };
             }
         }
         Fill::Int(d) => {
-            for (o, c) in out.int64(0, dims)?.iter_mut().zip(&cells) {
+            for (o, c) in out.int64(0, dims)?.iter_mut().zip(cells) {
                 *o = c.map_or(*d, |e| fe.discrete[e].1);
             }
         }
         Fill::Bytes(d) => {
-            let mut it = cells
-                .iter()
-                .map(|c| c.map_or(d.as_slice(), |e| fe.strings[e].1.bytes(messages)));
+            let mut it = cells.map(|c| c.map_or(d.as_slice(), |e| fe.strings[e].1.bytes(messages)));
             out.strings(0, dims, &mut it)?;
         }
     }
     Ok(())
+}
+
+/// The cells of a dense output in row-major order: per cell, the entry
+/// holding its value (the record's own first, then its common record's; the
+/// first entry of an id wins). Holds one row at a time.
+struct RowCells<'a> {
+    b: &'a Batch,
+    kind: Kind,
+    columns: &'a IdMap<usize>,
+    /// The next record whose row is to be filled.
+    record: usize,
+    /// The current row and the next column of it to yield.
+    row: Vec<Option<usize>>,
+    col: usize,
+}
+
+impl<'a> RowCells<'a> {
+    fn new(b: &'a Batch, kind: Kind, columns: &'a IdMap<usize>, f: usize) -> Self {
+        RowCells {
+            b,
+            kind,
+            columns,
+            record: 0,
+            row: vec![None; f],
+            col: f,
+        }
+    }
+}
+
+impl Iterator for RowCells<'_> {
+    type Item = Option<usize>;
+
+    fn next(&mut self) -> Option<Option<usize>> {
+        if self.col == self.row.len() {
+            if self.row.is_empty() || self.record == self.b.num_records {
+                return None;
+            }
+            // A record without ranges (none in a hashed handle) is all defaults.
+            let ranges = self.b.records.get(self.record);
+            self.record += 1;
+            self.col = 0;
+            self.row.fill(None);
+            let (own, common) = ranges.map_or((None, None), |(own, c)| (Some(own), *c));
+            let common = common.map(|c| &self.b.commons[c as usize]);
+            for r in own.into_iter().chain(common) {
+                for entry in r.of(self.kind) {
+                    if let Some(&col) = self.columns.get(&id_of(self.b, self.kind, entry)) {
+                        self.row[col].get_or_insert(entry);
+                    }
+                }
+            }
+        }
+        let cell = self.row[self.col];
+        self.col += 1;
+        Some(cell)
+    }
 }
 
 /// GetSparse{Binary,Continuous}AsTensor: the rows of one id.

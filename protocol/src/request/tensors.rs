@@ -37,6 +37,15 @@ pub(crate) struct Tensors {
 }
 
 impl Tensors {
+    /// Empty, keeping every vector's capacity.
+    pub fn clear(&mut self) {
+        self.entries[0].clear();
+        self.entries[1].clear();
+        self.records.clear();
+        self.commons.clear();
+        self.open = [0, 0];
+    }
+
     /// A record (or common record) begins.
     pub fn begin(&mut self) {
         self.open = [self.entries[0].len(), self.entries[1].len()];

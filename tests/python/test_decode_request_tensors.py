@@ -12,46 +12,19 @@ import os
 import struct
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
-import thriftpy2
-from thriftpy2.protocol.binary import TBinaryProtocol
-from thriftpy2.transport.memory import TMemoryBuffer
 
 import bpr_ops
 from bpr_ops import data
 from bpr_ops.decode import decode_request
-from thrift_check import IDL, ROOT
+from thrift_check import IDL, OLD_SPARSE as OLD, serialize as ser
 
 T = IDL.data.tensor
 DT = T.DataType
 G = T.GeneralTensor
 PYTHON_DIR = Path(bpr_ops.__file__).resolve().parents[1]
-
-# The IDL's older form: COOSparseTensor.indices a GeneralTensor union.
-_OLD_IDL = """
-include "tensor.thrift"
-struct OldCOOSparseTensor {
-  1: required list<i64> denseShape
-  2: required tensor.GeneralTensor indices
-  3: required tensor.GeneralTensor values
-}
-union OldSparseTensor { 1: OldCOOSparseTensor cooSparseTensor }
-struct OldRecord { 9: optional map<i64, OldSparseTensor> sparseTensors }
-struct OldRequest { 1: required list<OldRecord> individualFeaturesList }
-"""
-with tempfile.TemporaryDirectory() as _d:
-    _p = Path(_d) / "old_sparse.thrift"
-    _p.write_text(_OLD_IDL)
-    OLD = thriftpy2.load(str(_p), module_name="old_sparse_decode_thrift", include_dirs=[str(ROOT / "thrift")])
-
-
-def ser(obj) -> bytes:
-    buf = TMemoryBuffer()
-    obj.write(TBinaryProtocol(buf))
-    return buf.getvalue()
 
 
 def raw(dtype, content, shape=None):

@@ -7,47 +7,20 @@ are the ones put in, placed by hand into a numpy array."""
 from __future__ import annotations
 
 import struct
-import tempfile
-from pathlib import Path
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-import thriftpy2
-from thriftpy2.protocol.binary import TBinaryProtocol
-from thriftpy2.transport.memory import TMemoryBuffer
 
 import bpr_ops
 from bpr_ops import data
-from thrift_check import IDL, ROOT
+from thrift_check import IDL, OLD_SPARSE as OLD, serialize as ser
 
 T = IDL.data.tensor
 DT = T.DataType
 KEY = "user.clicks"
 FID = bpr_ops.feature_id(KEY)
-
-# thrift/'s older COOSparseTensor: indices a GeneralTensor. thriftpy2 writes a
-# nested struct by its own class's spec, so these sit in IDL records.
-_OLD_IDL = """
-include "tensor.thrift"
-struct OldCOOSparseTensor {
-  1: required list<i64> denseShape
-  2: required tensor.GeneralTensor indices
-  3: required tensor.GeneralTensor values
-}
-union OldSparseTensor { 1: OldCOOSparseTensor cooSparseTensor }
-"""
-with tempfile.TemporaryDirectory() as _d:
-    _p = Path(_d) / "old_sparse_layer.thrift"
-    _p.write_text(_OLD_IDL)
-    OLD = thriftpy2.load(str(_p), module_name="old_sparse_layer_thrift", include_dirs=[str(ROOT / "thrift")])
-
-
-def ser(obj) -> bytes:
-    buf = TMemoryBuffer()
-    obj.write(TBinaryProtocol(buf))
-    return buf.getvalue()
 
 
 def coo(points, values, dense_shape):

@@ -11,45 +11,17 @@ element encoding), never from our decoder.
 from __future__ import annotations
 
 import struct
-import tempfile
-from pathlib import Path
 
 import numpy as np
 import pytest
 import tensorflow as tf
-import thriftpy2
-from thriftpy2.protocol.binary import TBinaryProtocol
-from thriftpy2.transport.memory import TMemoryBuffer
 
 import bpr_ops
-from thrift_check import IDL, ROOT
+from thrift_check import IDL, OLD_SPARSE as OLD, serialize as ser
 
 LIB = bpr_ops.load_library()
 T = IDL.data.tensor
 DT = T.DataType
-
-# The older form of thrift/'s COOSparseTensor: indices a GeneralTensor union
-# (thrift/ and Twitter's IDL: an Int64Tensor struct). thriftpy2 writes a
-# nested struct by its own class's spec, so Old* values sit in IDL records.
-_OLD_IDL = """
-include "tensor.thrift"
-struct OldCOOSparseTensor {
-  1: required list<i64> denseShape
-  2: required tensor.GeneralTensor indices
-  3: required tensor.GeneralTensor values
-}
-union OldSparseTensor { 1: OldCOOSparseTensor cooSparseTensor }
-"""
-with tempfile.TemporaryDirectory() as _d:
-    _p = Path(_d) / "old_sparse.thrift"
-    _p.write_text(_OLD_IDL)
-    OLD = thriftpy2.load(str(_p), module_name="old_sparse_thrift", include_dirs=[str(ROOT / "thrift")])
-
-
-def ser(obj) -> bytes:
-    buf = TMemoryBuffer()
-    obj.write(TBinaryProtocol(buf))
-    return buf.getvalue()
 
 
 def record(tensors=None, sparse=None, **kw):

@@ -9,6 +9,7 @@ check by eye, and independent of the Rust encoder.
 from __future__ import annotations
 
 import struct
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +24,32 @@ IDL = thriftpy2.load(
     include_dirs=[str(ROOT / "thrift")],
 )
 DataType = IDL.data.tensor.DataType
+
+# thrift/'s COOSparseTensor before issue 28: indices a GeneralTensor union (Twitter's IDL and
+# twml: an Int64Tensor struct). The readers still take it. thriftpy2 writes a nested struct by its
+# own class's spec, so values of the old form sit in the Old* records and requests here.
+_OLD_SPARSE_IDL = """
+include "tensor.thrift"
+struct OldCOOSparseTensor {
+  1: required list<i64> denseShape
+  2: required tensor.GeneralTensor indices
+  3: required tensor.GeneralTensor values
+}
+union OldSparseTensor { 1: OldCOOSparseTensor cooSparseTensor }
+struct OldRecord { 9: optional map<i64, OldSparseTensor> sparseTensors }
+struct OldRequest { 1: required list<OldRecord> individualFeaturesList }
+"""
+with tempfile.TemporaryDirectory() as _d:
+    _p = Path(_d) / "old_sparse.thrift"
+    _p.write_text(_OLD_SPARSE_IDL)
+    OLD_SPARSE = thriftpy2.load(str(_p), module_name="old_sparse_thrift", include_dirs=[str(ROOT / "thrift")])
+
+
+def serialize(obj) -> bytes:
+    """thriftpy2's binary-protocol bytes of a struct."""
+    buf = TMemoryBuffer()
+    obj.write(TBinaryProtocol(buf))
+    return buf.getvalue()
 
 
 def to_bytes(result) -> bytes:

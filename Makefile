@@ -47,7 +47,7 @@ test-python-oldest-tf: setup
 wheel: setup
 	scripts/build_wheel.sh
 
-# Every supported TensorFlow, measured; writes the table in README.md. Not in CI (about an hour).
+# Every supported TensorFlow, measured; writes the table in README.md. Not in CI (about 45 minutes on 2 cores).
 matrix: setup
 	scripts/matrix.sh
 

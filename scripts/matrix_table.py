@@ -51,7 +51,9 @@ def main(out: Path, tag: str):
                 f"{w.get('python', '?')}, {w.get('keras', '?')}, {w.get('numpy', '?')} |")
     note = (f"Measured by `make matrix` with `bpr_ops-0.1.0-{tag}.whl`. Keras and numpy are the "
             "versions pip chose for each TensorFlow and Python (Keras 3.13 and later need Python 3.11). "
-            "The 4 skipped tests are `test_large_output.py`'s over-2-GiB cases (`make test-slow`).")
+            "The 11 skipped tests: `test_large_output.py`'s 4 over-2-GiB cases (`make test-slow`), and 7 "
+            "that build bpr-host or run the README's serving commands against .venv's TensorFlow "
+            "(`make test` runs them).")
     readme = Path("README.md")
     text = readme.read_text()
     start, end = "<!-- matrix:start -->", "<!-- matrix:end -->"

@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use bpr_protocol::request::{Attr, Outputs, RequestOp};
+use bpr_protocol::request::{Attr, Outputs, RequestOp, DECODE_OPS};
 use bpr_protocol::Result;
 
 #[derive(Default)]
@@ -64,15 +64,8 @@ fn decoded(name: &str) -> (Vec<u8>, String) {
         .join("fuzz/corpus/request")
         .join(name);
     let data = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let decoders = [
-        "DecodeBatchPredictionRequest",
-        "DecodeAndHashBatchPredictionRequest",
-        "DecodeBatchPredictionRequestV2",
-        "DecodeAndHashBatchPredictionRequestV2",
-        "DecodeDataRecord",
-        "DecodeAndHashDataRecord",
-    ];
-    let decoder = decoders[usize::from(data[0]) % decoders.len()].to_string();
+    // The fuzz target's choice of decoder, from the same list.
+    let decoder = DECODE_OPS[usize::from(data[0]) % DECODE_OPS.len()].to_string();
     (data, decoder)
 }
 

@@ -5,7 +5,7 @@
 
 #![no_main]
 
-use bpr_protocol::request::{op_names, Attr, Outputs, RequestOp};
+use bpr_protocol::request::{op_names, Attr, Outputs, RequestOp, DECODE_OPS};
 use bpr_protocol::{ErrorKind, Result};
 use libfuzzer_sys::fuzz_target;
 
@@ -101,15 +101,7 @@ fn getter(name: &str) -> Option<RequestOp> {
 
 fuzz_target!(|data: &[u8]| {
     let Some((&choice, rest)) = data.split_first() else { return };
-    let decoders = [
-        "DecodeBatchPredictionRequest",
-        "DecodeAndHashBatchPredictionRequest",
-        "DecodeBatchPredictionRequestV2",
-        "DecodeAndHashBatchPredictionRequestV2",
-        "DecodeDataRecord",
-        "DecodeAndHashDataRecord",
-    ];
-    let name = decoders[usize::from(choice) % decoders.len()];
+    let name = DECODE_OPS[usize::from(choice) % DECODE_OPS.len()];
     let mode = Attr::Int(i64::from(choice >> 7));
     let mut attrs = vec![("keep_features", Attr::Ints(KEEP)), ("keep_codes", Attr::Ints(CODES))];
     if name != "DecodeBatchPredictionRequest" && name != "DecodeAndHashBatchPredictionRequest" {

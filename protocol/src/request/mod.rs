@@ -38,4 +38,4 @@ pub use crate::decode::Record;
 pub use batch::Batch;
 pub use check::check_data_record;
 pub use encode::{encode_batch_prediction_request, encode_data_record};
-pub use ops::{op_names, Attr, Outputs, RequestOp};
+pub use ops::{op_names, Attr, Outputs, RequestOp, DECODE_OPS};

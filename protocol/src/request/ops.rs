@@ -66,18 +66,25 @@ const SIX: [&str; 6] = [
     "sparse_continuous_keep_features",
 ];
 
-/// Every request-side op by registered name, decode ops first. Which attrs
-/// each has is not listed here: the shim passes every attr the op's
-/// registration declares (`cpp_shim/request_ops.cc`, the one source), and
-/// [`RequestOp::new`] refuses a declared attr it does not read, or a missing
-/// one it does (`tests/request_attrs.rs` checks every registration).
-const OPS: [&str; 48] = [
+// The request-side ops by registered name ([`op_names`]: DECODE_OPS, then
+// GETTER_OPS). Which attrs each has is not listed here: the shim passes every
+// attr the op's registration declares (`cpp_shim/request_ops.cc`, the one
+// source), and [`RequestOp::new`] refuses a declared attr it does not read,
+// or a missing one it does (`tests/request_attrs.rs` checks every registration).
+
+/// The decode ops, which make a handle: the fuzz target and its seed test
+/// pick one of these by the input's first byte, so they share this order.
+pub const DECODE_OPS: [&str; 6] = [
     "DecodeBatchPredictionRequest",
     "DecodeAndHashBatchPredictionRequest",
     "DecodeBatchPredictionRequestV2",
     "DecodeAndHashBatchPredictionRequestV2",
     "DecodeDataRecord",
     "DecodeAndHashDataRecord",
+];
+
+/// The getters: every request-side op that reads a handle.
+const GETTER_OPS: [&str; 42] = [
     "GetIdsFromHashedDataRecord",
     "GetUKeysFromHashedDataRecord",
     "GetKeysFromHashedDataRecord",
@@ -126,7 +133,7 @@ const OPS: [&str; 48] = [
 
 /// The registered names of every request-side op, decode ops first.
 pub fn op_names() -> impl Iterator<Item = &'static str> {
-    OPS.iter().copied()
+    DECODE_OPS.iter().chain(GETTER_OPS.iter()).copied()
 }
 
 /// The decode ops whose handle a getter reads, for its error message.
@@ -381,7 +388,7 @@ impl RequestOp {
     /// declares must be given once (defaults already applied, as TensorFlow
     /// gives them), and no other; `InputType` may be given and is ignored.
     pub fn new(name: &str, attrs: &[(&str, Attr<'_>)]) -> Result<RequestOp> {
-        let Some(&name) = OPS.iter().find(|n| **n == name) else {
+        let Some(name) = op_names().find(|n| *n == name) else {
             return Err(Error::invalid(format!(
                 "{name:?} is not a request-side op of bpr_ops"
             )));

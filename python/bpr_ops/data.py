@@ -74,11 +74,34 @@ class _BlockFormatDatasetV2(dataset_ops.DatasetSource):
         return tf.TensorSpec([], tf.string)
 
 
+class _BlockFormatBatchDataset(dataset_ops.DatasetSource):
+    """The op BlockFormatBatchDataset (ours): BlockFormatDatasetV2's records
+    as `.batch(batch_size, drop_remainder)` would give them, one op."""
+
+    def __init__(self, filenames, compression_type, buffer_size, batch_size: int, drop_remainder: bool):
+        self._batch_size = batch_size
+        self._drop_remainder = drop_remainder
+        variant = load_library().block_format_batch_dataset(
+            filenames=filenames,
+            compression_type=compression_type,
+            buffer_size=buffer_size,
+            batch_size=tf.constant(batch_size, tf.int64),
+            drop_remainder=tf.constant(drop_remainder, tf.bool),
+        )
+        super().__init__(variant)
+
+    @property
+    def element_spec(self):
+        return tf.TensorSpec([self._batch_size if self._drop_remainder else None], tf.string)
+
+
 def BlockFormatDataset(  # noqa: N802 (a Dataset constructor, named like tf.data's)
     filenames,
     compression_type: str = "auto",
     buffer_size: int = DEFAULT_BUFFER_SIZE,
     num_parallel_reads: int | None = None,
+    batch_size: int | None = None,
+    drop_remainder: bool = False,
 ) -> tf.data.Dataset:
     """A tf.data.Dataset of the records (serialized DataRecords, tf.string
     scalars) of Elephant-Bird block files, in file order.
@@ -92,6 +115,13 @@ def BlockFormatDataset(  # noqa: N802 (a Dataset constructor, named like tf.data
       num_parallel_reads: None reads the files one after the other (one
         BlockFormatDatasetV2 op, as twml did); n > 1 interleaves n files at a
         time, deterministically (cycle n, block 1).
+      batch_size: None gives one record (a tf.string scalar) per element. An
+        int gives string vectors of batch_size records, exactly the elements
+        of `.batch(batch_size, drop_remainder)` on the unbatched dataset; read
+        in file order they come from one op (BlockFormatBatchDataset) without
+        a tf.data element per record, which is most of the cost of reading
+        small records one by one.
+      drop_remainder: with batch_size, drop a last batch of fewer records.
 
     A damaged file is an error naming the file, the byte offset and what was
     expected; nothing is skipped.
@@ -105,20 +135,36 @@ def BlockFormatDataset(  # noqa: N802 (a Dataset constructor, named like tf.data
     filenames = tf.convert_to_tensor(filenames, dtype=tf.string, name="filenames")
     if filenames.shape.rank is not None and filenames.shape.rank > 1:
         raise ValueError(f"{where}: filenames must be a scalar or a vector, got shape {filenames.shape}")
+    if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int)
+                                   or batch_size < 1):
+        raise ValueError(f"{where}: batch_size must be None or an int >= 1, got {batch_size!r}")
+    if not isinstance(drop_remainder, bool):
+        raise ValueError(f"{where}: drop_remainder must be a bool, got {drop_remainder!r}")
+    if drop_remainder and batch_size is None:
+        raise ValueError(f"{where}: drop_remainder=True needs a batch_size")
+    if num_parallel_reads is not None and (isinstance(num_parallel_reads, bool) or not isinstance(
+            num_parallel_reads, int) or num_parallel_reads < 1):
+        raise ValueError(f"{where}: num_parallel_reads must be None or an int >= 1, got {num_parallel_reads!r}")
     compression = tf.constant(compression_type, tf.string)
     buffer = tf.constant(buffer_size, tf.int64)
     if num_parallel_reads is None or num_parallel_reads == 1:
+        if batch_size is not None:
+            return _BlockFormatBatchDataset(filenames, compression, buffer, batch_size, drop_remainder)
         return _BlockFormatDatasetV2(filenames, compression, buffer)
-    if not isinstance(num_parallel_reads, int) or num_parallel_reads < 1:
-        raise ValueError(f"{where}: num_parallel_reads must be None or an int >= 1, got {num_parallel_reads!r}")
     files = tf.data.Dataset.from_tensor_slices(tf.reshape(filenames, [-1]))
-    return files.interleave(
+    # Interleaved records from n files: batches are made after the
+    # interleave, so they hold the records .batch() would (per-file batches
+    # interleaved would not).
+    records = files.interleave(
         lambda f: _BlockFormatDatasetV2(f, compression, buffer),
         cycle_length=num_parallel_reads,
         block_length=1,
         num_parallel_calls=num_parallel_reads,
         deterministic=True,
     )
+    if batch_size is None:
+        return records
+    return records.batch(batch_size, drop_remainder=drop_remainder)
 
 
 # ---- writing --------------------------------------------------------------
@@ -276,9 +322,6 @@ def training_dataset(
         resolve_keys(labels, "training_dataset labels")
     if weights:
         resolve_keys(weights, "training_dataset weights")
-    ds = BlockFormatDataset(filenames, compression_type, buffer_size, num_parallel_reads)
-    if shuffle_buffer:
-        ds = ds.shuffle(shuffle_buffer, seed=seed)
     # Small batches are decoded several at a time and cut by rebatch (slices
     # in C++, no function call per batch): below about a thousand records the
     # decode function's fixed cost per call outweighs its work (issue 27:
@@ -286,7 +329,15 @@ def training_dataset(
     # .batch(batch_size)'s batches; a chunk that is a multiple of batch_size
     # only spares it concatenating across chunks.
     chunk = batch_size * max(1, _DECODE_RECORDS // batch_size)
-    ds = ds.batch(chunk, drop_remainder=drop_remainder and chunk == batch_size)
+    drop_chunk = drop_remainder and chunk == batch_size
+    if shuffle_buffer:
+        # Shuffling moves records one by one, so they are read one by one.
+        ds = BlockFormatDataset(filenames, compression_type, buffer_size, num_parallel_reads)
+        ds = ds.shuffle(shuffle_buffer, seed=seed).batch(chunk, drop_remainder=drop_chunk)
+    else:
+        # Read batched by the source op: no tf.data element per record.
+        ds = BlockFormatDataset(filenames, compression_type, buffer_size, num_parallel_reads,
+                                batch_size=chunk, drop_remainder=drop_chunk)
     ds = ds.map(
         lambda records: decode_records(records, reader, labels, weights, default_label),
         num_parallel_calls=tf.data.AUTOTUNE,
@@ -294,4 +345,11 @@ def training_dataset(
     )
     if chunk != batch_size:
         ds = ds.rebatch(batch_size, drop_remainder=drop_remainder)
-    return ds.prefetch(tf.data.AUTOTUNE)
+    # The decode ops are stateful (twml registered them so: they make a
+    # resource handle), and tf.data refuses to checkpoint an iterator whose
+    # functions hold stateful ops. Each call's handle lives only within that
+    # call of the map function, so there is no state outside the iterator to
+    # lose: saving the iterator (files, position, buffers) is exact.
+    options = tf.data.Options()
+    options.experimental_external_state_policy = tf.data.experimental.ExternalStatePolicy.IGNORE
+    return ds.prefetch(tf.data.AUTOTUNE).with_options(options)

@@ -55,6 +55,59 @@ def test_reads_independent_files_record_for_record(tmp_path, where, gzipped):
     assert first == RECORDS[: len(first)] and len(first) == 18
 
 
+def _graph_ops(ds) -> set[str]:
+    g = tf.compat.v1.GraphDef()
+    g.ParseFromString(ds._as_serialized_graph().numpy())
+    return {n.op for n in g.node}
+
+
+@pytest.mark.parametrize("gzipped", [False, True], ids=["plain", "gzip"])
+@pytest.mark.parametrize("where", ["local", "ram"])
+def test_batched_source_gives_exactly_batchs_elements(tmp_path, where, gzipped):
+    """batch_size= reads through our BlockFormatBatchDataset op and must give
+    the elements .batch() gives on the record dataset: batch sizes that divide
+    the 18/18/17-record files, that run across their ends, of one record, of
+    all of them and more, with and without drop_remainder."""
+    names, _ = _files(tmp_path if where == "local" else "ram", gzipped=gzipped)
+    for b in (1, 4, 5, 17, 18, 19, 36, 53, 60):
+        for drop in (False, True):
+            ours = data.BlockFormatDataset(names, batch_size=b, drop_remainder=drop)
+            ops = _graph_ops(ours)
+            assert "BlockFormatBatchDataset" in ops and "BatchDatasetV2" not in ops, ops
+            theirs = data.BlockFormatDataset(names).batch(b, drop_remainder=drop)
+            assert ours.element_spec == theirs.element_spec, (b, drop)
+            got = [x.numpy().tolist() for x in ours]
+            assert got == [x.numpy().tolist() for x in theirs], (b, drop)
+            # and by the independent writer's records, not only by .batch()
+            kept = len(RECORDS) - (len(RECORDS) % b if drop else 0)
+            assert [r for x in got for r in x] == RECORDS[:kept], (b, drop)
+            assert all(len(x) == b for x in got[:-1]) and (not got or 0 < len(got[-1]) <= b)
+    # num_parallel_reads > 1: batches of the interleaved records, as .batch() makes them
+    inter = data.BlockFormatDataset(names, num_parallel_reads=3, batch_size=4)
+    assert [x.numpy().tolist() for x in inter] == [
+        x.numpy().tolist() for x in data.BlockFormatDataset(names, num_parallel_reads=3).batch(4)]
+
+
+def test_batched_source_arguments_are_checked(tmp_path):
+    lib = load_library()
+    p = _write(str(tmp_path / "a.block"), bf.file_bytes(RECORDS[:3], 2))
+    for bad in (0, -1):
+        with pytest.raises(tf.errors.InvalidArgumentError, match=f"BlockFormatBatchDataset: batch_size must be >= 1, got {bad}"):
+            lib.block_format_batch_dataset(filenames=[p], compression_type="", buffer_size=0,
+                                           batch_size=bad, drop_remainder=False)
+        with pytest.raises(ValueError, match="batch_size must be None or an int >= 1"):
+            data.BlockFormatDataset([p], batch_size=bad)
+    with pytest.raises(ValueError, match="drop_remainder=True needs a batch_size"):
+        data.BlockFormatDataset([p], drop_remainder=True)
+    with pytest.raises(ValueError, match="batch_size must be None or an int >= 1"):
+        data.BlockFormatDataset([p], batch_size=True)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="BlockFormatBatchDataset: unknown compression_type 'zip'"):
+        lib.block_format_batch_dataset(filenames=[p], compression_type="zip", buffer_size=0,
+                                       batch_size=2, drop_remainder=False)
+    assert data.BlockFormatDataset([p], batch_size=2, drop_remainder=True).element_spec.shape == [2]
+    assert data.BlockFormatDataset([p], batch_size=2).element_spec.shape.as_list() == [None]
+
+
 def test_op_interface_is_twmls():
     from tensorflow.python.framework import op_def_registry
 
@@ -97,18 +150,21 @@ def test_compression_names_are_twmls(tmp_path):
     assert got == RECORDS[:9]
 
 
-def _checkpoint_case(tmp_path, names, expected, k):
-    ds = data.BlockFormatDataset(names).prefetch(0)
+def _checkpoint_case(tmp_path, names, expected, k, batch_size=None):
+    """k elements (records, or batches of batch_size), a checkpoint, the rest;
+    a second iterator restored from it must give exactly the rest."""
+    ds = data.BlockFormatDataset(names, batch_size=batch_size).prefetch(0)
     it = iter(ds)
     head = [next(it).numpy() for _ in range(k)]
     ckpt = tf.train.Checkpoint(iterator=it)
     path = ckpt.save(str(tmp_path / f"ckpt{k}"))
     rest = [r.numpy() for r in it]
-    assert head + rest == expected
+    flat = (lambda xs: xs) if batch_size is None else (lambda xs: [r for x in xs for r in x.tolist()])
+    assert flat(head) + flat(rest) == expected
     it2 = iter(ds)
     next(it2)  # somewhere else first: the restore must move it
     tf.train.Checkpoint(iterator=it2).restore(path).assert_consumed()
-    assert [r.numpy() for r in it2] == rest, f"after {k} records"
+    assert flat([r.numpy() for r in it2]) == flat(rest), f"after {k} elements"
 
 
 @pytest.mark.parametrize("gzipped", [False, True], ids=["plain", "gzip"])
@@ -119,6 +175,17 @@ def test_checkpoint_restores_at_the_exact_next_record(tmp_path, gzipped):
     # the second file, the last record, before the first
     for k in [0, 3, 5, 7, n0, n0 + 6, len(RECORDS) - 1, len(RECORDS)]:
         _checkpoint_case(tmp_path, names, RECORDS, k)
+
+
+@pytest.mark.parametrize("gzipped", [False, True], ids=["plain", "gzip"])
+def test_batched_checkpoint_restores_at_the_exact_next_batch(tmp_path, gzipped):
+    """BlockFormatBatchDataset: batches of 4 (blocks of 5: batches end mid-block)
+    and of 7 (batches run across file ends, 18 records per file)."""
+    names, _ = _files(tmp_path, per_block=5, gzipped=gzipped)
+    for b in (4, 7):
+        batches = -(-len(RECORDS) // b)
+        for k in range(batches + 1):
+            _checkpoint_case(tmp_path, names, RECORDS, k, batch_size=b)
 
 
 def test_checkpoint_of_a_changed_file_is_an_error_not_a_skip(tmp_path):
@@ -246,6 +313,18 @@ def test_bad_input_is_an_error_naming_file_offset_and_expectation(tmp_path, case
         while True:
             got.append(next(it).numpy())
     assert got == RECORDS[: len(got)]
+    # Batched (BlockFormatBatchDataset): the same error under its name; as
+    # with .batch(), the full batches before the damage are delivered and the
+    # batch the error cuts short is not (the error says why).
+    for b in (1, 3):
+        it = iter(data.BlockFormatDataset([p], batch_size=b))
+        batches = []
+        with pytest.raises(tf.errors.InvalidArgumentError) as e:
+            while True:
+                batches.append(next(it).numpy().tolist())
+        msg = str(e.value)
+        assert f"BlockFormatBatchDataset: block file {p}: at byte " in msg and expected in msg, msg
+        assert [r for x in batches for r in x] == got[: len(got) // b * b]
 
 
 def test_missing_file_names_it(tmp_path):

@@ -84,6 +84,30 @@ def test_data_service_delivers_every_record_exactly_once(tmp_path, service, poli
     assert sorted(got) == sorted(RECORDS)
 
 
+@pytest.mark.parametrize("policy", ["DYNAMIC", "DATA"])
+def test_data_service_batched_source_delivers_every_record_exactly_once(tmp_path, service, policy):
+    """BlockFormatBatchDataset (batch_size=): DATA shards its batches, DYNAMIC
+    hands out files, each read in batches."""
+    target, _ = service
+    names = _files(tmp_path)
+    svc = tf.data.experimental.service
+    if policy == "DYNAMIC":
+        ds = tf.data.Dataset.from_tensor_slices(names).interleave(
+            lambda f: data.BlockFormatDataset(f, batch_size=3), cycle_length=2, num_parallel_calls=2)
+    else:
+        ds = data.BlockFormatDataset(names, batch_size=7)
+    ds = ds.apply(
+        svc.distribute(
+            processing_mode=getattr(svc.ShardingPolicy, policy),
+            service=target,
+            job_name=f"exactly-once-batched-{policy}",
+        )
+    )
+    got = [r for batch in ds for r in batch.numpy().tolist()]
+    assert len(got) == len(RECORDS)
+    assert sorted(got) == sorted(RECORDS)
+
+
 def test_data_service_file_policy_is_refused_not_inexact(tmp_path, service):
     """FILE: TensorFlow's auto-shard rewrite knows only its own file readers;
     it fails loudly on this op (FILE_OR_DATA falls back to DATA, exact)."""

@@ -112,3 +112,63 @@ def test_training_batches_are_those_of_batch(tmp_path, monkeypatch):
             np.testing.assert_array_equal(a, np.arange(sum(sizes), dtype=np.float32))
             labels = np.concatenate([y.numpy() for _, y, _ in got]).ravel() if got else np.zeros(0)
             assert labels.tolist() == [float(i % 2) for i in range(sum(sizes))]
+
+
+def _graph_ops(ds) -> set[str]:
+    g = tf.compat.v1.GraphDef()
+    g.ParseFromString(ds._as_serialized_graph().numpy())
+    return {n.op for n in g.node}
+
+
+def test_training_read_paths(tmp_path):
+    """In file order the records come batched from BlockFormatBatchDataset (no
+    tf.data element per record); shuffling and num_parallel_reads read them
+    one by one (BlockFormatDatasetV2). Every path gives every record once,
+    shuffled ones in a seeded, reproducible order."""
+    paths = []
+    for k in range(3):
+        p = str(tmp_path / f"part-{k}.block")
+        with open(p, "wb") as f:
+            f.write(bf.file_bytes(RECORDS[k::3], 10))
+        paths.append(p)
+    reader = bpr_ops.BatchPredictionRequestReader(continuous=["a"], output_mode="names")
+
+    def values(ds):
+        return np.concatenate([x["a"].numpy() for x, _, _ in ds]).tolist()
+
+    in_order = data.training_dataset(paths, reader, batch_size=8)
+    ops = _graph_ops(in_order)
+    assert "BlockFormatBatchDataset" in ops and "BlockFormatDatasetV2" not in ops, ops
+    assert values(in_order) == [float(i) for k in range(3) for i in range(k, N, 3)]
+
+    shuffled = data.training_dataset(paths, reader, batch_size=8, shuffle_buffer=50, seed=7)
+    ops = _graph_ops(shuffled)
+    assert "BlockFormatDatasetV2" in ops and any(o.startswith("ShuffleDataset") for o in ops), ops
+    once = values(shuffled)
+    assert sorted(once) == [float(i) for i in range(N)] and once != sorted(once)
+    assert values(data.training_dataset(paths, reader, batch_size=8, shuffle_buffer=50, seed=7)) == once
+
+    inter = data.training_dataset(paths, reader, batch_size=8, num_parallel_reads=3)
+    assert values(inter) == [float(i) for i in range(N)]  # one record of each file in turn
+
+
+def test_training_iterator_checkpoint_resumes_at_the_next_batch(tmp_path):
+    """A checkpoint of training_dataset's iterator (what BackupAndRestore
+    saves), taken between batches, including inside a decode chunk (batch 5:
+    1,020-record chunks cut by rebatch; 96 records in blocks of 10): restored
+    in a fresh iterator, the batches that follow are exactly the rest."""
+    p = str(tmp_path / "train.block")
+    with open(p, "wb") as f:
+        f.write(bf.file_bytes(RECORDS, 10))
+    reader = bpr_ops.BatchPredictionRequestReader(continuous=["a"], output_mode="names")
+    for batch in (5, 32):
+        ds = data.training_dataset([p], reader, batch_size=batch, labels=["label"])
+        full = [x["a"].numpy().tolist() for x, _, _ in ds]
+        for k in (1, 3, len(full) - 1):
+            it = iter(ds)
+            head = [next(it)[0]["a"].numpy().tolist() for _ in range(k)]
+            path = tf.train.Checkpoint(iterator=it).save(str(tmp_path / f"ck-{batch}-{k}"))
+            it2 = iter(ds)
+            tf.train.Checkpoint(iterator=it2).restore(path).assert_consumed()
+            rest = [x["a"].numpy().tolist() for x, _, _ in it2]
+            assert head + rest == full, (batch, k)

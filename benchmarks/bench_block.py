@@ -15,7 +15,14 @@ are warmed once (page cache, tracing), then timed round by round, interleaved,
 --runs rounds: the table shows median records per second (min..max over the
 rounds) and the median of the rounds' block/TFRecord ratios.
 
-usage: bench_block.py [--records 40000] [--features 16] [--batches 64,512,4096] [--runs 5]
+200,000 records by default: a pass over 40,000 took 20-100 ms, where the
+pipelines' start (threads, the first read of each file) moved the ratio by
+up to 2x between rounds.
+
+"block scan" is BlockFormatDataset(batch_size=batch): the batched source
+training_dataset reads with, against the raw read of the same bytes.
+
+usage: bench_block.py [--records 200000] [--features 16] [--batches 64,512,4096] [--runs 5]
                       [--compression plain,gzip] [--out benchmarks/results_block.json]
 """
 
@@ -92,15 +99,24 @@ def timed(run) -> float:
     return time.perf_counter() - start
 
 
+def sequential() -> tf.data.Options:
+    options = tf.data.Options()
+    options.experimental_optimization.map_parallelization = False
+    return options
+
+
 def pipelines(names, blocks, tfrecords, gzipped: bool, batch: int):
     reader = bpr_ops.BatchPredictionRequestReader(continuous=names, output_mode="names")
     spec = {name: tf.io.FixedLenFeature([], tf.float32, default_value=0.0) for name in names}
     return {
         # Every byte of the block files (decompressed when gzip), one element per file.
+        # One file at a time: tf.data's map_parallelization would otherwise
+        # read two files at once, and the floor is the one thread a source has.
         "raw read": tf.data.Dataset.from_tensor_slices(blocks).map(
             lambda p: tf.strings.length(
-                tf.io.decode_compressed(tf.io.read_file(p), "GZIP") if gzipped else tf.io.read_file(p))),
-        "block scan": data.BlockFormatDataset(blocks).batch(batch),
+                tf.io.decode_compressed(tf.io.read_file(p), "GZIP") if gzipped else tf.io.read_file(p)))
+        .with_options(sequential()),
+        "block scan": data.BlockFormatDataset(blocks, batch_size=batch),
         "block -> dense": data.training_dataset(blocks, reader, batch),
         "TFRecord + parse_example": tf.data.TFRecordDataset(tfrecords, compression_type="GZIP" if gzipped else "")
         .batch(batch).map(lambda x: tf.io.parse_example(x, spec), num_parallel_calls=tf.data.AUTOTUNE)
@@ -118,7 +134,7 @@ def check_same(names, ds_block, ds_tfrecord):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--records", type=int, default=40000)
+    ap.add_argument("--records", type=int, default=200000)
     ap.add_argument("--features", type=int, default=16)
     ap.add_argument("--batches", default="64,512,4096")
     ap.add_argument("--runs", type=int, default=5)

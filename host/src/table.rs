@@ -84,6 +84,39 @@ fn tensor(t: &GeneralTensor) -> (String, String, String) {
     }
 }
 
+/// A COO tensor's indices as one `[i, j, ...]` per value (TensorFlow's
+/// `[n, rank]`, as bpr-decode shows them), from the wire's `[rank, n]`:
+/// row d holds each value's index along dimension d. None when they are not
+/// integers or not `rank` rows (shown as they came instead).
+fn coo_indices(indices: &GeneralTensor, rank: usize) -> Option<String> {
+    let flat: Vec<i64> = match indices {
+        GeneralTensor::Int64(v, _) => v.clone(),
+        GeneralTensor::Int32(v, _) => v.iter().map(|&x| i64::from(x)).collect(),
+        GeneralTensor::Raw {
+            data_type: data_type::INT64,
+            content,
+            ..
+        } if content.len().is_multiple_of(8) => content
+            .chunks_exact(8)
+            .map(|b| i64::from_le_bytes(b.try_into().expect("chunks_exact gives 8 bytes")))
+            .collect(),
+        _ => return None,
+    };
+    if rank == 0 || !flat.len().is_multiple_of(rank) {
+        return None;
+    }
+    let n = flat.len() / rank;
+    let points: Vec<String> = (0..n)
+        .map(|j| {
+            format!(
+                "{:?}",
+                (0..rank).map(|d| flat[d * n + j]).collect::<Vec<_>>()
+            )
+        })
+        .collect();
+    Some(list(&points))
+}
+
 /// One row per feature: record, key, kind, dtype, shape, value(s). A key in
 /// `names` (feature id -> name, from --names) is shown as its name.
 pub fn table(records: &[Record], names: &HashMap<i64, String>) -> String {
@@ -163,7 +196,7 @@ pub fn table(records: &[Record], names: &HashMap<i64, String>) -> String {
                 continue;
             };
             let (dtype, _, value) = tensor(values);
-            let (_, _, at) = tensor(indices);
+            let at = coo_indices(indices, dense_shape.len()).unwrap_or_else(|| tensor(indices).2);
             row(
                 *key,
                 "sparse tensor",
@@ -193,4 +226,25 @@ pub fn table(records: &[Record], names: &HashMap<i64, String>) -> String {
         out.push('\n');
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn coo_indices_are_shown_one_point_per_value() {
+        // two values of a [2, 5] tensor at (0, 1) and (1, 4): the wire's rows
+        // are dimension 0 [0, 1] then dimension 1 [1, 4]
+        let wire = GeneralTensor::Int64(vec![0, 1, 1, 4], Some(vec![2, 2]));
+        assert_eq!(coo_indices(&wire, 2).unwrap(), "[[0, 1], [1, 4]]");
+        let raw = GeneralTensor::Raw {
+            data_type: data_type::INT64,
+            content: [3i64, 7].iter().flat_map(|x| x.to_le_bytes()).collect(),
+            shape: None,
+        };
+        assert_eq!(coo_indices(&raw, 1).unwrap(), "[[3], [7]]");
+        assert_eq!(coo_indices(&wire, 3), None); // 4 is not 3 rows
+        assert_eq!(coo_indices(&GeneralTensor::Float(vec![1.0], None), 1), None);
+    }
 }

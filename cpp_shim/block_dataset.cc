@@ -205,30 +205,37 @@ class Dataset::Iterator : public DatasetIterator<Dataset> {
     if (batch == 0) {
       Tensor record(ctx->allocator({}), ::tensorflow::DT_STRING, ::tensorflow::TensorShape({}));
       int64_t n = 0;
-      TF_RETURN_IF_ERROR(Fill(ctx, &record.scalar<tstring>()(), 1, &n));
+      TF_RETURN_IF_ERROR(Fill(ctx, 1, &n, [&](const char* data, size_t len) {
+        record.scalar<tstring>()().assign(data, len);
+      }));
       *end_of_sequence = n == 0;
       if (n == 1) out_tensors->push_back(std::move(record));
       return absl::OkStatus();
     }
-    // An error part way through loses the batch, as `.batch()` does; the
-    // position stays after the last record read, as it does there.
-    Tensor records(ctx->allocator({}), ::tensorflow::DT_STRING, ::tensorflow::TensorShape({batch}));
+    // The records gather in pending_ and the tensor is made for the number
+    // read, as `.batch()` does: a batch_size far beyond the files' records
+    // costs nothing. An error part way through loses the batch, as with
+    // `.batch()`; the position stays after the last record read, as there.
+    pending_.clear();
     int64_t n = 0;
-    TF_RETURN_IF_ERROR(Fill(ctx, records.flat<tstring>().data(), batch, &n));
+    const absl::Status s = Fill(ctx, batch, &n, [&](const char* data, size_t len) {
+      pending_.emplace_back(data, len);
+    });
+    if (!s.ok()) {
+      pending_.clear();
+      return s;
+    }
     if (n == 0 || (n < batch && dataset()->drop_remainder_)) {
+      pending_.clear();
       *end_of_sequence = true;
       return absl::OkStatus();
     }
+    Tensor records(ctx->allocator({}), ::tensorflow::DT_STRING, ::tensorflow::TensorShape({n}));
+    auto out = records.flat<tstring>();
+    for (int64_t i = 0; i < n; ++i) out(i) = std::move(pending_[i]);
+    pending_.clear();
     *end_of_sequence = false;
-    if (n == batch) {
-      out_tensors->push_back(std::move(records));
-      return absl::OkStatus();
-    }
-    Tensor last(ctx->allocator({}), ::tensorflow::DT_STRING, ::tensorflow::TensorShape({n}));
-    auto from = records.flat<tstring>();
-    auto to = last.flat<tstring>();
-    for (int64_t i = 0; i < n; ++i) to(i) = std::move(from(i));
-    out_tensors->push_back(std::move(last));
+    out_tensors->push_back(std::move(records));
     return absl::OkStatus();
   }
 
@@ -277,9 +284,11 @@ class Dataset::Iterator : public DatasetIterator<Dataset> {
   }
 
  private:
-  // Reads up to `want` records into out[0..), across file ends; *n is how
+  // Reads up to `want` records, across file ends, giving each to
+  // sink(data, len) (the bytes are valid only during the call); *n is how
   // many (fewer only at the end of the last file).
-  absl::Status Fill(IteratorContext* ctx, tstring* out, int64_t want, int64_t* n)
+  template <typename Sink>
+  absl::Status Fill(IteratorContext* ctx, int64_t want, int64_t* n, Sink sink)
       TF_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     *n = 0;
     while (*n < want) {
@@ -293,7 +302,8 @@ class Dataset::Iterator : public DatasetIterator<Dataset> {
         if (s == BPR_HOST_READ_FAILED) return ReadFailure();
         TF_RETURN_IF_ERROR(ToStatus(s, msg));
         if (has) {
-          out[(*n)++].assign(reinterpret_cast<const char*>(record.data), record.len);
+          sink(reinterpret_cast<const char*>(record.data), record.len);
+          ++*n;
           block_offset_ = block;
           record_index_ = index + 1;
           continue;
@@ -418,6 +428,8 @@ class Dataset::Iterator : public DatasetIterator<Dataset> {
   uint64_t block_offset_ TF_GUARDED_BY(mu_) = 0;
   uint64_t record_index_ TF_GUARDED_BY(mu_) = 0;
   bpr_block_reader* reader_ = nullptr;
+  // A batch's records while it is read (kept for its capacity).
+  std::vector<tstring> pending_ TF_GUARDED_BY(mu_);
   bool gzip_ = false;
   std::unique_ptr<::tensorflow::RandomAccessFile> file_;
   std::unique_ptr<::tensorflow::io::RandomAccessInputStream> stream_;

@@ -104,6 +104,11 @@ def test_batched_source_arguments_are_checked(tmp_path):
     with pytest.raises(tf.errors.InvalidArgumentError, match="BlockFormatBatchDataset: unknown compression_type 'zip'"):
         lib.block_format_batch_dataset(filenames=[p], compression_type="zip", buffer_size=0,
                                        batch_size=2, drop_remainder=False)
+    # a batch size far beyond the records: one batch of what there is, as .batch() (no
+    # allocation of batch_size strings up front)
+    huge = 1 << 40
+    assert [x.numpy().tolist() for x in data.BlockFormatDataset([p], batch_size=huge)] == [RECORDS[:3]]
+    assert list(data.BlockFormatDataset([p], batch_size=huge, drop_remainder=True)) == []
     assert data.BlockFormatDataset([p], batch_size=2, drop_remainder=True).element_spec.shape == [2]
     assert data.BlockFormatDataset([p], batch_size=2).element_spec.shape.as_list() == [None]
 

@@ -98,3 +98,12 @@ def parse_file(data: bytes) -> list[bytes]:
 
 
 __all__ = ["MARKER", "SerializedBlock", "block", "data_record", "file_bytes", "gz", "parse_file", "thriftpy2"]
+
+
+def dataset_ops(ds) -> set[str]:
+    """The op types in a tf.data.Dataset's graph: which source reads it."""
+    from tensorflow.compat.v1 import GraphDef
+
+    g = GraphDef()
+    g.ParseFromString(ds._as_serialized_graph().numpy())
+    return {n.op for n in g.node}

@@ -55,12 +55,6 @@ def test_reads_independent_files_record_for_record(tmp_path, where, gzipped):
     assert first == RECORDS[: len(first)] and len(first) == 18
 
 
-def _graph_ops(ds) -> set[str]:
-    g = tf.compat.v1.GraphDef()
-    g.ParseFromString(ds._as_serialized_graph().numpy())
-    return {n.op for n in g.node}
-
-
 @pytest.mark.parametrize("gzipped", [False, True], ids=["plain", "gzip"])
 @pytest.mark.parametrize("where", ["local", "ram"])
 def test_batched_source_gives_exactly_batchs_elements(tmp_path, where, gzipped):
@@ -72,7 +66,7 @@ def test_batched_source_gives_exactly_batchs_elements(tmp_path, where, gzipped):
     for b in (1, 4, 5, 17, 18, 19, 36, 53, 60):
         for drop in (False, True):
             ours = data.BlockFormatDataset(names, batch_size=b, drop_remainder=drop)
-            ops = _graph_ops(ours)
+            ops = bf.dataset_ops(ours)
             assert "BlockFormatBatchDataset" in ops and "BatchDatasetV2" not in ops, ops
             theirs = data.BlockFormatDataset(names).batch(b, drop_remainder=drop)
             assert ours.element_spec == theirs.element_spec, (b, drop)

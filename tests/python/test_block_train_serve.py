@@ -114,12 +114,6 @@ def test_training_batches_are_those_of_batch(tmp_path, monkeypatch):
             assert labels.tolist() == [float(i % 2) for i in range(sum(sizes))]
 
 
-def _graph_ops(ds) -> set[str]:
-    g = tf.compat.v1.GraphDef()
-    g.ParseFromString(ds._as_serialized_graph().numpy())
-    return {n.op for n in g.node}
-
-
 def test_training_read_paths(tmp_path):
     """In file order the records come batched from BlockFormatBatchDataset (no
     tf.data element per record); shuffling and num_parallel_reads read them
@@ -137,12 +131,12 @@ def test_training_read_paths(tmp_path):
         return np.concatenate([x["a"].numpy() for x, _, _ in ds]).tolist()
 
     in_order = data.training_dataset(paths, reader, batch_size=8)
-    ops = _graph_ops(in_order)
+    ops = bf.dataset_ops(in_order)
     assert "BlockFormatBatchDataset" in ops and "BlockFormatDatasetV2" not in ops, ops
     assert values(in_order) == [float(i) for k in range(3) for i in range(k, N, 3)]
 
     shuffled = data.training_dataset(paths, reader, batch_size=8, shuffle_buffer=50, seed=7)
-    ops = _graph_ops(shuffled)
+    ops = bf.dataset_ops(shuffled)
     assert "BlockFormatDatasetV2" in ops and any(o.startswith("ShuffleDataset") for o in ops), ops
     once = values(shuffled)
     assert sorted(once) == [float(i) for i in range(N)] and once != sorted(once)

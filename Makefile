@@ -54,7 +54,7 @@ matrix: setup
 lint:
 	@scripts/setup.sh lint
 	cargo fmt --all -- --check
-	cargo clippy --release --all-targets -p bpr-ops -p bpr-protocol -p bpr-host -- -D warnings
+	cargo clippy --release --all-targets -p bpr-ops -p bpr-protocol -p bpr-model -p bpr-host -- -D warnings
 
 demo: build
 	cargo build --release -p bpr-host

@@ -18,6 +18,10 @@ const SHIM_SOURCES: &[&str] = &[
     "cpp_shim/compat.cc",
     "cpp_shim/responses.cc",
     "cpp_shim/block_dataset.cc",
+    // twml's model ops (issue 37): registration and kernels, the math in model/.
+    "cpp_shim/model_discretize.cc",
+    "cpp_shim/model_sparse.cc",
+    "cpp_shim/model_tensors.cc",
 ];
 const SHIM_HEADER: &str = "cpp_shim/include/bpr_ops.h";
 /// Headers of the shim only (not for bindgen).

@@ -345,6 +345,18 @@ bpr_status bpr_block_reader_next(bpr_block_reader* reader, int32_t* has_record, 
                                  uint64_t* block_offset, uint64_t* index, char* msg,
                                  size_t msg_cap);
 
+/* ------------------------------------------------------------------------ *
+ * twml's model ops (bpr-model): discretizers and calibration.
+ * ------------------------------------------------------------------------ */
+
+/* ------------------------------------------------------------------------ *
+ * twml's model ops (bpr-model): sparse matmul, norms, partitioning.
+ * ------------------------------------------------------------------------ */
+
+/* ------------------------------------------------------------------------ *
+ * twml's model ops (bpr-model): the small tensor ops.
+ * ------------------------------------------------------------------------ */
+
 
 #ifdef __cplusplus
 } /* extern "C" */

@@ -42,6 +42,9 @@ _NEEDS_TENSORFLOW = {
     "batch_prediction_responses_writer": "ops",
     "batch_prediction_tensor_responses_writer": "ops",
     "data_record_tensor_writer": "ops",
+    # twml's model ops (issue 37): discretizers, calibration, calibrators.
+    # twml's model ops (issue 37): sparse matmul (FullSparse), norms, partition/stitch.
+    # twml's model ops (issue 37): the small tensor ops.
     "LibraryLoadError": "_loader",
     "UnsupportedTensorFlowError": "_loader",
     "library_path": "_loader",

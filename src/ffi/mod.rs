@@ -11,6 +11,12 @@ use std::panic::{self, AssertUnwindSafe};
 
 mod block;
 mod feature_id;
+/// twml's model ops (bpr-model): discretizers and calibration.
+mod model_discretize;
+/// twml's model ops (bpr-model): sparse matmul, norms, partitioning.
+mod model_sparse;
+/// twml's model ops (bpr-model): the small tensor ops.
+mod model_tensors;
 #[cfg(target_arch = "x86_64")]
 mod raw_records;
 mod record_writer;

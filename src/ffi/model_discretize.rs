@@ -1,0 +1,1 @@
+//! C ABI of twml's discretizers and calibration (bpr_model::discretize).

@@ -1,0 +1,1 @@
+//! C ABI of twml's small tensor ops (bpr_model::tensors).

@@ -116,6 +116,7 @@ if _HAS_TENSORFLOW and not _started_as_cli():
             BatchPredictionRequestReader,
             BatchPredictionTensorWriter,
             BatchPredictionWriter,
+            DataRecordTensorWriter,
         )
     else:
         from ._request_layer import BatchPredictionRequestReader  # noqa: E402

@@ -8,7 +8,12 @@ run saw after k, and ends with the same weights."""
 
 from __future__ import annotations
 
-import keras
+import importlib.util
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -16,6 +21,10 @@ import tensorflow as tf
 import block_files as bf
 import bpr_ops
 from bpr_ops import data
+
+# tf.keras is tf_keras under TF_USE_LEGACY_KERAS=1 (the tf_keras test runs
+# this module so in a new process), Keras 3 otherwise.
+keras = tf.keras
 
 N, BATCH = 60, 5
 
@@ -48,8 +57,7 @@ def _train(model, it, manager, stop_after=None):
     return seen
 
 
-@pytest.mark.parametrize("stop_after", [1, 5, 11])
-def test_resumed_training_sees_exactly_the_remaining_batches(tmp_path, stop_after):
+def check(tmp_path: Path, stop_after: int):
     path = str(tmp_path / "train.gz")
     with open(path, "wb") as f:
         f.write(bf.gz(bf.file_bytes([bf.data_record(i) for i in range(N)], 7)))
@@ -72,3 +80,19 @@ def test_resumed_training_sees_exactly_the_remaining_batches(tmp_path, stop_afte
     assert rest == whole[stop_after:]
     for got, want in zip(model.trainable_variables, final):
         np.testing.assert_array_equal(got.numpy(), want)
+
+
+@pytest.mark.parametrize("stop_after", [1, 5, 11])
+def test_resumed_training_sees_exactly_the_remaining_batches(tmp_path, stop_after):
+    check(tmp_path, stop_after)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("tf_keras") is None, reason="tf_keras is not installed")
+def test_the_same_recipe_on_tf_keras(tmp_path):
+    here = Path(__file__).resolve().parent
+    env = {**os.environ, "TF_USE_LEGACY_KERAS": "1", "TF_CPP_MIN_LOG_LEVEL": "3",
+           "PYTHONPATH": os.pathsep.join([str(here), str(Path(bpr_ops.__file__).resolve().parents[1]), os.environ.get("PYTHONPATH", "")])}
+    script = ("import sys, tensorflow as tf; from pathlib import Path; import test_resume_training as t; "
+              "assert t.keras.__name__.startswith('tf_keras'), t.keras.__name__; t.check(Path(sys.argv[1]), 5)")
+    done = subprocess.run([sys.executable, "-c", script, str(tmp_path)], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-4000:]

@@ -36,7 +36,6 @@ DataRecordTensorWriter = _WRITERS["DataRecordTensorWriter"]
 BatchPredictionRequestReader = request_reader_layer(tf_keras, __name__)
 
 
-
 def _nested_dict_inputs_fix():
     """Lets tf_keras functional models take nested dict inputs such as the
     reader's and training_dataset's `{"continuous": ..., "tensors": {key: ...}}`.
@@ -49,7 +48,10 @@ def _nested_dict_inputs_fix():
     attribute '_keras_history'`. Such inputs get what tf_keras gives every
     other nested structure: no input spec (no input check). All other models
     go through tf_keras' own property unchanged."""
-    from tf_keras.src.engine import functional
+    try:
+        from tf_keras.src.engine import functional
+    except ImportError:  # another layout: tf_keras' own behaviour stays (test_tf_keras.py would fail)
+        return
 
     original = functional.Functional.__dict__.get("input_spec")
     if not isinstance(original, property) or getattr(original.fget, "_bpr_ops_fix", False):

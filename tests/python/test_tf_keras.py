@@ -305,6 +305,23 @@ TRAIN = """
     serving = keras.Model(request_in, bpr_ops.BatchPredictionWriter(["prediction"], name="writer")(
         model(reader(request_in))))
     report["response"] = serving(tf.constant([request])).numpy().tobytes().hex()
+    # output_mode="names", sources and a sparse tensor, into a model with a sparse input.
+    names = bpr_ops.BatchPredictionRequestReader(continuous=["a"], binary=["flag"], output_mode="names",
+                                                 sparse_tensors={"sp": ("float32", [4])}, sources=True)
+    pick = lambda x: {"a": x["a"], "sparse_tensors": x["sparse_tensors"]}
+    named = data.training_dataset(files, names, batch_size=8, labels=["label"])
+    batches = list(named)
+    report["names a"] = column(lambda x: x["a"].numpy())
+    report["sources"] = column(lambda x: np.stack([x["sources"]["a"].numpy(), x["sources"]["flag"].numpy()], 1))
+    report["sp"] = column(lambda x: tf.sparse.to_dense(x["sparse_tensors"]["sp"]).numpy())
+    inputs = {"a": keras.Input((), name="a"), "sparse_tensors": {"sp": keras.Input((4,), sparse=True, name="sp")}}
+    sparse_model = keras.Model(inputs, keras.layers.Dense(1)(inputs["sparse_tensors"]["sp"]) + inputs["a"][:, None])
+    sparse_model.compile("adam", "mse")
+    sparse_model.fit(named.map(lambda x, y, w: (pick(x), y, w)), verbose=0)
+    report["sparse predicted"] = sparse_model.predict(named.map(lambda x, y, w: pick(x)), verbose=0).ravel().tolist()
+    sparse_serving = keras.Model(request_in, bpr_ops.BatchPredictionWriter(["prediction"])(
+        sparse_model(pick(names(request_in)))))
+    report["sparse response"] = sparse_serving(tf.constant([request])).numpy().tobytes().hex()
     embedding = keras.Input((2,), name="embedding")
     record = keras.Model(embedding, bpr_ops.DataRecordTensorWriter(["user.embedding"], name="record_writer")(embedding))
     report["record writer"] = [type(record.get_layer("record_writer")).__module__,
@@ -341,7 +358,8 @@ RELOAD = """
 
 def _tensor_record(i: int):
     """Record i, written by thriftpy2: continuous a=i, label i%2, weight 1+i%3;
-    binary flag on even i; a float32 [2] tensor emb = [i, -i/4] when i%3 != 0."""
+    binary flag on even i; a float32 [2] tensor emb = [i, -i/4] when i%3 != 0;
+    on even i a sparse float32 [4] tensor sp with sp[i % 4] = i + 0.5."""
     import struct
 
     from thrift_check import IDL
@@ -356,6 +374,12 @@ def _tensor_record(i: int):
         raw = IDL.data.tensor.RawTypedTensor(dataType=IDL.data.tensor.DataType.FLOAT,
                                              content=struct.pack("<2f", i, -i / 4), shape=[2])
         rec.tensors = {fid("emb"): IDL.data.tensor.GeneralTensor(rawTypedTensor=raw)}
+    if i % 2 == 0:
+        t = IDL.data.tensor
+        values = t.RawTypedTensor(dataType=t.DataType.FLOAT, content=struct.pack("<f", i + 0.5), shape=[1])
+        coo = t.COOSparseTensor(denseShape=[4], indices=t.Int64Tensor(longs=[i % 4], shape=[1]),
+                                values=t.GeneralTensor(rawTypedTensor=values))
+        rec.sparseTensors = {fid("sp"): t.SparseTensor(cooSparseTensor=coo)}
     return rec
 
 
@@ -385,6 +409,13 @@ def test_training_on_block_files_and_every_layer_under_tf_keras(tmp_path):
     served = [r.continuousFeatures[pid] for r in thrift_check.decode(bytes.fromhex(report["response"])).predictions]
     np.testing.assert_allclose(served, report["predicted"], rtol=1e-6, atol=1e-7)
     assert np.ptp(served) > 1e-4
+
+    assert report["names a"] == report["a"]
+    assert report["sources"] == [[1, 1] if i % 2 == 0 else [1, 0] for i in range(n)]
+    assert report["sp"] == [[i + 0.5 if i % 2 == 0 and j == i % 4 else 0.0 for j in range(4)] for i in range(n)]
+    sparse_served = [r.continuousFeatures[pid]
+                     for r in thrift_check.decode(bytes.fromhex(report["sparse response"])).predictions]
+    np.testing.assert_allclose(sparse_served, report["sparse predicted"], rtol=1e-6, atol=1e-6)
 
     # DataRecordTensorWriter is the tf_keras layer; its record decodes with thriftpy2.
     assert report["record writer"] == ["bpr_ops.tf_keras_layers", True]

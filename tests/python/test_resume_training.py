@@ -89,9 +89,10 @@ def test_resumed_training_sees_exactly_the_remaining_batches(tmp_path, stop_afte
 
 @pytest.mark.skipif(importlib.util.find_spec("tf_keras") is None, reason="tf_keras is not installed")
 def test_the_same_recipe_on_tf_keras(tmp_path):
-    here = Path(__file__).resolve().parent
-    env = {**os.environ, "TF_USE_LEGACY_KERAS": "1", "TF_CPP_MIN_LOG_LEVEL": "3",
-           "PYTHONPATH": os.pathsep.join([str(here), str(Path(bpr_ops.__file__).resolve().parents[1]), os.environ.get("PYTHONPATH", "")])}
+    # This module (and block_files) from its directory, bpr_ops from where this process has it.
+    path = [str(Path(__file__).resolve().parent), str(Path(bpr_ops.__file__).resolve().parents[1]),
+            os.environ.get("PYTHONPATH", "")]
+    env = {**os.environ, "TF_USE_LEGACY_KERAS": "1", "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": os.pathsep.join(path)}
     script = ("import sys, tensorflow as tf; from pathlib import Path; import test_resume_training as t; "
               "assert t.keras.__name__.startswith('tf_keras'), t.keras.__name__; t.check(Path(sys.argv[1]), 5)")
     done = subprocess.run([sys.executable, "-c", script, str(tmp_path)], env=env, capture_output=True, text=True)

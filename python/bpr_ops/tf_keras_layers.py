@@ -45,7 +45,7 @@ def _nested_dict_inputs_fix():
     nested dict with as many keys as leaves, e.g. {"continuous": x,
     "tensors": {"emb": t}, "tensors_found": {"emb": f}}, is taken for a flat
     dict and every call of the model fails with `'dict' object has no
-    attribute '_keras_history'`. Such inputs get what tf_keras gives every
+    attribute '_keras_history'` (2.16: `... 'shape'`). Such inputs get what tf_keras gives every
     other nested structure: no input spec (no input check). All other models
     go through tf_keras' own property unchanged."""
     try:

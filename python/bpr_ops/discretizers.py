@@ -93,7 +93,8 @@ class _HashingDiscretizer:
     twml's HashingDiscretizer: a value of feature F (its column) in bin b
     becomes value 1 in column hash(F, b); other features keep their value,
     their column masked to out_bits. The output is a tf.SparseTensor
-    [batch, 1 << out_bits] with the input's rows. Usually made by
+    [batch, 1 << out_bits] with the input's rows. A dense input [batch,
+    input_size] is read as sparse: its zeros are absent features. Usually made by
     `bpr_ops.calibrators.HashingDiscretizerCalibrator.to_layer()`.
 
     Args:
@@ -131,9 +132,7 @@ class _HashingDiscretizer:
 
     def _check(self, inputs):
         if not isinstance(inputs, tf.SparseTensor):
-            raise ValueError(
-                f"{self._where()}: expects a tf.SparseTensor [batch, input_size] (feature ids in "
-                f"its columns), got {type(inputs).__name__} {getattr(inputs, 'shape', '')}")
+            inputs = tf.convert_to_tensor(inputs)
         rank = inputs.shape.rank
         if rank is not None and rank != 2:
             raise ValueError(f"{self._where()}: expects a rank-2 sparse tensor [batch, input_size], "
@@ -146,6 +145,10 @@ class _HashingDiscretizer:
 
     def call(self, inputs):
         self._check(inputs)
+        if not isinstance(inputs, tf.SparseTensor):
+            # A dense [batch, input_size] input: its zeros are absent features
+            # (Keras traces exports of sparse inputs with dense specs).
+            inputs = tf.sparse.from_dense(inputs)
         rows, keys = inputs.indices[:, 0], inputs.indices[:, 1]
         vals = inputs.values
         if self.feature_ids.size:

@@ -46,6 +46,12 @@ _NEEDS_TENSORFLOW = {
     "InputDTypeError": "_checks",
     "InputShapeError": "_checks",
     # twml's model ops (issue 37): discretizers, calibration, calibrators.
+    "HashingDiscretizer": "discretizers",
+    "Isotonic": "discretizers",
+    "HashingDiscretizerCalibrator": "calibrators",
+    "IsotonicCalibrator": "calibrators",
+    "hashing_discretizer": "discretizers",
+    "isotonic_calibration": "discretizers",
     # twml's model ops (issue 37): sparse matmul (FullSparse), norms, partition/stitch.
     # twml's model ops (issue 37): the small tensor ops.
     "LibraryLoadError": "_loader",
@@ -53,6 +59,9 @@ _NEEDS_TENSORFLOW = {
     "library_path": "_loader",
     "load_library": "_loader",
 }
+
+# Layers outside layers.py that tf_keras_layers also makes.
+_TF_KERAS_TOO = ("HashingDiscretizer", "Isotonic")
 
 _HAS_TENSORFLOW = importlib.util.find_spec("tensorflow") is not None
 
@@ -125,6 +134,7 @@ if _HAS_TENSORFLOW and not _started_as_cli():
     else:
         from ._request_layer import BatchPredictionRequestReader  # noqa: E402
         from .layers import BatchPredictionTensorWriter, BatchPredictionWriter, DataRecordTensorWriter  # noqa: E402
+        from . import discretizers  # noqa: E402, F401  (registers twml's model layers with Keras)
 
         if "tf_keras" in sys.modules:
             # tf_keras imported directly: its files with our layers load too.
@@ -143,7 +153,7 @@ def __getattr__(name):
             )
         # The CLI's process skipped TensorFlow at import: it is imported now.
         module = _NEEDS_TENSORFLOW[name]
-        if module in ("layers", "_request_layer") and _legacy_keras():
+        if (module in ("layers", "_request_layer") or name in _TF_KERAS_TOO) and _legacy_keras():
             module = "tf_keras_layers"
         value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
         globals()[name] = value

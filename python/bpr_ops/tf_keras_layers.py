@@ -70,9 +70,18 @@ def _nested_dict_inputs_fix():
 
 _nested_dict_inputs_fix()
 
+# twml's model ops (issue 37): discretizers and calibration.
+from .discretizers import discretizer_layers  # noqa: E402
+
+_DISCRETIZERS = discretizer_layers(tf_keras, __name__)
+HashingDiscretizer = _DISCRETIZERS["HashingDiscretizer"]
+Isotonic = _DISCRETIZERS["Isotonic"]
+
 __all__ = [
     "BatchPredictionRequestReader",
     "BatchPredictionTensorWriter",
     "BatchPredictionWriter",
     "DataRecordTensorWriter",
+    "HashingDiscretizer",
+    "Isotonic",
 ]

@@ -52,6 +52,7 @@ fn definitions_match_header() {
     }
     use block::*;
     use feature_id::*;
+    use model_discretize::*;
     use record_writer::*;
     use request::*;
     use responses::*;
@@ -79,6 +80,11 @@ fn definitions_match_header() {
         bpr_block_reader_new: (a, b, c, d, e, f, g, h, i),
         bpr_block_reader_free: (a),
         bpr_block_reader_next: (a, b, c, d, e, f, g),
+        // twml's discretizers and calibration (model_discretize.rs).
+        bpr_hashing_calibration_new: (a, b, c, d, e, f),
+        bpr_hashing_calibration_free: (a),
+        bpr_hashing_discretize: (a, b, c, d, e, f, g, h, i, j, k),
+        bpr_isotonic_calibration: (a, b, c, d, e, f),
     }
 }
 /// The marker and the version, NUL-terminated; see the header.

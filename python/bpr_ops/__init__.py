@@ -44,6 +44,14 @@ _NEEDS_TENSORFLOW = {
     "data_record_tensor_writer": "ops",
     # twml's model ops (issue 37): discretizers, calibration, calibrators.
     # twml's model ops (issue 37): sparse matmul (FullSparse), norms, partition/stitch.
+    "FullSparse": "sparse_layers",
+    "SparseMaxNorm": "sparse_layers",
+    "Partition": "sparse_layers",
+    "Stitch": "sparse_layers",
+    "binary_sparse_dense_matmul": "sparse_layers",
+    "partition_sparse_tensor_mod": "sparse_layers",
+    "sparse_max_norm_inference": "sparse_layers",
+    "sparse_max_norm_training": "sparse_layers",
     # twml's model ops (issue 37): the small tensor ops.
     "LibraryLoadError": "_loader",
     "UnsupportedTensorFlowError": "_loader",
@@ -117,9 +125,13 @@ if _HAS_TENSORFLOW and not _started_as_cli():
             BatchPredictionTensorWriter,
             BatchPredictionWriter,
         )
+        from .tf_keras_layers import FullSparse, Partition, SparseMaxNorm, Stitch  # noqa: E402, F401
     else:
         from ._request_layer import BatchPredictionRequestReader  # noqa: E402
         from .layers import BatchPredictionTensorWriter, BatchPredictionWriter, DataRecordTensorWriter  # noqa: E402
+        # twml's sparse layers (issue 37); importing registers them with Keras
+        # and the gradient of BinarySparseTensorDenseMatMul.
+        from .sparse_layers import FullSparse, Partition, SparseMaxNorm, Stitch  # noqa: E402, F401
 
         if "tf_keras" in sys.modules:
             # tf_keras imported directly: its files with our layers load too.
@@ -138,7 +150,7 @@ def __getattr__(name):
             )
         # The CLI's process skipped TensorFlow at import: it is imported now.
         module = _NEEDS_TENSORFLOW[name]
-        if module in ("layers", "_request_layer") and _legacy_keras():
+        if module in ("layers", "_request_layer", "sparse_layers") and _legacy_keras() and name[0].isupper():
             module = "tf_keras_layers"
         value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
         globals()[name] = value
@@ -169,4 +181,13 @@ __all__ = [
     "feature_ids",
     "library_path",
     "load_library",
+    # twml's sparse model ops (issue 37).
+    "FullSparse",
+    "Partition",
+    "SparseMaxNorm",
+    "Stitch",
+    "binary_sparse_dense_matmul",
+    "partition_sparse_tensor_mod",
+    "sparse_max_norm_inference",
+    "sparse_max_norm_training",
 ]

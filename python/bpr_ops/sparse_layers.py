@@ -343,7 +343,11 @@ class _SparseMaxNorm:
         normalized = tf.stop_gradient(normalized)
         if self.bias_x is not None:
             normalized = normalized + tf.gather(tf.convert_to_tensor(self.bias_x), cols)
-        return tf.SparseTensor(inputs.indices, normalized, inputs.dense_shape)
+        out = tf.SparseTensor(inputs.indices, normalized, inputs.dense_shape)
+        # The input's static shape, which the next layer's build needs (tf_keras
+        # traces with a dense_shape tensor of unknown value).
+        out.set_shape(inputs.shape)
+        return out
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape)

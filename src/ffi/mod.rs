@@ -53,6 +53,7 @@ fn definitions_match_header() {
     use block::*;
     use feature_id::*;
     use model_discretize::*;
+    use model_sparse::*;
     use record_writer::*;
     use request::*;
     use responses::*;
@@ -85,6 +86,18 @@ fn definitions_match_header() {
         bpr_hashing_calibration_free: (a),
         bpr_hashing_discretize: (a, b, c, d, e, f, g, h, i, j, k),
         bpr_isotonic_calibration: (a, b, c, d, e, f),
+        // twml's sparse matmul, norms and partitioning (model_sparse.rs).
+        bpr_binary_matmul_shape: (a, b, c, d),
+        bpr_binary_matmul: (a, b, c, d, e),
+        bpr_sparse_max_norm_inference: (a, b, c, d, e, f, g),
+        bpr_sparse_max_norm_training: (a, b, c, d, e, f, g, h),
+        bpr_sparse_max_norm: (a, b, c, d, e, f, g, h, i),
+        bpr_sparse_batch_norm_new: (a, b, c, d),
+        bpr_sparse_batch_norm_free: (a),
+        bpr_sparse_batch_norm: (a, b, c, d, e, f, g, h, i, j, k, l),
+        bpr_partition_mod_check: (a, b, c, d, e, f),
+        bpr_partition_mod_counts: (a, b, c, d, e, f),
+        bpr_partition_mod: (a, b, c, d, e, f, g, h),
     }
 }
 /// The marker and the version, NUL-terminated; see the header.

@@ -77,7 +77,6 @@ def test_every_twml_op_is_marked_as_twmls():
     from twml_discretize_interfaces import TWML_DISCRETIZE_OPS
 
     assert set(TWML_DISCRETIZE_OPS) <= {n for n, (origin, _) in rows.items() if origin == "twml"}
-    assert len(rows) - len(ours) == 2 + 1 + 37 + 8 + 1 + 1 + len(TWML_DISCRETIZE_OPS)
     # twml's: writers, FeatureId, request readers, tensor getters, the record writer, the block
-    # dataset, then its model ops (issue 37): 6 sparse ones.
-    assert len(rows) - len(ours) == 2 + 1 + 37 + 8 + 1 + 1 + 6
+    # dataset, then its model ops (issue 37): the discretizers and 6 sparse ones.
+    assert len(rows) - len(ours) == 2 + 1 + 37 + 8 + 1 + 1 + len(TWML_DISCRETIZE_OPS) + 6

@@ -290,3 +290,45 @@ def test_feature_config_round_trips():
     read = bpr_ops.BatchPredictionRequestReader(CONFIG, name="read")
     assert read.get_config()["hashed"] == HASHED
     assert read.get_config()["hashed_bits"] == BITS
+
+
+TF_KERAS = """
+    import json, sys
+    import numpy as np
+    import tensorflow as tf
+    import bpr_ops
+    import tf_keras as keras
+    from bpr_ops import data
+    assert bpr_ops.BatchPredictionRequestReader.__module__ == "bpr_ops.tf_keras_layers"
+    config = bpr_ops.FeatureConfig(**json.loads(sys.argv[1]))
+    request = keras.Input(shape=(), dtype=tf.string, name="request")
+    out = bpr_ops.BatchPredictionRequestReader(config, name="reader")(request)
+    score = keras.layers.Dense(1, kernel_initializer="ones", name="dense")(out["hashed"])
+    model = keras.Model(request, {"score": score, "tags": out["sparse_binary"]["seen"]})
+    model.save(sys.argv[3] + "/model.keras")
+    loaded = keras.models.load_model(sys.argv[3] + "/model.keras")
+    raw = tf.constant([bytes.fromhex(sys.argv[2])])
+    got = loaded(raw)
+    trained = [x["hashed"] for x, _, _ in data.training_dataset([sys.argv[4]], config, batch_size=4)]
+    print(json.dumps({"served": got["score"].numpy()[:, 0].tolist(),
+                      "train_scores": np.concatenate([loaded.get_layer("dense")(h).numpy()[:, 0]
+                                                      for h in trained]).tolist(),
+                      "tags": [v.decode() for v in got["tags"].values.numpy()]}))
+"""
+
+
+@pytest.mark.skipif(__import__("importlib").util.find_spec("tf_keras") is None, reason="tf_keras is not installed")
+def test_tf_keras_reader_takes_the_config(tmp_path):
+    import json
+
+    from test_tf_keras import fresh
+
+    path = tmp_path / "train.bin"
+    path.write_bytes(file_bytes([ser(r) for r in RECORDS], per_block=3))
+    raw = request_bytes(RECORDS)
+    report = json.loads(fresh(TF_KERAS, json.dumps(CONFIG.get_config()), raw.hex(), tmp_path, path)
+                        .strip().splitlines()[-1])
+    ids, _, values = hashed_reference(tf.constant([raw]), HASHED, BITS, False)
+    np.testing.assert_allclose(report["served"], np.bincount(ids, values, minlength=7), rtol=1e-6)
+    np.testing.assert_allclose(report["train_scores"], report["served"], rtol=1e-6)
+    assert report["tags"] == ["x"] * 7

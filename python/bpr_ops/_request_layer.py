@@ -24,6 +24,14 @@ _KINDS = (
 _MODES = ("kinds", "names")
 # Each kind's DataRecord field id: GetFeatureSourcesFromDataRecord's feature_kinds.
 _KIND_CODES = KIND_CODES
+# Outputs that features named alike would clash with in "names" mode, and
+# what makes each.
+_WANTS = {
+    "hashed": "the hashed features",
+    "sparse_binary": "the sparse binary features",
+    "sparse_continuous": "the sparse continuous features",
+    "sparse_continuous_names": "the sparse continuous features",
+}
 # The sparse kinds: (argument, getter op wrapper).
 _SPARSE = (("sparse_binary", "get_sparse_binary_as_tensor"), ("sparse_continuous", "get_sparse_continuous_as_tensor"))
 # GetHashedFeaturesAsSparseTensorV2's keep list attr of each kind.
@@ -210,8 +218,8 @@ class _RequestReader:
                          if k == extra]
                 if clash:
                     raise ValueError(
-                        f"{where}: a feature named {extra!r} and the output {extra!r} both want that "
-                        "key; use output_mode='kinds'"
+                        f"{where}: a feature named {extra!r} and {_WANTS.get(extra, extra + '=True')} both "
+                        f"want the output {extra!r}; use output_mode='kinds'"
                     )
         if sources and not self._ids and not self._hashed_ids:
             raise ValueError(

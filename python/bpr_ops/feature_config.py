@@ -12,7 +12,7 @@ no TensorFlow, so a config can be written where TensorFlow is not installed.
 
 from __future__ import annotations
 
-from ._keys import NAME_TYPES, config_keys, resolve_keys
+from ._keys import NAME_TYPES, check_ordered, config_keys, resolve_keys
 
 #: Every kind a feature can be read as, and its DataRecord field id (what
 #: GetFeatureSourcesFromDataRecord's feature_kinds and the hashed getters'
@@ -55,6 +55,8 @@ def as_key_list(keys, where: str) -> list:
         return [keys]
     if keys is None:
         return []
+    # A set has no order, and the order of the keys is the order of columns.
+    check_ordered(keys, f"{where}: ")
     try:
         return list(keys)
     except TypeError:

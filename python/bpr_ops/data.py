@@ -319,12 +319,14 @@ def _check_targets(filenames, compression_type, buffer_size, labels, weights, re
 
 def decode_records(records, features, labels=(), weights=(), default_label: float = 0.0):
     """Decodes a vector of serialized DataRecords into (features, labels,
-    weights): features as `features` (a BatchPredictionRequestReader or its
-    config dict) outputs them for request bytes, through the same getter ops;
+    weights): features as `features` (a BatchPredictionRequestReader, a
+    FeatureConfig, whose labels and weights are the default, or the reader's
+    arguments as a dict) outputs them for request bytes, through the same getter ops;
     labels float32 [B, len(labels)] (a missing label is `default_label`);
     weights float32 [B] (the product of the named weight features, a missing
     one 0; all ones when `weights` is empty)."""
     reader = _reader(features)
+    labels, weights = _targets(features, labels, weights)
     label_ids, _ = resolve_keys(list(labels), "training_dataset labels") if labels else ([], [])
     weight_ids, _ = resolve_keys(list(weights), "training_dataset weights") if weights else ([], [])
     lib = load_library()

@@ -237,9 +237,12 @@ def test_keras3_model_serves_what_it_trains_on(tmp_path):
     # The sum of each record's hashed values (kernel of ones), by hand.
     ids, _, values = hashed_reference(tf.constant([request_bytes(RECORDS)]), HASHED, BITS, False)
     np.testing.assert_allclose(served[:, 0], np.bincount(ids, values, minlength=7), rtol=1e-6)
-    # The layer's config round-trips (a saved model rebuilds the same reader).
+    # The layer's config round-trips: a saved model rebuilds the same reader.
     again = bpr_ops.BatchPredictionRequestReader.from_config(read.get_config())
     assert again.get_config() == read.get_config()
+    serving.save(tmp_path / "serving.keras")
+    loaded = keras.models.load_model(tmp_path / "serving.keras")
+    np.testing.assert_allclose(loaded(tf.constant([request_bytes(RECORDS)])).numpy(), served, rtol=1e-6)
 
 
 def test_misspelled_label_or_weight_is_an_error(tmp_path):

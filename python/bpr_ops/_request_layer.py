@@ -28,6 +28,7 @@ _KIND_CODES = KIND_CODES
 # what makes each.
 _WANTS = {
     "hashed": "the hashed features",
+    "hashed_kinds": "the hashed features",
     "sparse_binary": "the sparse binary features",
     "sparse_continuous": "the sparse continuous features",
     "sparse_continuous_names": "the sparse continuous features",
@@ -93,9 +94,11 @@ class _RequestReader:
         value per feature entry at [record, key & (2**hashed_bits - 1)]
         (twml.limit_bits on the int64 key), rows per record its request's
         commonFeatures' then its own, kinds in the order above, wire order
-        within a kind, then sorted row-major (tf.sparse.reorder: tf.data and
-        most sparse ops need that order). Keys that collide are separate
-        entries at one index (sparse_dense_matmul, as under twml's
+        within a kind, then sorted row-major by a stable sort (tf.data and
+        most sparse ops need that order). out["hashed_kinds"]: the same
+        indices, each entry's kind as twml's types gave it (int8 DataRecord
+        field id, 1 binary ... 6 sparse continuous). Keys that collide are
+        separate entries at one index (sparse_dense_matmul, as under twml's
         full_sparse, sums them). An entry sent as another kind than the one
         given here is not read (sources shows it as 3).
       hashed_bits: with hashed, the bits each key keeps (1..62).
@@ -209,6 +212,7 @@ class _RequestReader:
                 "sparse_continuous, hashed, tensors or sparse_tensors keys"
             )
         extras = (("row_splits", row_splits), ("sources", sources), ("hashed", bool(self._hashed_ids)),
+                  ("hashed_kinds", bool(self._hashed_ids)),
                   ("sparse_binary", "sparse_binary" in self._ids),
                   ("sparse_continuous", "sparse_continuous" in self._ids),
                   ("sparse_continuous_names", "sparse_continuous" in self._ids))
@@ -281,6 +285,7 @@ class _RequestReader:
                 }
         if self._hashed_ids:
             out["hashed"] = keras.KerasTensor((None, 1 << self.hashed_bits), dtype="float32", sparse=True)
+            out["hashed_kinds"] = keras.KerasTensor((None, 1 << self.hashed_bits), dtype="int8", sparse=True)
         if self._tensors:
             out["tensors"] = {
                 k: keras.KerasTensor((None, *shape), dtype=dtype) for k, (_, dtype, shape) in self._tensors.items()
@@ -372,7 +377,7 @@ class _RequestReader:
                     out[kind][key] = tf.SparseTensor(indices, rows.values, dense_shape)
                     out["sparse_continuous_names"][key] = tf.SparseTensor(indices, rows.names, dense_shape)
         if self._hashed_ids:
-            out["hashed"] = self._hashed(lib, handle)
+            out["hashed"], out["hashed_kinds"] = self._hashed(lib, handle)
         if self._tensors:
             out["tensors"], out["tensors_found"] = {}, {}
             for key, (fid, dtype, shape) in self._tensors.items():
@@ -400,27 +405,37 @@ class _RequestReader:
             )
         return out
 
-    def _hashed(self, lib, handle) -> tf.SparseTensor:
+    def _hashed(self, lib, handle) -> tuple[tf.SparseTensor, tf.SparseTensor]:
         """twml's hashed sparse input of the hashed features: [record,
-        key & mask] -> value, dense shape [B, 2**hashed_bits]."""
+        key & mask] -> value, dense shape [B, 2**hashed_bits], and the same
+        indices -> each entry's kind (its DataRecord field id, int8)."""
         keep = self._keep()
-        lists = {attr: self._hashed_ids.get(kind, []) for kind, attr in _HASHED_ATTRS.items()}
-        rows = lib.get_hashed_features_as_sparse_tensor_v2(
-            handle, keep_features=keep, keep_codes=[0] * len(keep), decode_mode=self.decode_mode, **lists
-        )
+        ids, keys, values, kinds = [], [], [], []
+        # One getter call per kind: its rows carry no kind, and the kind is
+        # what twml's hashed reader gave besides keys and values (types).
+        for kind, kind_ids in self._hashed_ids.items():
+            lists = {attr: (kind_ids if k == kind else []) for k, attr in _HASHED_ATTRS.items()}
+            rows = lib.get_hashed_features_as_sparse_tensor_v2(
+                handle, keep_features=keep, keep_codes=[0] * len(keep), decode_mode=self.decode_mode, **lists
+            )
+            ids.append(rows.ids)
+            keys.append(rows.keys)
+            values.append(rows.values)
+            kinds.append(tf.fill(tf.shape(rows.ids), tf.constant(_KIND_CODES[kind], tf.int8)))
+        ids, keys, values, kinds = (t[0] if len(t) == 1 else tf.concat(t, 0) for t in (ids, keys, values, kinds))
         # twml.limit_bits: the low bits of the int64 key (a negative key keeps
         # its low bits, as `&` on two's complement does).
-        keys = tf.bitwise.bitwise_and(rows.keys, tf.constant((1 << self.hashed_bits) - 1, tf.int64))
-        batch = lib.get_batch_size_from_data_record(handle)
-        sparse = tf.SparseTensor(
-            tf.stack([rows.ids, keys], axis=1),
-            rows.values,
-            tf.stack([batch, tf.constant(1 << self.hashed_bits, tf.int64)]),
-        )
+        keys = tf.bitwise.bitwise_and(keys, tf.constant((1 << self.hashed_bits) - 1, tf.int64))
         # Row-major order, which tf.data (to batch or pass the tensor on) and
-        # most sparse ops require; twml's tensor was in row order, which only
-        # its own sparse_dense_matmul path accepted.
-        return tf.sparse.reorder(sparse)
+        # most sparse ops require (twml's tensor was in row order, which only
+        # its own sparse matmul accepted). Two stable sorts, so entries at one
+        # index keep the getters' order: the same in every run.
+        order = tf.argsort(keys, stable=True)
+        order = tf.gather(order, tf.argsort(tf.gather(ids, order), stable=True))
+        indices = tf.stack([tf.gather(ids, order), tf.gather(keys, order)], axis=1)
+        shape = tf.stack([lib.get_batch_size_from_data_record(handle), tf.constant(1 << self.hashed_bits, tf.int64)])
+        return (tf.SparseTensor(indices, tf.gather(values, order), shape),
+                tf.SparseTensor(indices, tf.gather(kinds, order), shape))
 
     def get_config(self):
         config = super().get_config()

@@ -106,7 +106,8 @@ def check_sparse(sp, records, kind, key, common=None, names=None):
 def hashed_reference(raw, hashed: dict, bits: int, from_records: bool):
     """twml's hashed input by hand: DecodeAndHash{BatchPredictionRequestV2,
     DataRecord} keeping the hashed ids, rows whose type is the kind the
-    config gives their id, keys limited to `bits` in NumPy. (ids, keys, values)."""
+    config gives their id, keys limited to `bits` in NumPy. (ids, keys,
+    values, types)."""
     lib = bpr_ops.load_library()
     ids = [fid(k) for keys in hashed.values() for k in keys]
     kind_of = {fid(k): KINDS[kind] for kind, keys in hashed.items() for k in keys}
@@ -117,23 +118,26 @@ def hashed_reference(raw, hashed: dict, bits: int, from_records: bool):
             for name in ("ids", "u_keys", "keys", "values", "types")}
     keep = np.array([kind_of[u] == t for u, t in zip(rows["u_keys"], rows["types"])], bool)
     keys = np.bitwise_and(rows["keys"][keep], np.int64((1 << bits) - 1))
-    return rows["ids"][keep], keys, rows["values"][keep]
+    return rows["ids"][keep], keys, rows["values"][keep], rows["types"][keep]
 
 
-def sorted_rows(ids, keys, values):
-    rows = np.stack([ids.astype(np.float64), keys.astype(np.float64), values.astype(np.float64)], axis=1)
-    return rows[np.lexsort((rows[:, 2], rows[:, 1], rows[:, 0]))]
+def sorted_rows(*columns):
+    rows = np.stack([np.asarray(c).astype(np.float64) for c in columns], axis=1)
+    return rows[np.lexsort(rows.T[::-1])]
 
 
-def check_hashed(sp, raw, from_records, n_records):
-    """The reader's hashed tensor is twml's rows (record, limited key, value),
-    in row-major order (entries at one index in any order)."""
-    ids, keys, values = hashed_reference(raw, HASHED, BITS, from_records)
-    assert len(ids) > 0
+def check_hashed(out, raw, from_records, n_records):
+    """The reader's hashed tensors are twml's rows (record, limited key,
+    value, type), in row-major order (entries at one index in any order)."""
+    ids, keys, values, types = hashed_reference(raw, HASHED, BITS, from_records)
+    assert len(ids) > 0 and len(set(types)) == 6
+    sp, kinds = out["hashed"], out["hashed_kinds"]
     got = sp.indices.numpy()
     order = np.lexsort((got[:, 1], got[:, 0]))
     np.testing.assert_array_equal(order, np.arange(len(got)))
-    np.testing.assert_array_equal(sorted_rows(got[:, 0], got[:, 1], sp.values.numpy()), sorted_rows(ids, keys, values))
+    np.testing.assert_array_equal(kinds.indices.numpy(), got)
+    np.testing.assert_array_equal(sorted_rows(got[:, 0], got[:, 1], sp.values.numpy(), kinds.values.numpy()),
+                                  sorted_rows(ids, keys, values, types))
     np.testing.assert_array_equal(sp.dense_shape.numpy(), [n_records, 1 << BITS])
 
 
@@ -180,17 +184,17 @@ def test_hashed_from_request_and_from_block_files(tmp_path):
     read = bpr_ops.BatchPredictionRequestReader(CONFIG)
     raw = request_bytes(RECORDS, COMMON)
     served = read(tf.constant([raw]))
-    check_hashed(served["hashed"], tf.constant([raw]), from_records=False, n_records=7)
+    check_hashed(served, tf.constant([raw]), from_records=False, n_records=7)
 
     path = tmp_path / "train.bin"
     path.write_bytes(file_bytes([ser(r) for r in RECORDS], per_block=3))
     train = data.training_dataset([str(path)], CONFIG, batch_size=7)
     (x, y, w), = list(train)
     serialized = tf.constant([ser(r) for r in RECORDS])
-    check_hashed(x["hashed"], serialized, from_records=True, n_records=7)
+    check_hashed(x, serialized, from_records=True, n_records=7)
     # Records without commonFeatures: the same as the request without it.
     plain = read(tf.constant([request_bytes(RECORDS)]))
-    for key in ("hashed",):
+    for key in ("hashed", "hashed_kinds"):
         np.testing.assert_array_equal(x[key].indices.numpy(), plain[key].indices.numpy())
         np.testing.assert_array_equal(x[key].values.numpy(), plain[key].values.numpy())
     check_sparse(x["sparse_binary"]["seen"], RECORDS, "sparse_binary", "seen")
@@ -235,7 +239,7 @@ def test_keras3_model_serves_what_it_trains_on(tmp_path):
     served = serving(tf.constant([request_bytes(RECORDS)])).numpy()
     np.testing.assert_allclose(served, trained, rtol=1e-6)
     # The sum of each record's hashed values (kernel of ones), by hand.
-    ids, _, values = hashed_reference(tf.constant([request_bytes(RECORDS)]), HASHED, BITS, False)
+    ids, _, values, _ = hashed_reference(tf.constant([request_bytes(RECORDS)]), HASHED, BITS, False)
     np.testing.assert_allclose(served[:, 0], np.bincount(ids, values, minlength=7), rtol=1e-6)
     # The layer's config round-trips: a saved model rebuilds the same reader.
     again = bpr_ops.BatchPredictionRequestReader.from_config(read.get_config())
@@ -331,7 +335,7 @@ def test_tf_keras_reader_takes_the_config(tmp_path):
     raw = request_bytes(RECORDS)
     report = json.loads(fresh(TF_KERAS, json.dumps(CONFIG.get_config()), raw.hex(), tmp_path, path)
                         .strip().splitlines()[-1])
-    ids, _, values = hashed_reference(tf.constant([raw]), HASHED, BITS, False)
+    ids, _, values, _ = hashed_reference(tf.constant([raw]), HASHED, BITS, False)
     np.testing.assert_allclose(report["served"], np.bincount(ids, values, minlength=7), rtol=1e-6)
     np.testing.assert_allclose(report["train_scores"], report["served"], rtol=1e-6)
     assert report["tags"] == ["x"] * 7

@@ -157,7 +157,8 @@ class FeatureConfig:
         return out
 
     def get_config(self) -> dict:
-        """JSON-able arguments: FeatureConfig(**config.get_config()) is the same config."""
+        """The arguments: FeatureConfig(**config.get_config()) is the same
+        config (JSON-able when its tensors' dtypes are given as names)."""
         out = {k: (config_keys(v) if isinstance(v, list) else v) for k, v in self.reader_args().items()}
         if "hashed" in out:
             out["hashed"] = {k: config_keys(v) for k, v in out["hashed"].items()}

@@ -79,7 +79,9 @@ def main():
     results = []
     print(f"TensorFlow {tf.__version__}, 1 intra-op thread, median of {rounds} rounds, ns per record")
     for records, k in cases:
-        strings = [[f"tag_{rng.integers(1 << 16)}" for _ in range(k)] for _ in range(records)]
+        # A set holds each string once: distinct per record (a repeat would be
+        # dropped by the decoder and kept by parse_example).
+        strings = [[f"tag_{j}_{rng.integers(1 << 16)}" for j in range(k)] for _ in range(records)]
         names = [[f"topic_{j}_{rng.integers(1 << 16)}" for j in range(k)] for _ in range(records)]
         values = rng.normal(size=(records, k)).astype(np.float32)
         request = tf.constant([serialize(idl.BatchPredictionRequest(individualFeaturesList=[

@@ -428,10 +428,15 @@ class _RequestReader:
         keys = tf.bitwise.bitwise_and(keys, tf.constant((1 << self.hashed_bits) - 1, tf.int64))
         # Row-major order, which tf.data (to batch or pass the tensor on) and
         # most sparse ops require (twml's tensor was in row order, which only
-        # its own sparse matmul accepted). Two stable sorts, so entries at one
-        # index keep the getters' order: the same in every run.
-        order = tf.argsort(keys, stable=True)
-        order = tf.gather(order, tf.argsort(tf.gather(ids, order), stable=True))
+        # its own sparse matmul accepted). Stable sorts, so entries at one
+        # index keep the getters' order: the same in every run. The sort is
+        # most of this method's cost: with up to 31 bits, one sort of
+        # record << bits | key (exact below 2**32 records), else two.
+        if self.hashed_bits <= 31:
+            order = tf.argsort(tf.bitwise.bitwise_or(tf.bitwise.left_shift(ids, self.hashed_bits), keys), stable=True)
+        else:
+            order = tf.argsort(keys, stable=True)
+            order = tf.gather(order, tf.argsort(tf.gather(ids, order), stable=True))
         indices = tf.stack([tf.gather(ids, order), tf.gather(keys, order)], axis=1)
         shape = tf.stack([lib.get_batch_size_from_data_record(handle), tf.constant(1 << self.hashed_bits, tf.int64)])
         return (tf.SparseTensor(indices, tf.gather(values, order), shape),

@@ -204,22 +204,28 @@ def test_hashed_from_request_and_from_block_files(tmp_path):
     np.testing.assert_array_equal(w.numpy(), [2.0 if i % 2 == 0 else 0.0 for i in range(7)])
 
 
-def test_hashed_keys_follow_twml_arithmetic():
+@pytest.mark.parametrize("bits", [BITS, 40])  # 40: above 31 bits the reader sorts another way
+def test_hashed_keys_follow_twml_arithmetic(bits):
     """Binary and continuous keys are the feature id, a discrete key is
     id ^ ((17 + value) * 2654435761) (twml's mixing, int64 wrap-around), then
     the low bits (negative keys keep their low bits)."""
     recs = [IDL.data.DataRecord(binaryFeatures=[fid("u.flag")], continuousFeatures={fid("u.age"): 3.5},
                                 discreteFeatures={fid("u.lang"): v}) for v in (-20, 0, 7)]
+    recs[1].binaryFeatures.append(fid("u.other"))  # more than one entry per kind, in a row
     read = bpr_ops.BatchPredictionRequestReader(
-        hashed={"binary": ["u.flag"], "continuous": ["u.age"], "discrete": ["u.lang"]}, hashed_bits=BITS)
+        hashed={"binary": ["u.flag", "u.other"], "continuous": ["u.age"], "discrete": ["u.lang"]}, hashed_bits=bits)
     sp = read(tf.constant([request_bytes(recs)]))["hashed"]
-    mask = (1 << BITS) - 1
+    mask = (1 << bits) - 1
     want = []
     for b, v in enumerate((-20, 0, 7)):
         mixed = (fid("u.lang") ^ ((17 + v) * 2654435761)) & ((1 << 64) - 1)
         want += [[b, fid("u.flag") & mask, 1.0], [b, fid("u.age") & mask, 3.5], [b, mixed & mask, 1.0]]
+        if b == 1:
+            want.append([b, fid("u.other") & mask, 1.0])
     want = np.array(want)
     got = sp.indices.numpy()
+    np.testing.assert_array_equal(np.lexsort((got[:, 1], got[:, 0])), np.arange(len(got)))
+    np.testing.assert_array_equal(sp.dense_shape.numpy(), [3, 1 << bits])
     np.testing.assert_array_equal(sorted_rows(got[:, 0], got[:, 1], sp.values.numpy()),
                                   sorted_rows(want[:, 0], want[:, 1], want[:, 2]))
 

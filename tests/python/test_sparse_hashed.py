@@ -345,3 +345,26 @@ def test_tf_keras_reader_takes_the_config(tmp_path):
     np.testing.assert_allclose(report["served"], np.bincount(ids, values, minlength=7), rtol=1e-6)
     np.testing.assert_allclose(report["train_scores"], report["served"], rtol=1e-6)
     assert report["tags"] == ["x"] * 7
+
+
+def test_hashed_sources_and_names_mode():
+    """sources reports hashed features per key: 1 the record has it, 2 its
+    request's commonFeatures only, 3 sent as another kind (not read), 0 absent."""
+    hashed = {"continuous": ["u.score", "u.lang"], "sparse_binary": ["u.tags"]}
+    raw = tf.constant([request_bytes(RECORDS[:3], COMMON)])
+    kinds = bpr_ops.BatchPredictionRequestReader(hashed=hashed, hashed_bits=BITS, sources=True)(raw)
+    tags = [1 if own(r, "sparse_binary", "u.tags") else 2 for r in RECORDS[:3]]
+    np.testing.assert_array_equal(kinds["sources"]["hashed"].numpy(), [[2, 3, t] for t in tags])
+    # u.lang (sent as discrete) adds no entry; u.score (common, continuous) one per record.
+    score = fid("u.score") & ((1 << BITS) - 1)
+    got = kinds["hashed"].indices.numpy()
+    assert [tuple(i) for i in got if i[1] == score] == [(0, score), (1, score), (2, score)]
+    assert kinds["hashed_kinds"].values.numpy().tolist().count(2) == 3
+    names = bpr_ops.BatchPredictionRequestReader(hashed=hashed, hashed_bits=BITS, sources=True,
+                                                 output_mode="names")(raw)
+    assert set(names) == {"hashed", "hashed_kinds", "sources"}
+    assert set(names["sources"]) == {"u.score", "u.lang", "u.tags"}
+    np.testing.assert_array_equal(names["sources"]["u.lang"].numpy(), [3, 3, 3])
+    with pytest.raises(ValueError, match="a feature named 'hashed' and the hashed features"):
+        bpr_ops.BatchPredictionRequestReader(continuous=["hashed"], hashed={"discrete": ["d"]}, hashed_bits=BITS,
+                                             output_mode="names")

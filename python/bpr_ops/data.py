@@ -27,7 +27,7 @@ from tensorflow.python.data.ops import dataset_ops
 
 from ._keys import resolve_keys
 from ._loader import load_library
-from ._request_layer import BatchPredictionRequestReader
+from ._request_layer import BatchPredictionRequestReader, _RequestReader
 from .feature_config import FeatureConfig
 
 __all__ = [
@@ -245,7 +245,9 @@ def write_block_format(path, records, records_per_block: int = 100, compression:
 
 
 def _reader(features) -> BatchPredictionRequestReader:
-    if isinstance(features, BatchPredictionRequestReader):
+    # The shared base, not the Keras 3 class: the tf_keras reader
+    # (TF_USE_LEGACY_KERAS=1, bpr_ops.tf_keras_layers) reads the same way.
+    if isinstance(features, _RequestReader):
         return features
     if isinstance(features, FeatureConfig):
         return BatchPredictionRequestReader(features)
@@ -253,8 +255,8 @@ def _reader(features) -> BatchPredictionRequestReader:
         return BatchPredictionRequestReader(**features)
     raise TypeError(
         "training_dataset: features must be a bpr_ops.BatchPredictionRequestReader (the serving "
-        f"model's input layer), a bpr_ops.FeatureConfig or a dict of the reader's arguments, got "
-        f"{type(features).__name__}"
+        f"model's input layer, Keras 3 or tf_keras), a bpr_ops.FeatureConfig or a dict of the reader's "
+        f"arguments, got {type(features).__module__}.{type(features).__qualname__}"
     )
 
 

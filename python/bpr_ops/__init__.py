@@ -28,6 +28,7 @@ from ._loader import SUPPORTED_TENSORFLOW
 # still work (they import no TensorFlow); a name that needs TensorFlow raises an
 # ImportError saying what to install rather than "No module named 'keras'".
 from .decode import DecodeError, SparseTensorValue, decode_batch_prediction_response  # noqa: E402
+from .feature_config import FeatureConfig  # noqa: E402
 from .feature_ids import feature_id, feature_ids  # noqa: E402
 from .request import encode_batch_prediction_request, encode_data_record  # noqa: E402
 
@@ -183,6 +184,7 @@ __all__ = [
     "BatchPredictionWriter",
     "DataRecordTensorWriter",
     "DecodeError",
+    "FeatureConfig",
     "InputDTypeError",
     "InputShapeError",
     "LibraryLoadError",

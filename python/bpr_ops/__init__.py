@@ -42,6 +42,7 @@ _NEEDS_TENSORFLOW = {
     "batch_prediction_responses_writer": "ops",
     "batch_prediction_tensor_responses_writer": "ops",
     "data_record_tensor_writer": "ops",
+    "export_for_serving": "serving",
     # twml's model ops (issue 37): discretizers, calibration, calibrators.
     # twml's model ops (issue 37): sparse matmul (FullSparse), norms, partition/stitch.
     # twml's model ops (issue 37): the small tensor ops.
@@ -165,6 +166,7 @@ __all__ = [
     "batch_prediction_tensor_responses_writer",
     "data_record_tensor_writer",
     "decode_batch_prediction_response",
+    "export_for_serving",
     "feature_id",
     "feature_ids",
     "library_path",

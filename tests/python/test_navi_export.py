@@ -162,6 +162,13 @@ def test_navi_serves_each_caller_its_own_response(built, reqs, export, request, 
         for g, w in zip(got, want):
             np.testing.assert_allclose([g.continuousFeatures[k] for k in OUT_KEYS],
                                        [w.continuousFeatures[k] for k in OUT_KEYS], rtol=1e-6, atol=1e-6)
+    # --print: each caller's base64 row shown as the response's records.
+    run = host(built, "--model", exp["path"], "--signature", "navi", "--navi", "--input", reqs["dir"], "--print")
+    assert run.returncode == 0, run.stderr
+    lines = run.stdout.splitlines()
+    assert lines[0] == f"{len(SIZES)} callers, one row each, as navi splits them (outputs: 'responses' [{len(SIZES)}, 1] width 1)"
+    for i, n in enumerate(SIZES):
+        assert any(line.startswith(f"caller {i}: 'responses' {n} records,") for line in lines), run.stdout
 
 
 @pytest.mark.parametrize("export", EXPORTS)

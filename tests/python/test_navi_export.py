@@ -105,13 +105,16 @@ TF_KERAS_EXPORT = textwrap.dedent(
     import tensorflow as tf
     import tf_keras
     import bpr_ops
-    from test_navi_export import per_request_model, trained_head
+    from test_navi_export import module_class, per_request_model, trained_head
 
     out, requests = sys.argv[1], sys.argv[2:]
     head = trained_head(tf_keras)
     model = per_request_model(tf_keras, head, bpr_ops.BatchPredictionRequestReader, bpr_ops.BatchPredictionWriter)
     assert isinstance(model, tf_keras.Model)
     bpr_ops.export_for_serving(model, out + "/model", single=True)
+    Module = module_class()
+    module = Module(model)
+    tf.saved_model.save(module, out + "/module", signatures={"serving_default": module.serve})
     alone = [bytes(model.predict(tf.constant([open(r, "rb").read()]), verbose=0)[0]) for r in requests]
     kernel, bias = head.get_weights()
     np.savez(out + "/expected.npz", kernel=kernel, bias=bias, alone=np.array(alone, dtype=object))
@@ -131,10 +134,26 @@ def tf_keras_export(tmp_path_factory, reqs):
                          capture_output=True, text=True, env=env, timeout=300)
     assert run.returncode == 0, run.stderr[-4000:]
     with np.load(tmp / "expected.npz", allow_pickle=True) as npz:
-        return {"path": tmp / "model", "kernel": npz["kernel"], "bias": npz["bias"], "alone": list(npz["alone"])}
+        return {"path": tmp / "model", "module": tmp / "module", "kernel": npz["kernel"], "bias": npz["bias"],
+                "alone": list(npz["alone"])}
 
 
 EXPORTS = ["keras3", "tf_keras_export"]
+
+
+def module_class():
+    """The README's old recipe: a tf.Module around the model, saved by tf.saved_model.save."""
+
+    class Serving(tf.Module):
+        def __init__(self, model):
+            super().__init__()
+            self.model = model
+
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="requests")])
+        def serve(self, requests_t):
+            return {"responses": self.model(requests_t)}
+
+    return Serving
 
 
 def serve_navi(built, model_dir, reqs, out_dir, signature="navi"):  # noqa: F811
@@ -197,6 +216,26 @@ def test_keras_model_export_runs_in_bpr_host_with_the_trained_variables(built, r
     got = [p.read_bytes() for p in sorted((tmp_path / "out").glob("response-*.bin"))]
     for (_, features), response in zip(reqs["list"], got):
         check_scores(response, numpy_scores(features, keras3["kernel"], keras3["bias"]))
+
+
+def test_a_tf_module_of_keras_3_layers_loses_its_variables_in_cpp_loaders(built, reqs, keras3, tf_keras_export,  # noqa: F811
+                                                                           tmp_path):
+    """Why the README does not save a tf.Module with Keras 3: bpr-host cannot
+    restore its variables (the TF1 loader fails alike, issue 36). With tf_keras
+    the same recipe runs, with the trained scores."""
+    head = trained_head(keras)
+    Serving = module_class()
+    module = Serving(per_request_model(keras, head, bpr_ops.BatchPredictionRequestReader,
+                                       bpr_ops.BatchPredictionWriter))
+    tf.saved_model.save(module, str(tmp_path / "module"), signatures={"serving_default": module.serve})
+    run = host(built, "--model", tmp_path / "module", "--input", reqs["dir"], "--output", tmp_path / "out")
+    assert_one_line_error(run, "FailedPrecondition", "Could not find variable")
+    run = host(built, "--model", tf_keras_export["module"], "--input", reqs["dir"], "--output", tmp_path / "tfk")
+    assert run.returncode == 0, run.stderr
+    got = [p.read_bytes() for p in sorted((tmp_path / "tfk").glob("response-*.bin"))]
+    assert len(got) == len(SIZES)
+    for (_, features), response in zip(reqs["list"], got):
+        check_scores(response, numpy_scores(features, tf_keras_export["kernel"], tf_keras_export["bias"]))
 
 
 def test_the_tf1_loader_runs_every_signature(keras3, reqs):

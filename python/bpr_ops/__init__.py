@@ -43,6 +43,9 @@ _NEEDS_TENSORFLOW = {
     "batch_prediction_tensor_responses_writer": "ops",
     "data_record_tensor_writer": "ops",
     "export_for_serving": "serving",
+    # Mistakes seen before the op runs (while a model is built or traced).
+    "InputDTypeError": "_checks",
+    "InputShapeError": "_checks",
     # twml's model ops (issue 37): discretizers, calibration, calibrators.
     # twml's model ops (issue 37): sparse matmul (FullSparse), norms, partition/stitch.
     # twml's model ops (issue 37): the small tensor ops.
@@ -102,6 +105,7 @@ if _HAS_TENSORFLOW and not _started_as_cli():
     _register_ops()
     # Imported now, not on first use: importing the layers registers them with
     # Keras, which a `.keras` file loaded right after `import bpr_ops` needs.
+    from ._checks import InputDTypeError, InputShapeError  # noqa: E402
     from ._loader import LibraryLoadError, UnsupportedTensorFlowError, library_path, load_library  # noqa: E402
     from .ops import (  # noqa: E402
         batch_prediction_response_writer,
@@ -117,6 +121,7 @@ if _HAS_TENSORFLOW and not _started_as_cli():
             BatchPredictionRequestReader,
             BatchPredictionTensorWriter,
             BatchPredictionWriter,
+            DataRecordTensorWriter,
         )
     else:
         from ._request_layer import BatchPredictionRequestReader  # noqa: E402
@@ -157,6 +162,8 @@ __all__ = [
     "BatchPredictionWriter",
     "DataRecordTensorWriter",
     "DecodeError",
+    "InputDTypeError",
+    "InputShapeError",
     "LibraryLoadError",
     "SparseTensorValue",
     "UnsupportedTensorFlowError",

@@ -27,7 +27,7 @@ from tensorflow.python.data.ops import dataset_ops
 
 from ._keys import resolve_keys
 from ._loader import load_library
-from ._request_layer import BatchPredictionRequestReader
+from ._request_layer import BatchPredictionRequestReader, _RequestReader
 
 __all__ = [
     "BlockFormatDataset",
@@ -244,13 +244,16 @@ def write_block_format(path, records, records_per_block: int = 100, compression:
 
 
 def _reader(features) -> BatchPredictionRequestReader:
-    if isinstance(features, BatchPredictionRequestReader):
+    # The shared base, not the Keras 3 class: the tf_keras reader
+    # (TF_USE_LEGACY_KERAS=1, bpr_ops.tf_keras_layers) reads the same way.
+    if isinstance(features, _RequestReader):
         return features
     if isinstance(features, dict):
         return BatchPredictionRequestReader(**features)
     raise TypeError(
         "training_dataset: features must be a bpr_ops.BatchPredictionRequestReader (the serving "
-        f"model's input layer) or a dict of its arguments, got {type(features).__name__}"
+        f"model's input layer, Keras 3 or tf_keras) or a dict of its arguments, got "
+        f"{type(features).__module__}.{type(features).__qualname__}"
     )
 
 

@@ -12,7 +12,7 @@ VENV_PY := $(CURDIR)/.venv/bin/python
 export PYTHON := $(VENV_PY)
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: all setup build test test-rust test-python test-python-oldest-tf wheel matrix lint demo bench fuzz memcheck test-slow fresh-check clean
+.PHONY: all setup build test test-rust test-python test-python-oldest-tf wheel matrix lint demo earlybird bench fuzz memcheck test-slow fresh-check clean
 
 all: build
 
@@ -59,6 +59,12 @@ lint:
 demo: build
 	cargo build --release -p bpr-host
 	$(VENV_PY) examples/demo.py
+
+# The-algorithm's Earlybird light ranker on TensorFlow 2 (examples/earlybird): 200,000 synthetic
+# records in block files, calibrate, fit, export, serve with bpr-host. make test runs it small.
+earlybird: build
+	cargo build --release -p bpr-host
+	$(VENV_PY) examples/earlybird/earlybird.py
 
 # Side-by-side timings (BENCHMARKS.md, benchmarks/plot.png). Run on a quiet machine.
 # Graph mode first (where production runs the op), 1 and 2 intra-op threads, BENCH_RUNS

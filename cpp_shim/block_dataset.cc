@@ -8,6 +8,16 @@
 // parsing. A checkpoint is (file index, block offset, records of that block
 // already delivered): restoring re-reads at most one block.
 //
+// Errors: each is returned once and the iterator moves on, as
+// TFRecordDataset's does, so `ignore_errors()` skips a damaged file and ends.
+// The reader cannot resynchronise inside a damaged file (twml's marker scan
+// lost records silently), so a damaged stream, a failed read or a file that
+// cannot be opened skips the rest of that file; a record that is not a
+// DataRecord skips that record only. The batched source keeps the records it
+// had gathered when the error came: the next call completes that batch, so
+// `.ignore_errors()` on it gives the batches of the good records, as
+// `.ignore_errors().batch()` does on the record dataset (issue 36).
+//
 // Why a batched source: one record per element pays tf.data's per-element
 // cost (GetNext through the pipeline, a scalar string tensor that `batch`
 // then copies) for every record, which was most of the time of block files ->
@@ -15,6 +25,7 @@
 // what `.batch(batch_size, drop_remainder)` over BlockFormatDatasetV2 gives,
 // one element per batch, from the same iterator code.
 
+#include <algorithm>
 #include <cstring>
 #include <memory>
 #include <string>
@@ -62,6 +73,8 @@ constexpr int64_t kDefaultGzipBuffer = 256 << 10;
 constexpr char kFileIndex[] = "current_file_index";
 constexpr char kBlockOffset[] = "block_offset";
 constexpr char kRecordIndex[] = "record_index";
+// The batched source's records gathered before an error (a batch in progress).
+constexpr char kPending[] = "pending_records";
 
 REGISTER_OP("BlockFormatDatasetV2")
     .Input("filenames: string")
@@ -214,17 +227,13 @@ class Dataset::Iterator : public DatasetIterator<Dataset> {
     }
     // The records gather in pending_ and the tensor is made for the number
     // read, as `.batch()` does: a batch_size far beyond the files' records
-    // costs nothing. An error part way through loses the batch, as with
-    // `.batch()`; the position stays after the last record read, as there.
-    pending_.clear();
-    int64_t n = 0;
-    const absl::Status s = Fill(ctx, batch, &n, [&](const char* data, size_t len) {
-      pending_.emplace_back(data, len);
-    });
-    if (!s.ok()) {
-      pending_.clear();
-      return s;
-    }
+    // costs nothing. An error part way through keeps them in pending_ (and
+    // in a checkpoint): the next call completes the batch, so no good record
+    // is lost to a damaged one.
+    int64_t read = 0;
+    TF_RETURN_IF_ERROR(Fill(ctx, batch - static_cast<int64_t>(pending_.size()), &read,
+                            [&](const char* data, size_t len) { pending_.emplace_back(data, len); }));
+    const int64_t n = static_cast<int64_t>(pending_.size());
     if (n == 0 || (n < batch && dataset()->drop_remainder_)) {
       pending_.clear();
       *end_of_sequence = true;
@@ -255,12 +264,32 @@ class Dataset::Iterator : public DatasetIterator<Dataset> {
       TF_RETURN_IF_ERROR(
           writer->WriteScalar(prefix(), kRecordIndex, static_cast<int64_t>(record_index_)));
     }
+    if (!pending_.empty()) {
+      Tensor pending(::tensorflow::DT_STRING,
+                     ::tensorflow::TensorShape({static_cast<int64_t>(pending_.size())}));
+      auto flat = pending.flat<tstring>();
+      for (size_t i = 0; i < pending_.size(); ++i) flat(i) = pending_[i];
+      TF_RETURN_IF_ERROR(writer->WriteTensor(prefix(), kPending, pending));
+    }
     return absl::OkStatus();
   }
 
   absl::Status RestoreInternal(IteratorContext* ctx, IteratorStateReader* reader) override {
     ::tensorflow::mutex_lock l(mu_);
     Close();
+    pending_.clear();
+    if (reader->Contains(prefix(), kPending)) {
+      Tensor pending;
+      TF_RETURN_IF_ERROR(reader->ReadTensor(prefix(), kPending, &pending));
+      if (pending.dtype() != ::tensorflow::DT_STRING || pending.dims() != 1 ||
+          pending.NumElements() >= std::max<int64_t>(dataset()->batch_size_, 1)) {
+        return errors::InvalidArgument(dataset()->op(), ": the checkpoint's pending records (",
+                                       pending.DebugString(),
+                                       ") do not fit a batch of ", dataset()->batch_size_);
+      }
+      const auto flat = pending.flat<tstring>();
+      for (int64_t i = 0; i < flat.size(); ++i) pending_.push_back(flat(i));
+    }
     int64_t file_index = 0;
     TF_RETURN_IF_ERROR(reader->ReadScalar(prefix(), kFileIndex, &file_index));
     if (file_index < 0 || static_cast<uint64_t>(file_index) > dataset()->filenames_.size()) {
@@ -286,7 +315,9 @@ class Dataset::Iterator : public DatasetIterator<Dataset> {
  private:
   // Reads up to `want` records, across file ends, giving each to
   // sink(data, len) (the bytes are valid only during the call); *n is how
-  // many (fewer only at the end of the last file).
+  // many (fewer only at the end of the last file or on an error). After an
+  // error the position is past what failed (the file, or the bad record), so
+  // the next call goes on from there.
   template <typename Sink>
   absl::Status Fill(IteratorContext* ctx, int64_t want, int64_t* n, Sink sink)
       TF_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
@@ -299,8 +330,18 @@ class Dataset::Iterator : public DatasetIterator<Dataset> {
         char msg[1024];
         const bpr_status s =
             bpr_block_reader_next(reader_, &has, &record, &block, &index, msg, sizeof(msg));
-        if (s == BPR_HOST_READ_FAILED) return ReadFailure();
-        TF_RETURN_IF_ERROR(ToStatus(s, msg));
+        if (s != BPR_OK) {
+          if (s == BPR_INVALID_ARGUMENT && has) {
+            // A record that is not a DataRecord, in a sound block.
+            block_offset_ = block;
+            record_index_ = index + 1;
+            return ToStatus(s, msg);
+          }
+          const absl::Status e = s == BPR_HOST_READ_FAILED ? ReadFailure() : ToStatus(s, msg);
+          Close();
+          ++file_index_;
+          return e;
+        }
         if (has) {
           sink(reinterpret_cast<const char*>(record.data), record.len);
           ++*n;
@@ -312,7 +353,13 @@ class Dataset::Iterator : public DatasetIterator<Dataset> {
         ++file_index_;
       }
       if (file_index_ >= dataset()->filenames_.size()) return absl::OkStatus();
-      TF_RETURN_IF_ERROR(Open(ctx->env(), 0, 0));
+      const absl::Status opened = Open(ctx->env(), 0, 0);
+      if (!opened.ok()) {
+        // Unlike TFRecordDataset, which returns a missing file's error
+        // forever (ignore_errors() never ends), go on with the next file.
+        ++file_index_;
+        return opened;
+      }
     }
     return absl::OkStatus();
   }

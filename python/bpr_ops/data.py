@@ -123,8 +123,21 @@ def BlockFormatDataset(  # noqa: N802 (a Dataset constructor, named like tf.data
         small records one by one.
       drop_remainder: with batch_size, drop a last batch of fewer records.
 
-    A damaged file is an error naming the file, the byte offset and what was
-    expected; nothing is skipped.
+    Errors: a damaged file is an error naming the file, the byte offset and
+    what was expected, raised once; the next element comes from the next
+    file (the reader cannot resynchronise inside a damaged file, so the rest
+    of it is skipped), as TFRecordDataset does. A file that cannot be opened
+    is likewise an error once, then the next file. A record that is not a
+    DataRecord (in a sound block) is an error for that record alone. So
+    `.ignore_errors()` skips damaged files and ends; with
+    `.ignore_errors(log_warning=True)` TensorFlow logs each skipped error
+    (file and byte offset) as a C++ warning, shown at TF_CPP_MIN_LOG_LEVEL 0
+    or 1. With batch_size (in file order), the records read before an error
+    stay in the batch being made, which the next call completes: the
+    elements of `.ignore_errors().batch(batch_size)` on the records, no good
+    record lost. With num_parallel_reads > 1 the batches come from
+    `.batch()` after the interleave, and `.ignore_errors()` on them loses the
+    batch an error cuts short, as it does for any `.batch()`.
     """
     where = "BlockFormatDataset"
     compression_type = _check_compression(compression_type, where)
@@ -295,6 +308,7 @@ def training_dataset(
     shuffle_buffer: int = 0,
     seed: int | None = None,
     drop_remainder: bool = False,
+    ignore_errors: bool = False,
 ) -> tf.data.Dataset:
     """Block files -> batches of `(features, labels, weights)` for `model.fit`.
 
@@ -311,7 +325,16 @@ def training_dataset(
       shuffle_buffer: > 0 shuffles records in a buffer of that many before batching.
       seed: the shuffle's seed.
       drop_remainder: drop a last batch smaller than batch_size.
+      ignore_errors: skip damaged and missing files (the rest of a damaged
+        file, a record that is not a DataRecord) instead of raising, logging
+        each skipped error (file and byte offset) as a TensorFlow warning.
+        Applied to the records before shuffling and batching, so no good
+        record is lost on any read path. (`.ignore_errors()` on the result
+        works too when reading in file order without shuffle_buffer, but
+        there a shuffled or interleaved batch cut short by an error is lost.)
     """
+    if not isinstance(ignore_errors, bool):
+        raise ValueError(f"training_dataset: ignore_errors must be a bool, got {ignore_errors!r}")
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"training_dataset: batch_size must be an int >= 1, got {batch_size!r}")
     reader = _reader(features)
@@ -330,14 +353,25 @@ def training_dataset(
     # only spares it concatenating across chunks.
     chunk = batch_size * max(1, _DECODE_RECORDS // batch_size)
     drop_chunk = drop_remainder and chunk == batch_size
-    if shuffle_buffer:
+    in_order = num_parallel_reads is None or num_parallel_reads == 1
+    if shuffle_buffer or (ignore_errors and not in_order):
         # Shuffling moves records one by one, so they are read one by one.
+        # Interleaved files are batched by .batch(), which loses a batch an
+        # error cuts short: errors are skipped on the records, before it.
         ds = BlockFormatDataset(filenames, compression_type, buffer_size, num_parallel_reads)
-        ds = ds.shuffle(shuffle_buffer, seed=seed).batch(chunk, drop_remainder=drop_chunk)
+        if ignore_errors:
+            ds = ds.ignore_errors(log_warning=True)
+        if shuffle_buffer:
+            ds = ds.shuffle(shuffle_buffer, seed=seed)
+        ds = ds.batch(chunk, drop_remainder=drop_chunk)
     else:
-        # Read batched by the source op: no tf.data element per record.
+        # Read batched by the source op: no tf.data element per record. It
+        # keeps a batch's records across an error, so skipping errors after
+        # it loses none.
         ds = BlockFormatDataset(filenames, compression_type, buffer_size, num_parallel_reads,
                                 batch_size=chunk, drop_remainder=drop_chunk)
+        if ignore_errors:
+            ds = ds.ignore_errors(log_warning=True)
     ds = ds.map(
         lambda records: decode_records(records, reader, labels, weights, default_label),
         num_parallel_calls=tf.data.AUTOTUNE,

@@ -3,7 +3,7 @@
 //
 // Thin: the kernel checks the inputs, the dataset holds them, the iterator
 // opens each file through TensorFlow's file system layer (any registered
-// scheme: local, ram://, gs://, ...), gzip through ZlibInputStream, and feeds
+// scheme: local, ram://, gs://, ...), inflates gzip with zlib, and feeds
 // the bytes to the Rust block reader (bpr_block_reader_*), which does all the
 // parsing. A checkpoint is (file index, block offset, records of that block
 // already delivered): restoring re-reads at most one block.
@@ -40,9 +40,9 @@
 #include "tensorflow/core/framework/partial_tensor_shape.h"
 #include "tensorflow/core/framework/shape_inference.h"
 #include "tensorflow/core/framework/tensor.h"
-#include "tensorflow/core/lib/io/random_inputstream.h"
-#include "tensorflow/core/lib/io/zlib_compression_options.h"
-#include "tensorflow/core/lib/io/zlib_inputstream.h"
+// TensorFlow's own zlib (its headers ship with it; libtensorflow_framework
+// exports inflate), not the system's: one zlib in the process.
+#include "external/zlib/zlib.h"
 #include "tensorflow/core/platform/env.h"
 #include "tensorflow/core/platform/mutex.h"
 
@@ -96,7 +96,7 @@ plain or gzip, read in order, one file at a time.
 filenames: a scalar or vector of file names (any scheme TensorFlow reads).
 compression_type: "" (plain), "gz" (gzip) or "auto" (gzip for names ending in
   ".gz", plain otherwise).
-buffer_size: gzip input and output buffer bytes (0: 256 KiB); unused for plain files.
+buffer_size: gzip input buffer bytes (0: 256 KiB); unused for plain files.
 )doc");
 
 REGISTER_OP("BlockFormatBatchDataset")
@@ -133,6 +133,97 @@ bool IsGzip(const std::string& compression, const std::string& filename) {
   const auto dot = base.find_last_of('.');
   return dot != std::string::npos && base.substr(dot + 1) == "gz";
 }
+
+// A gzip file's decompressed bytes, member after member. Ours rather than
+// TensorFlow's ZlibInputStream, which takes the end of its input for the end
+// of the data: a gzip stream cut inside its header, its trailer or where the
+// data so far ends with a whole block read as a shorter file, with no error
+// (issue 36). Here the file must end between members.
+class GzipStream {
+ public:
+  GzipStream(::tensorflow::RandomAccessFile* file, size_t buffer) : file_(file), in_(buffer) {
+    std::memset(&z_, 0, sizeof(z_));
+    init_ = inflateInit2(&z_, 16 + MAX_WBITS);  // 16: gzip framing
+  }
+  ~GzipStream() {
+    if (init_ == Z_OK) inflateEnd(&z_);
+  }
+  GzipStream(const GzipStream&) = delete;
+  GzipStream& operator=(const GzipStream&) = delete;
+
+  // Up to `cap` (> 0) decompressed bytes into `buf`; *n = 0 only at the end
+  // of the file, after a complete member.
+  absl::Status Read(uint8_t* buf, size_t cap, size_t* n) {
+    *n = 0;
+    if (init_ != Z_OK) return errors::Internal("zlib's inflateInit2 failed (", init_, ")");
+    z_.next_out = buf;
+    z_.avail_out = static_cast<uInt>(std::min<size_t>(cap, 1u << 30));
+    const uInt want = z_.avail_out;
+    while (z_.avail_out == want) {
+      if (z_.avail_in == 0) {
+        if (eof_) {
+          if (in_member_) {
+            return errors::DataLoss("the gzip stream is cut short: the file ends inside a gzip member ",
+                                    "(after ", read_, " compressed bytes, ", out_,
+                                    " decompressed; a gzip member ends with its CRC and size)");
+          }
+          break;
+        }
+        absl::string_view got;
+        const absl::Status s =
+            file_->Read(read_, in_.size(), &got, reinterpret_cast<char*>(in_.data()));
+        if (!s.ok() && !errors::IsOutOfRange(s)) return s;
+        if (!got.empty() && got.data() != reinterpret_cast<const char*>(in_.data())) {
+          std::memmove(in_.data(), got.data(), got.size());
+        }
+        read_ += got.size();
+        eof_ = got.empty() || errors::IsOutOfRange(s);
+        z_.next_in = in_.data();
+        z_.avail_in = static_cast<uInt>(got.size());
+        continue;
+      }
+      in_member_ = true;
+      const int r = inflate(&z_, Z_NO_FLUSH);
+      if (r == Z_STREAM_END) {
+        // The member's CRC and size checked out (zlib checks the trailer);
+        // another may follow (concatenated gzip).
+        in_member_ = false;
+        inflateReset(&z_);
+      } else if (r != Z_OK && r != Z_BUF_ERROR) {
+        return errors::DataLoss("the gzip stream is damaged after ", read_ - z_.avail_in,
+                                " compressed bytes (", out_ + (want - z_.avail_out),
+                                " decompressed): zlib: ", z_.msg != nullptr ? z_.msg : "error",
+                                " (", r, ")");
+      }
+    }
+    *n = want - z_.avail_out;
+    out_ += *n;
+    return absl::OkStatus();
+  }
+
+  // Passes over `n` decompressed bytes; fewer only at the end of the file.
+  absl::Status Skip(uint64_t n, uint64_t* skipped) {
+    std::vector<uint8_t> scratch(std::min<uint64_t>(n, 64 << 10));
+    *skipped = 0;
+    while (*skipped < n) {
+      size_t got = 0;
+      TF_RETURN_IF_ERROR(Read(scratch.data(), std::min<uint64_t>(n - *skipped, scratch.size()), &got));
+      if (got == 0) break;
+      *skipped += got;
+    }
+    return absl::OkStatus();
+  }
+
+ private:
+  ::tensorflow::RandomAccessFile* file_;
+  std::vector<uint8_t> in_;
+  z_stream z_;
+  int init_ = Z_OK;
+  uint64_t read_ = 0;  // compressed bytes read from the file
+  uint64_t out_ = 0;   // decompressed bytes given out
+  bool eof_ = false;
+  bool in_member_ = false;  // a member begun and its trailer not yet checked
+};
 
 class Dataset : public DatasetBase {
  public:
@@ -376,16 +467,13 @@ class Dataset::Iterator : public DatasetIterator<Dataset> {
   }
 
   // The read callback: plain files straight from the RandomAccessFile into
-  // Rust's buffer, gzip through the ZlibInputStream.
+  // Rust's buffer, gzip inflated into it.
   static int64_t Read(void* context, uint8_t* buf, size_t cap) {
     auto* it = static_cast<Iterator*>(context);
     absl::Status s;
     size_t n = 0;
-    if (it->zlib_ != nullptr) {
-      tstring out;
-      s = it->zlib_->ReadNBytes(static_cast<int64_t>(cap), &out);
-      n = out.size();
-      if (n > 0) std::memcpy(buf, out.data(), n);
+    if (it->gz_ != nullptr) {
+      s = cap == 0 ? absl::OkStatus() : it->gz_->Read(buf, cap, &n);
     } else {
       absl::string_view result;
       s = it->file_->Read(it->file_offset_, cap, &result, reinterpret_cast<char*>(buf));
@@ -419,11 +507,13 @@ class Dataset::Iterator : public DatasetIterator<Dataset> {
     file_offset_ = 0;
     if (gzip_) {
       const int64_t buffer = dataset()->buffer_size_ > 0 ? dataset()->buffer_size_ : kDefaultGzipBuffer;
-      stream_ = std::make_unique<::tensorflow::io::RandomAccessInputStream>(file_.get());
-      zlib_ = std::make_unique<::tensorflow::io::ZlibInputStream>(
-          stream_.get(), buffer, buffer, ::tensorflow::io::ZlibCompressionOptions::GZIP());
+      gz_ = std::make_unique<GzipStream>(file_.get(), static_cast<size_t>(buffer));
       if (block > 0) {
-        s = zlib_->SkipNBytes(block);
+        uint64_t skipped = 0;
+        s = gz_->Skip(static_cast<uint64_t>(block), &skipped);
+        if (s.ok() && skipped < static_cast<uint64_t>(block)) {
+          s = errors::OutOfRange("the file decompresses to ", skipped, " bytes");
+        }
         if (!s.ok()) {
           Close();
           return absl::Status(s.code(), absl::StrCat(dataset()->op(), ": block file ", filename,
@@ -454,8 +544,7 @@ class Dataset::Iterator : public DatasetIterator<Dataset> {
   void Close() TF_NO_THREAD_SAFETY_ANALYSIS {
     bpr_block_reader_free(reader_);
     reader_ = nullptr;
-    zlib_.reset();
-    stream_.reset();
+    gz_.reset();
     file_.reset();
   }
 
@@ -479,8 +568,7 @@ class Dataset::Iterator : public DatasetIterator<Dataset> {
   std::vector<tstring> pending_ TF_GUARDED_BY(mu_);
   bool gzip_ = false;
   std::unique_ptr<::tensorflow::RandomAccessFile> file_;
-  std::unique_ptr<::tensorflow::io::RandomAccessInputStream> stream_;
-  std::unique_ptr<::tensorflow::io::ZlibInputStream> zlib_;
+  std::unique_ptr<GzipStream> gz_;
   uint64_t file_offset_ = 0;
   absl::Status read_status_;
 };

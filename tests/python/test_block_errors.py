@@ -195,6 +195,33 @@ def test_missing_file_is_an_error_once_then_the_next_file(tmp_path):
     assert _records(items, False) == GOOD + GOOD
 
 
+def test_truncated_gzip_stream_is_an_error_once_then_the_next_file(tmp_path):
+    """The gzip stream itself cut (not a whole stream of cut content), at
+    every byte: some prefix of the records, one error naming the file, then
+    the good file. TensorFlow's ZlibInputStream read a stream cut in its
+    header, its trailer or where the data ended with a whole block as a
+    shorter file, without an error."""
+    z = bf.gz(CONTENT)
+    good = _write(tmp_path / "good.gz", bf.gz(bf.file_bytes(GOOD, 3)))
+    bad = str(tmp_path / "t.gz")
+    for cut in range(1, len(z)):
+        _write(bad, z[:cut])
+        for batch_size in ((None, 3) if cut % 16 == 0 else (None,)):
+            items = _drain(data.BlockFormatDataset([bad, good], batch_size=batch_size))
+            errs = _errors(items)
+            assert len(errs) == 1 and f"reading block file {bad} failed (gzip)" in str(errs[0]), (
+                cut, [str(e) for e in errs])
+            assert isinstance(errs[0], tf.errors.DataLossError), str(errs[0])
+            got = _records(items, batch_size is not None)
+            head = got[: len(got) - len(GOOD)]
+            assert got[len(head):] == GOOD and head == RECS[: len(head)], (cut, len(head))
+    msg = str(errs[0])
+    assert "the gzip stream is cut short: the file ends inside a gzip member" in msg, msg
+    # whole members, concatenated: no error, every record
+    _write(bad, bf.gz(CONTENT[:N1]) + bf.gz(CONTENT[N1:]))
+    assert _drain(data.BlockFormatDataset([bad, good])) == [("rec", r) for r in RECS + GOOD]
+
+
 def test_tfrecord_dataset_moves_on_after_a_damaged_file_too(tmp_path):
     """The behaviour the block dataset matches: TFRecordDataset raises a cut
     file's error once and goes on with the next file."""

@@ -117,7 +117,9 @@ REGISTER_OP("BlockFormatBatchDataset")
 BlockFormatDatasetV2's records, batched: each element is a string vector of
 batch_size records (the last may hold fewer, unless drop_remainder), exactly
 the elements of BlockFormatDatasetV2(...).batch(batch_size, drop_remainder),
-read without a tf.data element per record. Batches run across file ends.
+read without a tf.data element per record. Batches run across file ends, and
+across errors: the records read before an error stay in the batch in
+progress, which the next call completes.
 
 batch_size: records per element, >= 1.
 drop_remainder: drop a last batch of fewer than batch_size records.

@@ -117,7 +117,8 @@ def BlockFormatDataset(  # noqa: N802 (a Dataset constructor, named like tf.data
         time, deterministically (cycle n, block 1).
       batch_size: None gives one record (a tf.string scalar) per element. An
         int gives string vectors of batch_size records, exactly the elements
-        of `.batch(batch_size, drop_remainder)` on the unbatched dataset; read
+        of `.batch(batch_size, drop_remainder)` on the unbatched dataset
+        (after an error: of `.ignore_errors().batch(...)`, see Errors); read
         in file order they come from one op (BlockFormatBatchDataset) without
         a tf.data element per record, which is most of the cost of reading
         small records one by one.

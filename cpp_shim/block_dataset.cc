@@ -143,7 +143,9 @@ bool IsGzip(const std::string& compression, const std::string& filename) {
 // (issue 36). Here the file must end between members.
 class GzipStream {
  public:
-  GzipStream(::tensorflow::RandomAccessFile* file, size_t buffer) : file_(file), in_(buffer) {
+  // zlib counts input in 32-bit uInts: the buffer is at most 1 GiB.
+  GzipStream(::tensorflow::RandomAccessFile* file, size_t buffer)
+      : file_(file), in_(std::min<size_t>(buffer, size_t{1} << 30)) {
     std::memset(&z_, 0, sizeof(z_));
     init_ = inflateInit2(&z_, 16 + MAX_WBITS);  // 16: gzip framing
   }

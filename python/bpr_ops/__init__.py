@@ -43,6 +43,7 @@ _NEEDS_TENSORFLOW = {
     "batch_prediction_responses_writer": "ops",
     "batch_prediction_tensor_responses_writer": "ops",
     "data_record_tensor_writer": "ops",
+    "export_for_serving": "serving",
     # Mistakes seen before the op runs (while a model is built or traced).
     "InputDTypeError": "_checks",
     "InputShapeError": "_checks",
@@ -174,6 +175,7 @@ __all__ = [
     "batch_prediction_tensor_responses_writer",
     "data_record_tensor_writer",
     "decode_batch_prediction_response",
+    "export_for_serving",
     "feature_id",
     "feature_ids",
     "library_path",

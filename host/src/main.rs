@@ -8,6 +8,7 @@
 
 mod batch;
 mod bytes;
+mod navi;
 mod table;
 
 use std::collections::{BTreeMap, HashMap};
@@ -26,7 +27,7 @@ use tensorflow::{
 
 const USAGE: &str = "usage: bpr-host [--ops LIBRARY]... --model SAVED_MODEL_DIR \
 --input [NAME=]FILE.npy|FILE.json|FILE.bin|DIR ... [--signature NAME] [--tag TAG] [--output FILE] [--print] \
-[--names A,B,...] [--repeat N [--rounds R]]";
+[--names A,B,...] [--repeat N [--rounds R]] [--navi]";
 
 const HELP: &str = "
   --ops LIBRARY      op library to load before the model (e.g. target/release/libbpr_ops.so);
@@ -52,6 +53,12 @@ const HELP: &str = "
                      round by round in turn (each round starting with the next model), so their
                      times are measured interleaved
   --rounds R         rounds for --repeat (default 15), each of N / R runs per model
+  --navi             serve the batch as Twitter's navi does: every .bin file is one caller's
+                     request (one row), the callers' rows are one string [N] input, and every
+                     signature output is split by rows as navi splits it (2-D outputs only,
+                     string outputs decoded as UTF-8, float/int64/int32/string dtypes only);
+                     what navi would panic on is an error. --output DIR gets caller-NNNNN.json,
+                     each caller's rows; --print shows them, base64 responses as records
   --version          print the TensorFlow version the host runs
 
 TensorFlow's own log lines are hidden unless TF_CPP_MIN_LOG_LEVEL is set (e.g. 0 for all).";
@@ -83,6 +90,7 @@ struct Args {
     names: Vec<String>,
     repeat: Option<usize>,
     rounds: Option<usize>,
+    navi: bool,
 }
 
 fn count(name: &str, v: &str) -> Result<usize, Failure> {
@@ -127,6 +135,7 @@ fn parse_args() -> Result<Option<Args>, Failure> {
             "--tag" => args.tag = Some(value()?),
             "--output" => args.output = Some(value()?.into()),
             "--print" => args.print = true,
+            "--navi" => args.navi = true,
             "--names" => args.names.extend(
                 value()?
                     .split(',')
@@ -161,6 +170,11 @@ fn parse_args() -> Result<Option<Args>, Failure> {
         if args.rounds.is_some() {
             return Err(Failure::Usage("--rounds needs --repeat".into()));
         }
+    }
+    if args.navi && args.repeat.is_some() {
+        return Err(Failure::Usage(
+            "--navi serves one batch: it takes no --repeat".into(),
+        ));
     }
     if args.repeat.is_some() && (args.output.is_some() || args.print) {
         return Err(Failure::Usage(
@@ -513,6 +527,9 @@ struct Served {
     out_op: tensorflow::Operation,
     out_index: i32,
     out_dtype: DataType,
+    /// --navi: every signature output (name order), and the number of callers.
+    navi_outputs: Vec<(String, tensorflow::Operation, i32, DataType)>,
+    callers: usize,
 }
 
 /// TensorFlow's "Op type not registered" names the op but not the way out:
@@ -566,6 +583,10 @@ fn load(model: &Path, args: &Args) -> Result<Served, String> {
     })?;
 
     let batches = match_inputs(signature.inputs(), &args.inputs)?;
+    let mut callers = 0;
+    if args.navi {
+        callers = navi_callers(signature.inputs(), &batches)?;
+    }
     let mut feeds = Vec::new();
     for (name, batch) in &batches {
         let info = &signature.inputs()[name];
@@ -574,9 +595,28 @@ fn load(model: &Path, args: &Args) -> Result<Served, String> {
             .map_err(|e| one_line(&e.to_string()))?;
         feeds.push((op, info.name().index, feed(name, info, batch)?));
     }
+    let mut navi_outputs = Vec::new();
+    if args.navi {
+        let mut names: Vec<&String> = signature.outputs().keys().collect();
+        names.sort();
+        for name in names {
+            let info = &signature.outputs()[name];
+            let op = graph
+                .operation_by_name_required(&info.name().name)
+                .map_err(|e| one_line(&e.to_string()))?;
+            navi_outputs.push((name.clone(), op, info.name().index, info.dtype()));
+        }
+    }
     // Timing a model without a writer (its raw output) is what --repeat
-    // compares against, so there any single output will do.
-    let (out_name, out_info) = if args.repeat.is_some() && signature.outputs().len() == 1 {
+    // compares against, so there any single output will do; navi fetches
+    // every output, so none needs to be the response.
+    let (out_name, out_info) = if args.navi {
+        signature
+            .outputs()
+            .iter()
+            .min_by(|a, b| a.0.cmp(b.0))
+            .ok_or_else(|| format!("signature '{sig_name}' has no outputs"))?
+    } else if args.repeat.is_some() && signature.outputs().len() == 1 {
         signature.outputs().iter().next().expect("one output")
     } else {
         response_output(signature.outputs())?
@@ -595,7 +635,40 @@ fn load(model: &Path, args: &Args) -> Result<Served, String> {
         out_op,
         out_index,
         out_dtype,
+        navi_outputs,
+        callers,
     })
+}
+
+/// navi's batch: one model input, fed one serialized request per caller.
+fn navi_callers(
+    inputs: &HashMap<String, TensorInfo>,
+    batches: &batch::Named,
+) -> Result<usize, String> {
+    let mut names: Vec<&String> = inputs.keys().collect();
+    names.sort();
+    let [name] = names[..] else {
+        return Err(format!(
+            "--navi serves a signature with one string input (one serialized request per \
+             caller); this one has inputs {names:?}"
+        ));
+    };
+    if inputs[name].dtype() != DataType::String {
+        return Err(format!(
+            "--navi: signature input '{name}' is {}; navi feeds request bytes as a string tensor, \
+             one serialized request per caller",
+            Dtype::of(inputs[name].dtype())
+                .map_or(inputs[name].dtype().to_string(), |d| d.to_string())
+        ));
+    }
+    match &batches[name].values {
+        Values::Messages(m) if !m.is_empty() => Ok(m.len()),
+        _ => Err(format!(
+            "--navi: give each caller's request as a .bin file (a directory of them, or \
+             --input {name}=FILE.bin repeated), not {}",
+            batches[name].source
+        )),
+    }
 }
 
 impl Served {
@@ -653,6 +726,27 @@ impl Served {
             ));
         }
         Ok(Response::One(out))
+    }
+
+    /// One run as navi makes it: every output fetched, split by caller.
+    fn navi(&self) -> Result<Vec<navi::Split>, String> {
+        let mut step = SessionRunArgs::new();
+        for (op, index, tensor) in &self.feeds {
+            match tensor {
+                Feed::Str(t) => step.add_feed(op, *index, t),
+                _ => return Err("--navi feeds string inputs only".into()),
+            }
+        }
+        let tokens: Vec<_> = self
+            .navi_outputs
+            .iter()
+            .map(|(name, op, index, dtype)| (name.clone(), step.request_fetch(op, *index), *dtype))
+            .collect();
+        self.bundle
+            .session
+            .run(&mut step)
+            .map_err(|e| format!("running the model failed: {}", one_line(&e.to_string())))?;
+        navi::split(&mut step, &tokens, self.callers)
     }
 
     /// One timed run: the output is fetched as a server would before sending
@@ -751,6 +845,16 @@ fn run(args: Args) -> Result<(), String> {
     let s = &served[0];
     let (sig_name, out_name) = (&s.sig_name, &s.out_name);
     let names = name_of_id(&args.names)?;
+    if args.navi {
+        let splits = s.navi()?;
+        if let Some(dir) = &args.output {
+            navi::write(dir, &splits, s.callers)?;
+        }
+        if args.print {
+            navi::print(&splits, s.callers, &names)?;
+        }
+        return Ok(());
+    }
     match s.response()? {
         Response::One(out) => {
             let bytes: &[u8] = &out;

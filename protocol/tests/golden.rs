@@ -1,4 +1,4 @@
-// Golden bytes written by hand from /work/shared/docs/wire-format.md and the Thrift binary-protocol spec, plus every InvalidArgument error.
+// Golden bytes written by hand from the IDL in thrift/ and the Thrift binary-protocol spec, plus every InvalidArgument error.
 
 use bpr_protocol::{
     continuous_size, encode_continuous, encode_tensor_response, tensor_response_size, Data,

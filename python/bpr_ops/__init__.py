@@ -28,6 +28,7 @@ from ._loader import SUPPORTED_TENSORFLOW
 # still work (they import no TensorFlow); a name that needs TensorFlow raises an
 # ImportError saying what to install rather than "No module named 'keras'".
 from .decode import DecodeError, SparseTensorValue, decode_batch_prediction_response  # noqa: E402
+from .feature_config import FeatureConfig  # noqa: E402
 from .feature_ids import feature_id, feature_ids  # noqa: E402
 from .request import encode_batch_prediction_request, encode_data_record  # noqa: E402
 
@@ -42,6 +43,10 @@ _NEEDS_TENSORFLOW = {
     "batch_prediction_responses_writer": "ops",
     "batch_prediction_tensor_responses_writer": "ops",
     "data_record_tensor_writer": "ops",
+    "export_for_serving": "serving",
+    # Mistakes seen before the op runs (while a model is built or traced).
+    "InputDTypeError": "_checks",
+    "InputShapeError": "_checks",
     # twml's model ops (issue 37): discretizers, calibration, calibrators.
     # twml's model ops (issue 37): sparse matmul (FullSparse), norms, partition/stitch.
     # twml's model ops (issue 37): the small tensor ops.
@@ -101,6 +106,7 @@ if _HAS_TENSORFLOW and not _started_as_cli():
     _register_ops()
     # Imported now, not on first use: importing the layers registers them with
     # Keras, which a `.keras` file loaded right after `import bpr_ops` needs.
+    from ._checks import InputDTypeError, InputShapeError  # noqa: E402
     from ._loader import LibraryLoadError, UnsupportedTensorFlowError, library_path, load_library  # noqa: E402
     from .ops import (  # noqa: E402
         batch_prediction_response_writer,
@@ -116,6 +122,7 @@ if _HAS_TENSORFLOW and not _started_as_cli():
             BatchPredictionRequestReader,
             BatchPredictionTensorWriter,
             BatchPredictionWriter,
+            DataRecordTensorWriter,
         )
     else:
         from ._request_layer import BatchPredictionRequestReader  # noqa: E402
@@ -156,6 +163,9 @@ __all__ = [
     "BatchPredictionWriter",
     "DataRecordTensorWriter",
     "DecodeError",
+    "FeatureConfig",
+    "InputDTypeError",
+    "InputShapeError",
     "LibraryLoadError",
     "SparseTensorValue",
     "UnsupportedTensorFlowError",
@@ -165,6 +175,7 @@ __all__ = [
     "batch_prediction_tensor_responses_writer",
     "data_record_tensor_writer",
     "decode_batch_prediction_response",
+    "export_for_serving",
     "feature_id",
     "feature_ids",
     "library_path",

@@ -1,24 +1,34 @@
-"""bpr-decode / `python -m bpr_ops decode FILE`: prints what a model emitted.
+"""bpr-decode / `python -m bpr_ops decode FILE`: prints the DataRecords of
+prediction responses, requests and block files, as a table or JSON.
 
-FILE holds serialized BatchPredictionResponses: the raw bytes of one, a .npy
-of the op's uint8 output tensor (or of model.predict's, one response per row),
-or, for model.predict's RaggedTensor (batches of different sizes), a .npz of
-`np.savez(FILE, flat_values=out.flat_values, row_splits=out.row_splits)`; or it
-is an Elephant-Bird block file of DataRecords (training data, plain or gzip),
-whose records are shown the same way. With --request, FILE holds the raw bytes
-of one BatchPredictionRequest (what a model is served: the same Thrift framing
-as a response, so it must be said): its records, and its commonFeatures as the
-row "common" (JSON: {"commonFeatures": ..., "records": [...]}).
+FILE ("-": standard input) is one of:
+  - serialized BatchPredictionResponses: the raw bytes of one, a .npy of the
+    op's uint8 output tensor (or of model.predict's, one response per row),
+    or, for model.predict's RaggedTensor (batches of different sizes), a .npz
+    of `np.savez(FILE, flat_values=out.flat_values, row_splits=out.row_splits)`;
+  - an Elephant-Bird block file of DataRecords (training data, plain or gzip),
+    whose records are shown the same way;
+  - with --request, the raw bytes of one BatchPredictionRequest (what a model
+    is served): its records, and its commonFeatures as the row "common" (JSON:
+    {"commonFeatures": ..., "records": [...]}). A request has a response's
+    framing, so it must be said; one with commonFeatures is recognised by them
+    and read as a request even without --request (a note says so);
+  - with --base64, base64 text (web-safe or standard, padding optional,
+    whitespace-separated): each text one response (or, with --request, the
+    one request), as navi's `navi` signature and servers that send JSON give.
 Every DataRecord field is shown; a key that appears under two fields is
-labelled field:key. Output: a table (default) or JSON. With --names or
---names-file, keys that a given feature name hashes to are shown as names.
+labelled field:key. With --names or --names-file, keys that a given feature
+name hashes to are shown as names. Output cut short (`| head`) ends quietly
+with status 141, as a process killed by SIGPIPE.
 """
-
 from __future__ import annotations
 
 import argparse
+import binascii
+import io
 import json
 import math
+import os
 import sys
 from pathlib import Path
 from typing import NamedTuple
@@ -47,9 +57,9 @@ class _Ragged(NamedTuple):
         return (len(self.row_splits) - 1, None)
 
 
-def _read_npz(path: Path) -> _Ragged:
+def _read_npz(source) -> _Ragged:
     try:
-        with np.load(path, allow_pickle=False) as npz:
+        with np.load(source, allow_pickle=False) as npz:
             arrays = {name: npz[name] for name in npz.files}
     except ValueError as e:
         raise DecodeError(f"not a readable .npz file: {e}") from None
@@ -73,15 +83,15 @@ def _read_npz(path: Path) -> _Ragged:
     return _Ragged(flat, splits)
 
 
-def read_response(path: Path):
+def read_response(path: Path, data: bytes | None = None):
     """The file's bytes, the array of a .npy file (one response per row), or
-    the RaggedTensor of a .npz file."""
-    data = path.read_bytes()
+    the RaggedTensor of a .npz file. `data`: the file's bytes, read already."""
+    data = path.read_bytes() if data is None else data
     if data.startswith(b"PK\x03\x04") and path.suffix == ".npz":
-        return _read_npz(path)
+        return _read_npz(io.BytesIO(data))
     if data.startswith(b"\x93NUMPY"):
         try:
-            array = np.load(path, allow_pickle=False)
+            array = np.load(io.BytesIO(data), allow_pickle=False)
         except ValueError as e:
             if "allow_pickle" in str(e):
                 raise DecodeError(
@@ -99,23 +109,103 @@ def read_response(path: Path):
     return data
 
 
-def read_records(path: Path):
-    """(records by field, skipped fields) of a response file or a block file."""
+class Decoded(NamedTuple):
+    records: list
+    common: dict | None  # a request's commonFeatures
+    skipped: dict
+    request: bool  # shown as a request (its commonFeatures row, JSON {"commonFeatures", "records"})
+    note: str | None = None
+
+
+def _request_with_common(data: bytes):
+    """decode_request's result when `data` is a BatchPredictionRequest with
+    commonFeatures, else None. A response has no field 2, so a message that
+    has one holding a DataRecord is a request, and reading it as a response
+    would drop its commonFeatures."""
+    try:
+        records, common, skipped = decode_request(data)
+    except DecodeError:
+        return None
+    return (records, common, skipped) if common is not None else None
+
+
+def read_records(path: Path, data: bytes | None = None) -> Decoded:
+    """The records of a response file, a block file, or a request recognised
+    by its commonFeatures."""
     from ._blockfile import block_records, looks_like_block_file
     from .decode import _Reader, _record
 
-    data = path.read_bytes()
-    if not looks_like_block_file(data):
-        return decode_responses(read_response(path), by_field=True)
-    records, skipped = [], {}
-    for i, blob in enumerate(block_records(data)):
-        r = _Reader(blob)
-        records.append(_record(r, f"record {i}"))
-        if r.pos != len(blob):
-            raise DecodeError(f"record {i}: {len(blob) - r.pos} bytes after the DataRecord")
-        for key, n in r.skipped.items():
-            skipped[key] = skipped.get(key, 0) + n
-    return records, skipped
+    data = path.read_bytes() if data is None else data
+    if looks_like_block_file(data):
+        records, skipped = [], {}
+        for i, blob in enumerate(block_records(data)):
+            r = _Reader(blob)
+            records.append(_record(r, f"record {i}"))
+            if r.pos != len(blob):
+                raise DecodeError(f"record {i}: {len(blob) - r.pos} bytes after the DataRecord")
+            for key, n in r.skipped.items():
+                skipped[key] = skipped.get(key, 0) + n
+        return Decoded(records, None, skipped, False)
+    response = read_response(path, data)
+    if isinstance(response, bytes):
+        found = _request_with_common(response)
+        if found is not None:
+            return Decoded(*found, True, note=REQUEST_NOTE)
+    records, skipped = decode_responses(response, by_field=True)
+    return Decoded(records, None, skipped, False)
+
+
+REQUEST_NOTE = (
+    "read as a BatchPredictionRequest: it has commonFeatures (field 2), which no BatchPredictionResponse "
+    "has (--request says so and silences this note)"
+)
+
+
+_BASE64_ALPHABET = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/")
+
+
+def base64_messages(text: bytes) -> list[bytes]:
+    """The messages of base64 text: whitespace-separated, web-safe (-_) or
+    standard (+/) alphabet, padding optional."""
+    out = []
+    for i, token in enumerate(text.split()):
+        try:
+            word = token.decode("ascii")
+        except UnicodeDecodeError:
+            raise DecodeError(f"base64 text {i}: not ASCII (is this raw bytes? drop --base64)") from None
+        word = word.replace("-", "+").replace("_", "/").rstrip("=")
+        if len(word) % 4 == 1:
+            raise DecodeError(f"base64 text {i}: {len(word)} characters cannot be base64 (a truncated text?)")
+        bad = next((at for at, c in enumerate(word) if c not in _BASE64_ALPHABET), None)
+        if bad is not None:
+            raise DecodeError(f"base64 text {i}: {word[bad]!r} at character {bad} is not base64")
+        try:
+            out.append(binascii.a2b_base64(word + "=" * (-len(word) % 4), strict_mode=True))
+        except binascii.Error as e:
+            raise DecodeError(f"base64 text {i} is not base64: {e}") from None
+    if not out:
+        raise DecodeError("no base64 text")
+    return out
+
+
+def decode_base64(text: bytes, request: bool) -> Decoded:
+    messages = base64_messages(text)
+    if request:
+        if len(messages) != 1:
+            raise DecodeError(f"--request reads one request; the base64 text holds {len(messages)}")
+        return Decoded(*decode_request(messages[0]), True)
+    if len(messages) == 1:
+        found = _request_with_common(messages[0])
+        if found is not None:
+            return Decoded(*found, True, note=REQUEST_NOTE)
+    for i, m in enumerate(messages):
+        if _request_with_common(m) is not None:
+            raise DecodeError(
+                f"base64 text {i} is a BatchPredictionRequest with commonFeatures, not a response; "
+                "decode it alone with --request"
+            )
+    records, skipped = decode_responses(messages, by_field=True)
+    return Decoded(records, None, skipped, False)
 
 
 def read_names(lists: list[str], files: list[Path]) -> list[str]:
@@ -237,15 +327,23 @@ def skipped_note(skipped: dict) -> str:
     return "skipped fields this schema does not know: " + ", ".join(items)
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
+def _parser() -> argparse.ArgumentParser:
+    doc = __doc__.split("\n", 2)
+    parser = argparse.ArgumentParser(prog=PROG, description=doc[0] + " " + doc[1])
     sub = parser.add_subparsers(dest="command", required=True)
-    decode = sub.add_parser("decode", help="print the records of a serialized response")
-    decode.add_argument("file", type=Path, help="raw response bytes, a .npy of the op's output, or a .npz of "
-                        "predict's RaggedTensor (flat_values and row_splits)")
+    decode = sub.add_parser(
+        "decode", prog=PROG, help="print the records of responses, a request or a block file",
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    decode.add_argument("file", type=Path, help="responses (raw bytes, a .npy of the op's output, a .npz of "
+                        "predict's RaggedTensor), a block file, a request (--request) or base64 text "
+                        "(--base64); - reads standard input")
     decode.add_argument("--format", choices=("table", "json"), default="table")
     decode.add_argument("--request", action="store_true",
-                        help="FILE is a serialized BatchPredictionRequest (raw bytes), not a response")
+                        help="FILE is one serialized BatchPredictionRequest (raw bytes), not a response")
+    decode.add_argument("--base64", action="store_true",
+                        help="FILE is base64 text (web-safe or standard, padding optional), one message per "
+                        "whitespace-separated text: what navi's `navi` signature returns")
     decode.add_argument(
         "--names", action="append", default=[], metavar="A,B,...",
         help="feature names, comma-separated: keys they hash to (twml's feature id) are shown as names",
@@ -254,25 +352,20 @@ def main(argv=None) -> int:
         "--names-file", action="append", default=[], type=Path, metavar="FILE",
         help="feature names, one per line (blank lines skipped), as --names",
     )
-    # As a console script there is no "decode" word: `bpr-decode FILE`.
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] not in ("decode", "-h", "--help"):
-        argv.insert(0, "decode")
-    args = parser.parse_args(argv)
-    try:
-        names = read_names(args.names, args.names_file)
-    except (OSError, ValueError) as e:
-        print(f"{PROG}: error: {e}", file=sys.stderr)
-        return 2
-    common = None
-    try:
-        if args.request:
-            records, common, skipped = decode_request(args.file.read_bytes())
-        else:
-            records, skipped = read_records(args.file)
-    except (OSError, DecodeError, TypeError) as e:
-        print(f"{PROG}: error: {args.file}: {e}", file=sys.stderr)
-        return 2
+    return parser
+
+
+def _decode(args) -> Decoded:
+    data = sys.stdin.buffer.read() if str(args.file) == "-" else args.file.read_bytes()
+    if args.base64:
+        return decode_base64(data, args.request)
+    if args.request:
+        return Decoded(*decode_request(data), True)
+    return read_records(args.file, data)
+
+
+def _print_all(decoded: Decoded, names: list[str], fmt: str) -> int:
+    records, common = decoded.records, decoded.common
     if names:
         try:
             labelled = label_keys(records + ([common] if common is not None else []), names, by_field=True)
@@ -280,14 +373,45 @@ def main(argv=None) -> int:
             print(f"{PROG}: error: feature names: {type(e).__name__}: {getattr(e, 'message', e)}", file=sys.stderr)
             return 2
         records, common = labelled[: len(records)], (labelled[-1] if common is not None else None)
-    if args.format == "json":
-        print(to_json(records, common, request=args.request))
+    if decoded.note:
+        print(f"{PROG}: note: {decoded.note}", file=sys.stderr)
+    if fmt == "json":
+        print(to_json(records, common, request=decoded.request))
     else:
         print(to_table(records, common))
-    if skipped:
+    if decoded.skipped:
         # stderr: the JSON on stdout stays JSON.
-        print(f"{PROG}: note: {skipped_note(skipped)}", file=sys.stderr)
+        print(f"{PROG}: note: {skipped_note(decoded.skipped)}", file=sys.stderr)
+    sys.stdout.flush()
     return 0
+
+
+def main(argv=None) -> int:
+    # As a console script there is no "decode" word: `bpr-decode FILE`, and
+    # `bpr-decode --help` is the decode command's help (the one there is).
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] != "decode":
+        argv.insert(0, "decode")
+    args = _parser().parse_args(argv)
+    try:
+        names = read_names(args.names, args.names_file)
+    except (OSError, ValueError) as e:
+        print(f"{PROG}: error: {e}", file=sys.stderr)
+        return 2
+    try:
+        decoded = _decode(args)
+    except (OSError, DecodeError, TypeError) as e:
+        print(f"{PROG}: error: {args.file}: {e}", file=sys.stderr)
+        return 2
+    try:
+        return _print_all(decoded, names, args.format)
+    except BrokenPipeError:
+        # The reader left (`| head`): stop quietly, as Unix tools do (killed
+        # by SIGPIPE: status 128 + 13). Python would flush stdout again at
+        # exit and print a second error, so stdout goes to /dev/null first.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
 
 
 if __name__ == "__main__":

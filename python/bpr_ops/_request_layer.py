@@ -1,7 +1,9 @@
 """BatchPredictionRequestReader: a Keras layer that turns request bytes (the
-serving input of a model) into dense feature tensors, on the request-side ops
-DecodeBatchPredictionRequestV2 and Get*GroupAsTensor. A Keras 3 layer here;
-`request_reader_layer(tf_keras, ...)` makes the same on tf_keras (Keras 2)."""
+serving input of a model) into feature tensors (dense, sparse, or hashed into
+twml's sparse input), on the request-side ops DecodeBatchPredictionRequestV2,
+Get*GroupAsTensor, GetSparse*AsTensor and GetHashedFeaturesAsSparseTensorV2.
+A Keras 3 layer here; `request_reader_layer(tf_keras, ...)` makes the same on
+tf_keras (Keras 2)."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ import tensorflow as tf
 
 from ._keys import config_keys, resolve_keys
 from ._loader import load_library
+from .feature_config import KIND_CODES, SPARSE_KINDS, FeatureConfig, as_key_list, check_hashed
 
 # The layer's kinds: (argument, getter op wrapper, output dtype).
 _KINDS = (
@@ -20,7 +23,27 @@ _KINDS = (
 )
 _MODES = ("kinds", "names")
 # Each kind's DataRecord field id: GetFeatureSourcesFromDataRecord's feature_kinds.
-_KIND_CODES = {"binary": 1, "continuous": 2, "discrete": 3, "strings": 4}
+_KIND_CODES = KIND_CODES
+# Outputs that features named alike would clash with in "names" mode, and
+# what makes each.
+_WANTS = {
+    "hashed": "the hashed features",
+    "hashed_kinds": "the hashed features",
+    "sparse_binary": "the sparse binary features",
+    "sparse_continuous": "the sparse continuous features",
+    "sparse_continuous_names": "the sparse continuous features",
+}
+# The sparse kinds: (argument, getter op wrapper).
+_SPARSE = (("sparse_binary", "get_sparse_binary_as_tensor"), ("sparse_continuous", "get_sparse_continuous_as_tensor"))
+# GetHashedFeaturesAsSparseTensorV2's keep list attr of each kind.
+_HASHED_ATTRS = {
+    "binary": "binary_keep_features",
+    "continuous": "continuous_keep_features",
+    "discrete": "discrete_keep_features",
+    "strings": "string_keep_features",
+    "sparse_binary": "sparse_binary_keep_features",
+    "sparse_continuous": "sparse_continuous_keep_features",
+}
 
 
 class _RequestReader:
@@ -53,6 +76,34 @@ class _RequestReader:
         index prepended to each value's indices; a record (and its
         commonFeatures) lacking it adds no values. dtype as for tensors. A
         sparse tensor of another dtype or dense shape is an InvalidArgumentError.
+      sparse_binary: keys of sparse binary features (a set of strings per
+        record), each one tf.SparseTensor of strings [B, N] under
+        out["sparse_binary"][key] (N the most strings a record has): row b
+        holds record b's strings at columns 0, 1, ... (its request's
+        commonFeatures' strings, then its own, in wire order), as
+        tf.io.parse_example gives a VarLenFeature.
+      sparse_continuous: keys of sparse continuous features (a map string ->
+        double per record): the values as tf.SparseTensor float32 [B, N]
+        under out["sparse_continuous"][key] and their names, the same
+        indices, as strings under out["sparse_continuous_names"][key].
+      hashed: {kind: keys} (kinds: binary, continuous, discrete, strings,
+        sparse_binary, sparse_continuous): features read as twml's hashed
+        sparse input (GetHashedFeaturesAsSparseTensorV2, what twml's
+        HashedDataRecord / get_sparse_parse_fn gave models): one
+        tf.SparseTensor float32 [B, 2**hashed_bits] under out["hashed"], a
+        value per feature entry at [record, key & (2**hashed_bits - 1)]
+        (twml.limit_bits on the int64 key), rows per record its request's
+        commonFeatures' then its own, kinds in the order above, wire order
+        within a kind, then sorted row-major by a stable sort (tf.data and
+        most sparse ops need that order). out["hashed_kinds"]: the same
+        indices, each entry's kind as twml's types gave it (int8 DataRecord
+        field id, 1 binary ... 6 sparse continuous). Keys that collide are
+        separate entries at one index (sparse_dense_matmul, as under twml's
+        full_sparse, sums them). An entry sent as another kind than the one
+        given here is not read (sources shows it as 3).
+      hashed_bits: with hashed, the bits each key keeps (1..62).
+      decode_mode: with hashed, a sparse continuous entry's key: 0 (twml's
+        default) the feature id of its name, 1 the id mixed with the name.
       output_mode: "kinds" (default): {"continuous": [B, F_c], "binary": [B, F_b],
         "discrete": [B, F_d], "strings": [B, F_s]}, for the kinds given, columns
         in the order given. "names": {key: [B]}, one tensor per key (a name, or
@@ -65,7 +116,15 @@ class _RequestReader:
         A misspelled name is 0 in every record; a feature the client sends as
         discrete but the model reads as continuous is 3. "kinds" mode:
         {kind: [B, F_kind]}, columns as the values'; "names" mode: {key: [B]}.
+        Sparse kinds and hashed features are reported too: {"sparse_binary":
+        [B, F], ..., "hashed": [B, F_hashed]} in "kinds" mode (hashed columns
+        kind by kind in the order of `hashed`'s kinds above), {key: [B]} in
+        "names" mode; 1 means the record has the feature (its values are then
+        the common ones and its own), 2 only its request's commonFeatures.
         Tensor features have out["tensors_found"] instead.
+
+    The first argument may be a bpr_ops.FeatureConfig instead: its reader
+    arguments (the training input takes the same config).
 
     A key given twice (in one kind or in two), no key at all, or a bad key is
     an error here, when the layer is made.
@@ -85,8 +144,21 @@ class _RequestReader:
         sparse_tensors=None,
         row_splits=False,
         sources=False,
+        sparse_binary=(),
+        sparse_continuous=(),
+        hashed=None,
+        hashed_bits=None,
+        decode_mode=0,
         **kwargs,
     ):
+        if isinstance(continuous, FeatureConfig):
+            config_args = continuous.reader_args()
+            clash = [k for k in config_args if k in kwargs]
+            if clash:
+                raise TypeError(f"{type(self).__name__}: {clash[0]!r} is given both in the FeatureConfig and "
+                                "as an argument; give it once")
+            self.__init__(**config_args, **kwargs)
+            return
         kwargs.setdefault("trainable", False)
         kwargs.setdefault("autocast", False)
         super().__init__(**kwargs)
@@ -107,47 +179,84 @@ class _RequestReader:
         if not isinstance(default_string, (str, bytes)):
             raise TypeError(f"{where}: default_string must be a str, got {default_string!r}")
         self.default_string = default_string
-        given = {"continuous": continuous, "binary": binary, "discrete": discrete, "strings": strings}
+        given = {"continuous": continuous, "binary": binary, "discrete": discrete, "strings": strings,
+                 "sparse_binary": sparse_binary, "sparse_continuous": sparse_continuous}
+        hashed, self.hashed_bits, self.decode_mode = check_hashed(hashed, hashed_bits, decode_mode, where)
         self._ids: dict[str, list[int]] = {}
         self._given: dict[str, list] = {}
+        # Hashed features by kind, as _ids / _given.
+        self._hashed_ids: dict[str, list[int]] = {}
+        self._hashed_given: dict[str, list] = {}
         seen: dict[int, str] = {}
-        for kind, keys in given.items():
-            if isinstance(keys, (str, bytes)):
-                keys = [keys]
-            ids, as_given = resolve_keys(keys, f"{where} {kind}")
+        groups = [(kind, kind, keys, self._ids, self._given) for kind, keys in given.items()]
+        groups += [(f"hashed[{kind!r}]", kind, keys, self._hashed_ids, self._hashed_given)
+                   for kind, keys in hashed.items()]
+        for label, kind, keys, ids_of, given_of in groups:
+            keys = as_key_list(keys, f"{where} {label}")
+            ids, as_given = resolve_keys(keys, f"{where} {label}") if keys else ([], [])
             for key_id, key in zip(ids, as_given):
                 if key_id in seen:
                     raise ValueError(
-                        f"{where}: {key!r} in {kind} is feature id {key_id}, which {seen[key_id]} "
+                        f"{where}: {key!r} in {label} is feature id {key_id}, which {seen[key_id]} "
                         "already reads; each feature is read once"
                     )
-                seen[key_id] = f"{kind} ({key!r})"
+                seen[key_id] = f"{label} ({key!r})"
             if ids:
-                self._ids[kind] = ids
-                self._given[kind] = as_given
+                ids_of[kind] = ids
+                given_of[kind] = as_given
         self._tensors = _tensor_specs(tensors, where, seen, "tensors")
         self._sparse_tensors = _tensor_specs(sparse_tensors, where, seen, "sparse_tensors")
-        if not self._ids and not self._tensors and not self._sparse_tensors:
+        if not self._ids and not self._hashed_ids and not self._tensors and not self._sparse_tensors:
             raise ValueError(
-                f"{where}: no features to read; give continuous, binary, discrete, strings, tensors "
-                "or sparse_tensors keys"
+                f"{where}: no features to read; give continuous, binary, discrete, strings, sparse_binary, "
+                "sparse_continuous, hashed, tensors or sparse_tensors keys"
             )
-        for extra, wanted in (("row_splits", row_splits), ("sources", sources)):
+        extras = (("row_splits", row_splits), ("sources", sources), ("hashed", bool(self._hashed_ids)),
+                  ("hashed_kinds", bool(self._hashed_ids)),
+                  ("sparse_binary", "sparse_binary" in self._ids),
+                  ("sparse_continuous", "sparse_continuous" in self._ids),
+                  ("sparse_continuous_names", "sparse_continuous" in self._ids))
+        for extra, wanted in extras:
             if wanted and output_mode == "names":
-                clash = [k for kind in self._ids for k in self._names(kind) if k == extra]
+                clash = [k for kind in self._ids if kind not in SPARSE_KINDS for k in self._names(kind)
+                         if k == extra]
                 if clash:
                     raise ValueError(
-                        f"{where}: a feature named {extra!r} and {extra}=True both want the output "
-                        f"{extra!r}; use output_mode='kinds'"
+                        f"{where}: a feature named {extra!r} and {_WANTS.get(extra, extra + '=True')} both "
+                        f"want the output {extra!r}; use output_mode='kinds'"
                     )
-        if sources and not self._ids:
+        if sources and not self._ids and not self._hashed_ids:
             raise ValueError(
-                f"{where}: sources=True reports the continuous, binary, discrete and strings features, "
-                "and none were given (tensor features have out['tensors_found'])"
+                f"{where}: sources=True reports the continuous, binary, discrete, strings, sparse and hashed "
+                "features, and none were given (tensor features have out['tensors_found'])"
             )
+        if sources and output_mode == "names":
+            names = [n for group in self._source_groups() for n in group[3]]
+            twice = sorted({n for n in names if names.count(n) > 1})
+            if twice:
+                raise ValueError(f"{where}: sources in output_mode='names' are keyed by name, and {twice[0]!r} "
+                                 "names two features; use output_mode='kinds'")
 
-    def _names(self, kind: str) -> list[str]:
-        return [k if isinstance(k, str) else str(k) for k in config_keys(self._given[kind])]
+    def _names(self, kind: str, given=None) -> list[str]:
+        given = self._given if given is None else given
+        return [k if isinstance(k, str) else str(k) for k in config_keys(given[kind])]
+
+    def _source_groups(self) -> list:
+        """[(group, ids, kind codes, names)]: what sources reports, in
+        order: the dense kinds, the sparse kinds, then the hashed features."""
+        out = []
+        for kind in (*(k for k, _, _ in _KINDS), *SPARSE_KINDS):
+            if kind in self._ids:
+                ids = self._ids[kind]
+                out.append((kind, ids, [_KIND_CODES[kind]] * len(ids), self._names(kind)))
+        if self._hashed_ids:
+            ids, codes, names = [], [], []
+            for kind, kind_ids in self._hashed_ids.items():
+                ids += kind_ids
+                codes += [_KIND_CODES[kind]] * len(kind_ids)
+                names += self._names(kind, self._hashed_given)
+            out.append(("hashed", ids, codes, names))
+        return out
 
     def compute_output_spec(self, inputs):
         dtype = getattr(inputs, "dtype", None)
@@ -165,6 +274,18 @@ class _RequestReader:
             else:
                 for name in self._names(kind):
                     out[name] = keras.KerasTensor((None,), dtype=out_dtype)
+        for kind, _ in _SPARSE:
+            if kind not in self._ids:
+                continue
+            dtype = "string" if kind == "sparse_binary" else "float32"
+            out[kind] = {k: keras.KerasTensor((None, None), dtype=dtype, sparse=True) for k in self._given[kind]}
+            if kind == "sparse_continuous":
+                out["sparse_continuous_names"] = {
+                    k: keras.KerasTensor((None, None), dtype="string", sparse=True) for k in self._given[kind]
+                }
+        if self._hashed_ids:
+            out["hashed"] = keras.KerasTensor((None, 1 << self.hashed_bits), dtype="float32", sparse=True)
+            out["hashed_kinds"] = keras.KerasTensor((None, 1 << self.hashed_bits), dtype="int8", sparse=True)
         if self._tensors:
             out["tensors"] = {
                 k: keras.KerasTensor((None, *shape), dtype=dtype) for k, (_, dtype, shape) in self._tensors.items()
@@ -179,24 +300,22 @@ class _RequestReader:
             out["row_splits"] = keras.KerasTensor((None,), dtype="int64")
         if self.sources:
             out["sources"] = self._per_column(
-                lambda kind: keras.KerasTensor((None, len(self._ids[kind])), dtype="int8"),
-                lambda kind, j, columns: keras.KerasTensor((None,), dtype="int8"),
+                lambda group, n: keras.KerasTensor((None, n), dtype="int8"),
+                lambda group, j, columns: keras.KerasTensor((None,), dtype="int8"),
             )
         return out
 
     def _per_column(self, whole, column):
-        """{kind: whole(kind)} in "kinds" mode, {name: column(kind, j, whole)}
-        in "names" mode, for the kinds this layer reads."""
+        """{group: whole(group, n)} in "kinds" mode, {name: column(group, j,
+        whole)} in "names" mode, for the groups sources reports."""
         out = {}
-        for kind, _, _ in _KINDS:
-            if kind not in self._ids:
-                continue
-            columns = whole(kind)
+        for group, ids, _, names in self._source_groups():
+            columns = whole(group, len(ids))
             if self.output_mode == "kinds":
-                out[kind] = columns
+                out[group] = columns
             else:
-                for j, name in enumerate(self._names(kind)):
-                    out[name] = column(kind, j, columns)
+                for j, name in enumerate(names):
+                    out[name] = column(group, j, columns)
         return out
 
     def call(self, inputs):
@@ -219,7 +338,7 @@ class _RequestReader:
 
     def _keep(self) -> list[int]:
         """The feature ids every decode op this layer makes keeps."""
-        return [i for kind, _, _ in _KINDS for i in self._ids.get(kind, [])]
+        return [i for ids in (*self._ids.values(), *self._hashed_ids.values()) for i in ids]
 
     def _features(self, lib, handle):
         """The layer's outputs from a DataRecord handle (of a request, or of
@@ -243,6 +362,22 @@ class _RequestReader:
                 names = self._names(kind)
                 for name, column in zip(names, tf.unstack(values, num=len(names), axis=1)):
                     out[name] = column
+        for kind, getter in _SPARSE:
+            if kind not in self._ids:
+                continue
+            out[kind] = {}
+            if kind == "sparse_continuous":
+                out["sparse_continuous_names"] = {}
+            for key, fid in zip(self._given[kind], self._ids[kind]):
+                rows = getattr(lib, getter)(handle, feature_id=fid)
+                indices, dense_shape = _record_positions(rows.ids, lib.get_batch_size_from_data_record(handle))
+                if kind == "sparse_binary":
+                    out[kind][key] = tf.SparseTensor(indices, rows.names, dense_shape)
+                else:
+                    out[kind][key] = tf.SparseTensor(indices, rows.values, dense_shape)
+                    out["sparse_continuous_names"][key] = tf.SparseTensor(indices, rows.names, dense_shape)
+        if self._hashed_ids:
+            out["hashed"], out["hashed_kinds"] = self._hashed(lib, handle)
         if self._tensors:
             out["tensors"], out["tensors_found"] = {}, {}
             for key, (fid, dtype, shape) in self._tensors.items():
@@ -256,24 +391,69 @@ class _RequestReader:
             out["row_splits"] = lib.get_request_splits_from_data_record(handle)
         if self.sources:
             # One op for every kind: one pass over the records.
-            kinds = [kind for kind, _, _ in _KINDS if kind in self._ids]
-            ids = [i for kind in kinds for i in self._ids[kind]]
-            codes = [_KIND_CODES[kind] for kind in kinds for _ in self._ids[kind]]
+            groups = self._source_groups()
+            ids = [i for g in groups for i in g[1]]
+            codes = [c for g in groups for c in g[2]]
             sources = lib.get_feature_sources_from_data_record(handle, feature_ids=ids, feature_kinds=codes)
             starts, at = {}, 0
-            for kind in kinds:
-                starts[kind] = at
-                at += len(self._ids[kind])
+            for group, group_ids, _, _ in groups:
+                starts[group] = at
+                at += len(group_ids)
             out["sources"] = self._per_column(
-                lambda kind: sources[:, starts[kind]:starts[kind] + len(self._ids[kind])],
-                lambda kind, j, columns: columns[:, j],
+                lambda group, n: sources[:, starts[group]:starts[group] + n],
+                lambda group, j, columns: columns[:, j],
             )
         return out
+
+    def _hashed(self, lib, handle) -> tuple[tf.SparseTensor, tf.SparseTensor]:
+        """twml's hashed sparse input of the hashed features: [record,
+        key & mask] -> value, dense shape [B, 2**hashed_bits], and the same
+        indices -> each entry's kind (its DataRecord field id, int8)."""
+        keep = self._keep()
+        ids, keys, values, kinds = [], [], [], []
+        # One getter call per kind: its rows carry no kind, and the kind is
+        # what twml's hashed reader gave besides keys and values (types).
+        for kind, kind_ids in self._hashed_ids.items():
+            lists = {attr: (kind_ids if k == kind else []) for k, attr in _HASHED_ATTRS.items()}
+            rows = lib.get_hashed_features_as_sparse_tensor_v2(
+                handle, keep_features=keep, keep_codes=[0] * len(keep), decode_mode=self.decode_mode, **lists
+            )
+            ids.append(rows.ids)
+            keys.append(rows.keys)
+            values.append(rows.values)
+            kinds.append(tf.fill(tf.shape(rows.ids), tf.constant(_KIND_CODES[kind], tf.int8)))
+        ids, keys, values, kinds = (t[0] if len(t) == 1 else tf.concat(t, 0) for t in (ids, keys, values, kinds))
+        # twml.limit_bits: the low bits of the int64 key (a negative key keeps
+        # its low bits, as `&` on two's complement does).
+        keys = tf.bitwise.bitwise_and(keys, tf.constant((1 << self.hashed_bits) - 1, tf.int64))
+        # Row-major order, which tf.data (to batch or pass the tensor on) and
+        # most sparse ops require (twml's tensor was in row order, which only
+        # its own sparse matmul accepted). Stable sorts, so entries at one
+        # index keep the getters' order: the same in every run. The sort is
+        # most of this method's cost: with up to 31 bits, one sort of
+        # record << bits | key (exact below 2**32 records), else two.
+        if self.hashed_bits <= 31:
+            order = tf.argsort(tf.bitwise.bitwise_or(tf.bitwise.left_shift(ids, self.hashed_bits), keys), stable=True)
+        else:
+            order = tf.argsort(keys, stable=True)
+            order = tf.gather(order, tf.argsort(tf.gather(ids, order), stable=True))
+        indices = tf.stack([tf.gather(ids, order), tf.gather(keys, order)], axis=1)
+        shape = tf.stack([lib.get_batch_size_from_data_record(handle), tf.constant(1 << self.hashed_bits, tf.int64)])
+        return (tf.SparseTensor(indices, tf.gather(values, order), shape),
+                tf.SparseTensor(indices, tf.gather(kinds, order), shape))
 
     def get_config(self):
         config = super().get_config()
         for kind, _, _ in _KINDS:
             config[kind] = config_keys(self._given.get(kind, []))
+        # The newer arguments only when used: such a config loads in older versions.
+        for kind in SPARSE_KINDS:
+            if kind in self._given:
+                config[kind] = config_keys(self._given[kind])
+        if self._hashed_ids:
+            config["hashed"] = {kind: config_keys(keys) for kind, keys in self._hashed_given.items()}
+            config["hashed_bits"] = self.hashed_bits
+            config["decode_mode"] = self.decode_mode
         default_string = self.default_string
         if isinstance(default_string, bytes):
             default_string = default_string.decode("utf-8", "surrogateescape")
@@ -329,6 +509,18 @@ def _tensor_specs(tensors, where: str, seen: dict, arg: str) -> dict:
         seen[fid] = f"{arg} ({key!r})"
         out[key] = (fid, dtype, shape)
     return out
+
+
+def _record_positions(ids, batch):
+    """(indices [T, 2], dense_shape [2]) of rows whose records are `ids`
+    (nondecreasing, as the row getters give them): row k is at
+    [ids[k], its place among its record's rows]; the dense shape is [batch,
+    the most rows a record has]."""
+    counts = tf.math.unsorted_segment_sum(tf.ones_like(ids), ids, batch)
+    starts = tf.cumsum(counts, exclusive=True)
+    position = tf.range(tf.size(ids, out_type=tf.int64), dtype=tf.int64) - tf.gather(starts, ids)
+    width = tf.reduce_max(tf.concat([counts, tf.zeros([1], tf.int64)], 0))
+    return tf.stack([ids, position], axis=1), tf.stack([batch, width])
 
 
 def _decode_values(output, out_type, out_endian, dtype: str, message: list):

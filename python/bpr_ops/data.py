@@ -27,7 +27,8 @@ from tensorflow.python.data.ops import dataset_ops
 
 from ._keys import resolve_keys
 from ._loader import load_library
-from ._request_layer import BatchPredictionRequestReader
+from ._request_layer import BatchPredictionRequestReader, _RequestReader
+from .feature_config import FeatureConfig
 
 __all__ = [
     "BlockFormatDataset",
@@ -258,24 +259,97 @@ def write_block_format(path, records, records_per_block: int = 100, compression:
 
 
 def _reader(features) -> BatchPredictionRequestReader:
-    if isinstance(features, BatchPredictionRequestReader):
+    # The shared base, not the Keras 3 class: the tf_keras reader
+    # (TF_USE_LEGACY_KERAS=1, bpr_ops.tf_keras_layers) reads the same way.
+    if isinstance(features, _RequestReader):
         return features
+    if isinstance(features, FeatureConfig):
+        return BatchPredictionRequestReader(features)
     if isinstance(features, dict):
         return BatchPredictionRequestReader(**features)
     raise TypeError(
         "training_dataset: features must be a bpr_ops.BatchPredictionRequestReader (the serving "
-        f"model's input layer) or a dict of its arguments, got {type(features).__name__}"
+        f"model's input layer, Keras 3 or tf_keras), a bpr_ops.FeatureConfig or a dict of the reader's "
+        f"arguments, got {type(features).__module__}.{type(features).__qualname__}"
     )
+
+
+def _targets(features, labels, weights) -> tuple[list, list]:
+    """The label and weight keys: the arguments, else the FeatureConfig's."""
+    labels = list(labels) if not isinstance(labels, (str, bytes)) else [labels]
+    weights = list(weights) if not isinstance(weights, (str, bytes)) else [weights]
+    if isinstance(features, FeatureConfig):
+        for arg, given, configured in (("labels", labels, features.labels), ("weights", weights, features.weights)):
+            if given and configured and given != configured:
+                raise ValueError(f"training_dataset: {arg} {given!r} differ from the FeatureConfig's {configured!r}; "
+                                 "give them in one place")
+        labels = labels or features.labels
+        weights = weights or features.weights
+    return labels, weights
+
+
+def _check_targets(filenames, compression_type, buffer_size, labels, weights, records: int,
+                   ignore_errors: bool = False) -> None:
+    """Raises ValueError naming each label or weight key that none of the
+    first `records` records has as a kind the label and weight getters read
+    (labels binary or continuous, weights continuous): such a key trains on
+    default labels or zero weights, which is a typo far more often than a
+    choice. Only in eager mode (it reads the files now). With ignore_errors,
+    damaged files are passed over here too (unlogged: the training pass logs them)."""
+    if not records or not (labels or weights) or not tf.executing_eagerly():
+        return
+    label_ids, _ = resolve_keys(labels, "training_dataset labels") if labels else ([], [])
+    weight_ids, _ = resolve_keys(weights, "training_dataset weights") if weights else ([], [])
+    first = BlockFormatDataset(filenames, compression_type, buffer_size, batch_size=records)
+    if ignore_errors:
+        # The batched source keeps a batch's records across an error, so
+        # this is still the first `records` good records.
+        first = first.ignore_errors()
+    first = first.take(1)
+    batch = next(iter(first), None)
+    if batch is None or int(tf.size(batch)) == 0:
+        return  # no records: nothing is trained on either
+    lib = load_library()
+    handle = lib.decode_data_record(input_bytes=batch, keep_features=[], keep_codes=[], label_features=[],
+                                    weight_features=[])
+    ids = [i for i in label_ids for _ in (1, 2)] + weight_ids
+    kinds = [k for _ in label_ids for k in (1, 2)] + [2] * len(weight_ids)
+    sources = lib.get_feature_sources_from_data_record(handle, feature_ids=ids, feature_kinds=kinds).numpy()
+    found = (sources == 1).any(axis=0)
+    other = (sources == 3).any(axis=0)
+    n = sources.shape[0]
+    problems = []
+    for j, (key, key_id) in enumerate(zip(labels, label_ids)):
+        cols = [2 * j, 2 * j + 1]
+        if not found[cols].any():
+            how = ("is sent only as another kind (labels are read from binary or continuous features)"
+                   if other[cols].any() else "is in none of them")
+            problems.append(f"label {key!r} (feature id {key_id}) {how}")
+    for j, (key, key_id) in enumerate(zip(weights, weight_ids)):
+        col = 2 * len(label_ids) + j
+        if not found[col]:
+            how = ("is sent only as another kind (weights are read from continuous features)"
+                   if other[col] else "is in none of them")
+            problems.append(f"weight {key!r} (feature id {key_id}) {how}")
+    if problems:
+        raise ValueError(
+            f"training_dataset: checked the first {n} records of the files: " + "; ".join(problems)
+            + ". A label missing from a record reads default_label and a missing weight 0, so these would "
+            "train on defaults; check the names. If such a feature is really absent from that many records, "
+            "pass check_records=0 (no check) or a larger number."
+        )
 
 
 def decode_records(records, features, labels=(), weights=(), default_label: float = 0.0):
     """Decodes a vector of serialized DataRecords into (features, labels,
-    weights): features as `features` (a BatchPredictionRequestReader or its
-    config dict) outputs them for request bytes, through the same getter ops;
+    weights): features as `features` (a BatchPredictionRequestReader, a
+    FeatureConfig, whose labels and weights are the default, or the reader's
+    arguments as a dict) outputs them for request bytes, through the same getter ops;
     labels float32 [B, len(labels)] (a missing label is `default_label`);
     weights float32 [B] (the product of the named weight features, a missing
     one 0; all ones when `weights` is empty)."""
     reader = _reader(features)
+    labels, weights = _targets(features, labels, weights)
     label_ids, _ = resolve_keys(list(labels), "training_dataset labels") if labels else ([], [])
     weight_ids, _ = resolve_keys(list(weights), "training_dataset weights") if weights else ([], [])
     lib = load_library()
@@ -309,19 +383,28 @@ def training_dataset(
     shuffle_buffer: int = 0,
     seed: int | None = None,
     drop_remainder: bool = False,
+    check_records: int = 1024,
     ignore_errors: bool = False,
 ) -> tf.data.Dataset:
     """Block files -> batches of `(features, labels, weights)` for `model.fit`.
 
     Args:
       filenames, compression_type, buffer_size, num_parallel_reads: as BlockFormatDataset.
-      features: the serving model's `BatchPredictionRequestReader` (or a dict
-        of its arguments): the same feature keys, kinds, defaults and
-        output_mode, read by the same ops, so training sees what serving sees.
+      features: the serving model's `BatchPredictionRequestReader`, the
+        `bpr_ops.FeatureConfig` it was made from, or a dict of its arguments:
+        the same feature keys, kinds, defaults and output_mode, read by the
+        same ops, so training sees what serving sees.
       batch_size: records per batch.
-      labels: label feature keys (names or ids), read as float32 [B, L].
+      labels: label feature keys (names or ids), read as float32 [B, L]
+        (default: a FeatureConfig's labels).
       weights: weight feature keys; the sample weight is their product ([B]),
-        1.0 when none are given.
+        1.0 when none are given (default: a FeatureConfig's weights).
+      check_records: a label or weight key that none of the first
+        `check_records` records has (labels as binary or continuous features,
+        weights as continuous) is a ValueError naming it, raised here (the
+        files' first records are read once, in eager mode); 0: no check. A
+        key present in some records only is fine: the others read
+        default_label, or weight 0.
       default_label: a record's value for a label it does not have.
       shuffle_buffer: > 0 shuffles records in a buffer of that many before batching.
       seed: the shuffle's seed.
@@ -330,9 +413,11 @@ def training_dataset(
         file, a record that is not a DataRecord) instead of raising, logging
         each skipped error (file and byte offset) as a TensorFlow warning.
         Applied to the records before shuffling and batching, so no good
-        record is lost on any read path. (`.ignore_errors()` on the result
-        works too when reading in file order without shuffle_buffer, but
-        there a shuffled or interleaved batch cut short by an error is lost.)
+        record is lost on any read path; the check_records check passes
+        over damaged files too. (`.ignore_errors()` on the result works when
+        reading in file order without shuffle_buffer, with check_records=0
+        if the first files are damaged: the check reads them now; elsewhere
+        a shuffled or interleaved batch cut short by an error is lost.)
     """
     if not isinstance(ignore_errors, bool):
         raise ValueError(f"training_dataset: ignore_errors must be a bool, got {ignore_errors!r}")
@@ -340,12 +425,15 @@ def training_dataset(
         raise ValueError(f"training_dataset: batch_size must be an int >= 1, got {batch_size!r}")
     reader = _reader(features)
     # Resolve here, so a bad label key fails now and not inside tf.data.
-    labels = list(labels) if not isinstance(labels, (str, bytes)) else [labels]
-    weights = list(weights) if not isinstance(weights, (str, bytes)) else [weights]
+    labels, weights = _targets(features, labels, weights)
     if labels:
         resolve_keys(labels, "training_dataset labels")
     if weights:
         resolve_keys(weights, "training_dataset weights")
+    if isinstance(check_records, bool) or not isinstance(check_records, int) or check_records < 0:
+        raise ValueError(f"training_dataset: check_records must be an int >= 0, got {check_records!r}")
+    _check_targets(filenames, _check_compression(compression_type, "training_dataset"), buffer_size, labels,
+                   weights, check_records, ignore_errors)
     # Small batches are decoded several at a time and cut by rebatch (slices
     # in C++, no function call per batch): below about a thousand records the
     # decode function's fixed cost per call outweighs its work (issue 27:

@@ -4,7 +4,8 @@
 (no message envelope), which is what twml's request-side decode ops read.
 Each record (and `common`) is a dict with any of the keys
 "binary": [key], "continuous": {key: float}, "discrete": {key: int},
-"string": {key: str}, "sparse_binary": {key: [str]},
+"string" (or "strings", the reader's name for the kind): {key: str},
+"sparse_binary": {key: [str]},
 "sparse_continuous": {key: {str: float}},
 "tensors": {key: array} (a numpy array or nested list: numbers and bools as
 a little-endian rawTypedTensor with the array's shape, strings as a
@@ -28,6 +29,9 @@ _STOP, _DOUBLE, _I32, _I64, _STRING, _STRUCT, _MAP, _SET, _LIST = 0, 4, 8, 10, 1
 
 _KINDS = ("binary", "continuous", "discrete", "string", "sparse_binary", "sparse_continuous", "tensors",
           "sparse_tensors")
+# Other names of a kind: "strings" is BatchPredictionRequestReader's argument,
+# so a record written with the reader's names encodes too.
+_ALIASES = {"strings": "string"}
 
 # numpy dtype name -> Thrift DataType (thrift/tensor.thrift).
 _DATA_TYPES = {"float32": 0, "float64": 1, "int32": 2, "int64": 3, "uint8": 4, "int8": 6, "bool": 7}
@@ -138,9 +142,21 @@ def encode_data_record(record: dict) -> bytes:
     """The binary-protocol bytes of one DataRecord struct (ending with STOP)."""
     if not isinstance(record, dict):
         raise TypeError(f"a record must be a dict, got {type(record).__name__}")
-    unknown = set(record) - set(_KINDS)
+    unknown = set(record) - set(_KINDS) - set(_ALIASES)
     if unknown:
-        raise ValueError(f"unknown feature kind(s) {sorted(unknown)}; expected some of {list(_KINDS)}")
+        import difflib
+
+        hints = [f"{k!r} (did you mean {close[0]!r}?)" if close else repr(k)
+                 for k in sorted(unknown, key=str)
+                 for close in [difflib.get_close_matches(str(k), [*_KINDS, *_ALIASES], n=1)]]
+        raise ValueError(f"unknown feature kind(s) {', '.join(hints)}; expected some of {list(_KINDS)} "
+                         f"(\"strings\" is \"string\" too)")
+    for alias, kind in _ALIASES.items():
+        if alias in record:
+            if kind in record:
+                raise ValueError(f"a record has both {kind!r} and {alias!r}, two names of one kind (the "
+                                 f"DataRecord's {kind}Features); give one")
+            record = {**{k: v for k, v in record.items() if k != alias}, kind: record[alias]}
     for kind, what in (("continuous", "{key: float}"), ("discrete", "{key: int}"), ("string", "{key: str}"),
                        ("sparse_binary", "{key: [str]}"), ("sparse_continuous", "{key: {str: float}}")):
         if kind in record:

@@ -177,5 +177,89 @@ class DecodeCliTest(tf.test.TestCase):
         self.assertEqual(json.loads(done.stdout), [{"1": a, "2": b} for a, b in x.tolist()])
 
 
+    # ---- Issue 36: --help, --base64, requests read whole, `| head` ------------
+
+    def test_help_says_what_files_it_reads(self):
+        for args in (["--help"], ["decode", "--help"]):
+            done = run(*args)
+            self.assertEqual(done.returncode, 0, done.stderr)
+            text = " ".join(done.stdout.split())
+            for words in ("block file", "BatchPredictionRequest", "commonFeatures", "--request", "--base64",
+                          "web-safe", "standard input", ".npz"):
+                self.assertIn(words, text)
+
+    def _request_with_common(self):
+        from test_batching import encode
+        from thrift_check import IDL
+
+        data = encode([IDL.data.DataRecord(continuousFeatures={5: 0.5}), IDL.data.DataRecord(binaryFeatures={6})],
+                      IDL.data.DataRecord(continuousFeatures={7: 23.0}))
+        path = self.tmp / "request.bin"
+        path.write_bytes(data)
+        return path
+
+    def test_a_request_read_without_request_keeps_its_common_features(self):
+        path = self._request_with_common()
+        said = run(path, "--request", "--format", "json")
+        self.assertEqual(said.returncode, 0, said.stderr)
+        want = {"commonFeatures": {"7": 23.0}, "records": [{"5": 0.5}, {"6": True}]}
+        self.assertEqual(json.loads(said.stdout), want)
+        guessed = run(path, "--format", "json")
+        self.assertEqual(guessed.returncode, 0, guessed.stderr)
+        self.assertEqual(json.loads(guessed.stdout), want)
+        notes = [line for line in guessed.stderr.splitlines() if line.startswith("bpr-decode:")]
+        self.assertEqual(len(notes), 1, guessed.stderr)
+        self.assertIn("read as a BatchPredictionRequest: it has commonFeatures", notes[0])
+        table = run(path).stdout.splitlines()
+        self.assertEqual(table[1].split(), ["common", "23", "-", "-"])
+
+    def test_base64_text_web_safe_or_standard_padding_optional(self):
+        import base64
+
+        raw = self.raw.read_bytes()
+        other = bpr_ops.batch_prediction_response_writer([3], [[1.5], [-2.0]]).numpy().tobytes()
+        web = base64.urlsafe_b64encode(raw).decode().rstrip("=")
+        std = base64.b64encode(other).decode()
+        path = self.tmp / "responses.b64"
+        path.write_text(f"{web}\n{std}\n")
+        done = run(path, "--base64", "--format", "json")
+        self.assertEqual(done.returncode, 0, done.stderr)
+        self.assertEqual(json.loads(done.stdout), [{"1": 0.25, "2": "nan"}, {"3": 1.5}, {"3": -2.0}])
+        # A request as navi's callers send it, and from standard input.
+        request = base64.urlsafe_b64encode(self._request_with_common().read_bytes()).decode().rstrip("=")
+        env = {**os.environ, "PYTHONPATH": str(PYTHON_DIR), "TF_CPP_MIN_LOG_LEVEL": "3"}
+        done = subprocess.run([sys.executable, "-m", "bpr_ops", "-", "--base64", "--request", "--format", "json"],
+                              input=request, capture_output=True, text=True, env=env)
+        self.assertEqual(done.returncode, 0, done.stderr)
+        self.assertEqual(json.loads(done.stdout)["commonFeatures"], {"7": 23.0})
+        for text, message in (
+            ("Zm9v!x", "base64 text 0: '!' at character 4 is not base64"),
+            ("Zm9vY", "5 characters cannot be base64"),
+            (f"{web} {request}", "base64 text 1 is a BatchPredictionRequest with commonFeatures"),
+            ("", "no base64 text"),
+        ):
+            path.write_text(text)
+            done = run(path, "--base64")
+            self.assertEqual(done.returncode, 2, done)
+            errors = [line for line in done.stderr.splitlines() if line.startswith("bpr-decode:")]
+            self.assertLen(errors, 1)
+            self.assertIn(message, errors[0])
+
+    def test_output_cut_short_ends_quietly(self):
+        # `bpr-decode big.bin | head -1` printed a BrokenPipeError traceback.
+        path = self.tmp / "big.bin"
+        values = np.arange(20000, dtype=np.float32).reshape(10000, 2)
+        path.write_bytes(bpr_ops.batch_prediction_response_writer([1, 2], values).numpy().tobytes())
+        env = {**os.environ, "PYTHONPATH": str(PYTHON_DIR), "TF_CPP_MIN_LOG_LEVEL": "3"}
+        proc = subprocess.Popen([sys.executable, "-m", "bpr_ops", path], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, env=env)
+        first = proc.stdout.readline()
+        proc.stdout.close()  # as head does after its line
+        stderr = proc.stderr.read().decode()
+        self.assertEqual(proc.wait(timeout=60), 141)
+        self.assertEqual(first.split(), [b"record", b"1", b"2"])
+        self.assertEqual(stderr, "")
+
+
 if __name__ == "__main__":
     tf.test.main()

@@ -254,3 +254,192 @@ def test_per_request_model_saves_reloads_and_answers_each_request_alone(tmp_path
             expected = np.float32(features[r]) @ np.float32(W) + np.float32(BIAS)
             assert [[rec.continuousFeatures[k] for k in ids] for rec in records] == expected.tolist(), (form, r)
             assert all(set(rec.continuousFeatures) == set(ids) for rec in records), (form, r)
+
+
+# Training on block files with the tf_keras reader (issue 36): training_dataset
+# took only the Keras 3 reader (TypeError "... got BatchPredictionRequestReader"),
+# bpr_ops.DataRecordTensorWriter was missing under TF_USE_LEGACY_KERAS=1, and a
+# tf_keras functional model taking the reader's nested output (tensors and
+# tensors_found: as many top-level keys as leaves) failed on every call with
+# "'dict' object has no attribute '_keras_history'" (keras-team/tf-keras#73).
+# The block file and the request are written by thriftpy2 here; the script
+# trains, builds the serving model (request bytes in, response bytes out) and
+# a DataRecordTensorWriter model, saves both in every format and prints what
+# the parent judges.
+TRAIN = """
+    import json, sys
+    from pathlib import Path
+    import numpy as np
+    import bpr_ops
+    import tensorflow as tf
+    from bpr_ops import data
+    keras = tf.keras
+    assert keras.__name__.startswith("tf_keras"), keras.__name__
+    out, files, request = Path(sys.argv[1]), [sys.argv[2]], bytes.fromhex(sys.argv[3])
+    reader = bpr_ops.BatchPredictionRequestReader(continuous=["a"], binary=["flag"],
+                                                  tensors={"emb": ("float32", [2])}, name="reader")
+    train = data.training_dataset(files, reader, batch_size=8, labels=["label"], weights=["weight"])
+    batches = list(train)
+    column = lambda f: np.concatenate([f(x) for x, _, _ in batches]).tolist()
+    report = {
+        "reader is a tf_keras layer": isinstance(reader, keras.layers.Layer),
+        "a": column(lambda x: x["continuous"].numpy()[:, 0]),
+        "flag": column(lambda x: x["binary"].numpy()[:, 0]),
+        "emb": column(lambda x: x["tensors"]["emb"].numpy()),
+        "found": column(lambda x: x["tensors_found"]["emb"].numpy()),
+        "labels": np.concatenate([y.numpy()[:, 0] for _, y, _ in batches]).tolist(),
+        "weights": np.concatenate([w.numpy() for _, _, w in batches]).tolist(),
+    }
+    tf.keras.utils.set_random_seed(3)
+    inputs = {"continuous": keras.Input((1,), name="continuous"), "binary": keras.Input((1,), name="binary"),
+              "tensors": {"emb": keras.Input((2,), name="emb")},
+              "tensors_found": {"emb": keras.Input((), dtype="bool", name="found")}}
+    found = tf.cast(inputs["tensors_found"]["emb"], tf.float32)[:, None]
+    x = keras.layers.Concatenate()([inputs["continuous"] / 10.0, inputs["binary"], inputs["tensors"]["emb"] / 10.0,
+                                    found])
+    model = keras.Model(inputs, keras.layers.Dense(1, activation="sigmoid")(keras.layers.Dense(4, "relu")(x)))
+    model.compile("adam", "binary_crossentropy")
+    report["losses"] = model.fit(train, epochs=2, verbose=0).history["loss"]
+    report["predicted"] = model.predict(train.map(lambda x, y, w: x), verbose=0).ravel().tolist()
+    request_in = keras.Input((), dtype=tf.string, name="request")
+    serving = keras.Model(request_in, bpr_ops.BatchPredictionWriter(["prediction"], name="writer")(
+        model(reader(request_in))))
+    report["response"] = serving(tf.constant([request])).numpy().tobytes().hex()
+    # output_mode="names", sources and a sparse tensor, into a model with a sparse input.
+    names = bpr_ops.BatchPredictionRequestReader(continuous=["a"], binary=["flag"], output_mode="names",
+                                                 sparse_tensors={"sp": ("float32", [4])}, sources=True)
+    pick = lambda x: {"a": x["a"], "sparse_tensors": x["sparse_tensors"]}
+    named = data.training_dataset(files, names, batch_size=8, labels=["label"])
+    batches = list(named)
+    report["names a"] = column(lambda x: x["a"].numpy())
+    report["sources"] = column(lambda x: np.stack([x["sources"]["a"].numpy(), x["sources"]["flag"].numpy()], 1))
+    report["sp"] = column(lambda x: tf.sparse.to_dense(x["sparse_tensors"]["sp"]).numpy())
+    inputs = {"a": keras.Input((), name="a"), "sparse_tensors": {"sp": keras.Input((4,), sparse=True, name="sp")}}
+    sparse_model = keras.Model(inputs, keras.layers.Dense(1)(inputs["sparse_tensors"]["sp"]) + inputs["a"][:, None])
+    sparse_model.compile("adam", "mse")
+    sparse_model.fit(named.map(lambda x, y, w: (pick(x), y, w)), verbose=0)
+    report["sparse predicted"] = sparse_model.predict(named.map(lambda x, y, w: pick(x)), verbose=0).ravel().tolist()
+    sparse_serving = keras.Model(request_in, bpr_ops.BatchPredictionWriter(["prediction"])(
+        sparse_model(pick(names(request_in)))))
+    report["sparse response"] = sparse_serving(tf.constant([request])).numpy().tobytes().hex()
+    embedding = keras.Input((2,), name="embedding")
+    record = keras.Model(embedding, bpr_ops.DataRecordTensorWriter(["user.embedding"], name="record_writer")(embedding))
+    report["record writer"] = [type(record.get_layer("record_writer")).__module__,
+                               isinstance(record.get_layer("record_writer"), keras.layers.Layer)]
+    report["record"] = record(np.float32([[0.5, -1.5], [2.0, 4.0]])).numpy().tobytes().hex()
+    for name, m in (("serving", serving), ("record", record)):
+        m.save(out / f"{name}_saved_model", save_format="tf")
+        m.save(out / f"{name}.h5")
+        m.save(out / f"{name}.keras")
+    print(json.dumps(report))
+"""
+
+# Each saved form reloaded in a new process after `import bpr_ops` alone.
+RELOAD = """
+    import json, sys
+    from pathlib import Path
+    import numpy as np
+    import bpr_ops
+    import tensorflow as tf
+    keras = tf.keras
+    out, request = Path(sys.argv[1]), bytes.fromhex(sys.argv[2])
+    report = {}
+    for form in ("_saved_model", ".h5", ".keras"):
+        serving = keras.models.load_model(out / f"serving{form}")
+        record = keras.models.load_model(out / f"record{form}")
+        report[form] = {
+            "response": serving(tf.constant([request])).numpy().tobytes().hex(),
+            "record": record(np.float32([[0.5, -1.5], [2.0, 4.0]])).numpy().tobytes().hex(),
+            "record writer": type(record.get_layer("record_writer")).__module__,
+        }
+    print(json.dumps(report))
+"""
+
+
+def _tensor_record(i: int):
+    """Record i, written by thriftpy2: continuous a=i, label i%2, weight 1+i%3;
+    binary flag on even i; a float32 [2] tensor emb = [i, -i/4] when i%3 != 0;
+    on even i a sparse float32 [4] tensor sp with sp[i % 4] = i + 0.5."""
+    import struct
+
+    from thrift_check import IDL
+
+    fid = bpr_ops.feature_id
+    rec = IDL.data.DataRecord(
+        continuousFeatures={fid("a"): float(i), fid("label"): float(i % 2), fid("weight"): float(1 + i % 3)},
+    )
+    if i % 2 == 0:
+        rec.binaryFeatures = {fid("flag")}
+    if i % 3:
+        raw = IDL.data.tensor.RawTypedTensor(dataType=IDL.data.tensor.DataType.FLOAT,
+                                             content=struct.pack("<2f", i, -i / 4), shape=[2])
+        rec.tensors = {fid("emb"): IDL.data.tensor.GeneralTensor(rawTypedTensor=raw)}
+    if i % 2 == 0:
+        t = IDL.data.tensor
+        values = t.RawTypedTensor(dataType=t.DataType.FLOAT, content=struct.pack("<f", i + 0.5), shape=[1])
+        coo = t.COOSparseTensor(denseShape=[4], indices=t.Int64Tensor(longs=[i % 4], shape=[1]),
+                                values=t.GeneralTensor(rawTypedTensor=values))
+        rec.sparseTensors = {fid("sp"): t.SparseTensor(cooSparseTensor=coo)}
+    return rec
+
+
+def test_training_on_block_files_and_every_layer_under_tf_keras(tmp_path):
+    import block_files as bf
+    from thrift_check import IDL, serialize
+
+    n = 20
+    records = [_tensor_record(i) for i in range(n)]
+    path = tmp_path / "train.gz"
+    path.write_bytes(bf.gz(bf.file_bytes([serialize(r) for r in records], 6)))
+    request = serialize(IDL.BatchPredictionRequest(individualFeaturesList=records)).hex()
+
+    report = json.loads(fresh(TRAIN, tmp_path, path, request).strip().splitlines()[-1])
+    assert report["reader is a tf_keras layer"]
+    assert report["a"] == [float(i) for i in range(n)]
+    assert report["flag"] == [float(i % 2 == 0) for i in range(n)]
+    assert report["emb"] == [[float(i), -i / 4] if i % 3 else [0.0, 0.0] for i in range(n)]
+    assert report["found"] == [bool(i % 3) for i in range(n)]
+    assert report["labels"] == [float(i % 2) for i in range(n)]
+    assert report["weights"] == [float(1 + i % 3) for i in range(n)]
+    assert len(report["losses"]) == 2 and all(np.isfinite(report["losses"]))
+
+    # The served request's scores (decoded by thriftpy2) are model.predict's
+    # on the training features of the same records.
+    pid = bpr_ops.feature_id("prediction")
+    served = [r.continuousFeatures[pid] for r in thrift_check.decode(bytes.fromhex(report["response"])).predictions]
+    np.testing.assert_allclose(served, report["predicted"], rtol=1e-6, atol=1e-7)
+    assert np.ptp(served) > 1e-4
+
+    assert report["names a"] == report["a"]
+    assert report["sources"] == [[1, 1] if i % 2 == 0 else [1, 0] for i in range(n)]
+    assert report["sp"] == [[i + 0.5 if i % 2 == 0 and j == i % 4 else 0.0 for j in range(4)] for i in range(n)]
+    sparse_served = [r.continuousFeatures[pid]
+                     for r in thrift_check.decode(bytes.fromhex(report["sparse response"])).predictions]
+    np.testing.assert_allclose(sparse_served, report["sparse predicted"], rtol=1e-6, atol=1e-6)
+
+    # DataRecordTensorWriter is the tf_keras layer; its record decodes with thriftpy2.
+    assert report["record writer"] == ["bpr_ops.tf_keras_layers", True]
+    _check_record(report["record"])
+
+    reloaded = json.loads(fresh(RELOAD, tmp_path, request).strip().splitlines()[-1])
+    assert sorted(reloaded) == sorted(["_saved_model", ".h5", ".keras"])
+    for form, got in reloaded.items():
+        assert got["response"] == report["response"], form
+        assert got["record"] == report["record"], form
+        assert got["record writer"] == "bpr_ops.tf_keras_layers", form
+
+
+def _check_record(hex_bytes: str):
+    from thriftpy2.protocol.binary import TBinaryProtocol
+    from thriftpy2.transport.memory import TMemoryBuffer
+
+    from thrift_check import IDL
+
+    data = bytes.fromhex(hex_bytes)
+    buf = TMemoryBuffer(data)
+    rec = IDL.data.DataRecord()
+    rec.read(TBinaryProtocol(buf, decode_response=False, strict_decode=True))
+    assert buf._pos == len(data)
+    raw = rec.tensors[bpr_ops.feature_id("user.embedding")].rawTypedTensor
+    assert raw.dataType == IDL.data.tensor.DataType.FLOAT and raw.shape == [2, 2]
+    assert np.frombuffer(raw.content, "<f4").tolist() == [0.5, -1.5, 2.0, 4.0]

@@ -30,7 +30,9 @@ mod batch;
 mod check;
 mod encode;
 mod ops;
+mod outputs;
 mod read;
+mod tensor_getters;
 mod tensors;
 
 /// A `DataRecord` to encode: the same plain struct the response decoder gives.
@@ -38,4 +40,5 @@ pub use crate::decode::Record;
 pub use batch::Batch;
 pub use check::check_data_record;
 pub use encode::{encode_batch_prediction_request, encode_data_record};
-pub use ops::{op_names, Attr, Outputs, RequestOp, DECODE_OPS};
+pub use ops::{op_names, Attr, RequestOp, DECODE_OPS};
+pub use outputs::Outputs;

@@ -4,8 +4,9 @@
 //! TensorFlow shim, or any other) only passes attrs, bytes and buffers.
 
 use super::batch::{self, mix_discrete, mix_string, Batch, Config, IdMap, Ranges, Spares};
+use super::outputs::Outputs;
 use super::read::{Kind, Span, KINDS};
-use super::tensors::Getter;
+use super::tensor_getters::Getter;
 use crate::widen::f64_to_f32;
 use crate::{feature_id_bytes, Error, Result};
 use std::sync::Arc;
@@ -24,37 +25,6 @@ pub enum Attr<'a> {
     Ints(&'a [i64]),
     /// TF `bool`.
     Bool(bool),
-}
-
-/// Where a getter writes its outputs. Each output (0-based, in the op's
-/// registered order) is asked for once, with its shape, and filled before
-/// the next is asked for.
-pub trait Outputs {
-    /// An `int64` output of shape `dims`.
-    fn int64(&mut self, index: usize, dims: &[usize]) -> Result<&mut [i64]>;
-    /// A `float` output.
-    fn float(&mut self, index: usize, dims: &[usize]) -> Result<&mut [f32]>;
-    /// An `int8` output.
-    fn int8(&mut self, index: usize, dims: &[usize]) -> Result<&mut [i8]>;
-    /// A `string` output, its elements in row-major order.
-    fn strings(
-        &mut self,
-        index: usize,
-        dims: &[usize],
-        values: &mut dyn Iterator<Item = &[u8]>,
-    ) -> Result<()>;
-    /// A `uint8` output (the tensor getters' `out_endian`).
-    fn uint8(&mut self, index: usize, _dims: &[usize]) -> Result<&mut [u8]> {
-        Err(Error::internal(format!(
-            "output {index}: this host has no uint8 outputs"
-        )))
-    }
-    /// A `bool` output (the tensor getters' `is_found`).
-    fn bool(&mut self, index: usize, _dims: &[usize]) -> Result<&mut [bool]> {
-        Err(Error::internal(format!(
-            "output {index}: this host has no bool outputs"
-        )))
-    }
 }
 
 const SIX: [&str; 6] = [

@@ -3,10 +3,20 @@
 //
 // Thin: the kernel checks the inputs, the dataset holds them, the iterator
 // opens each file through TensorFlow's file system layer (any registered
-// scheme: local, ram://, gs://, ...), gzip through ZlibInputStream, and feeds
+// scheme: local, ram://, gs://, ...), inflates gzip with zlib, and feeds
 // the bytes to the Rust block reader (bpr_block_reader_*), which does all the
 // parsing. A checkpoint is (file index, block offset, records of that block
 // already delivered): restoring re-reads at most one block.
+//
+// Errors: each is returned once and the iterator moves on, as
+// TFRecordDataset's does, so `ignore_errors()` skips a damaged file and ends.
+// The reader cannot resynchronise inside a damaged file (twml's marker scan
+// lost records silently), so a damaged stream, a failed read or a file that
+// cannot be opened skips the rest of that file; a record that is not a
+// DataRecord skips that record only. The batched source keeps the records it
+// had gathered when the error came: the next call completes that batch, so
+// `.ignore_errors()` on it gives the batches of the good records, as
+// `.ignore_errors().batch()` does on the record dataset (issue 36).
 //
 // Why a batched source: one record per element pays tf.data's per-element
 // cost (GetNext through the pipeline, a scalar string tensor that `batch`
@@ -15,6 +25,7 @@
 // what `.batch(batch_size, drop_remainder)` over BlockFormatDatasetV2 gives,
 // one element per batch, from the same iterator code.
 
+#include <algorithm>
 #include <cstring>
 #include <memory>
 #include <string>
@@ -29,9 +40,9 @@
 #include "tensorflow/core/framework/partial_tensor_shape.h"
 #include "tensorflow/core/framework/shape_inference.h"
 #include "tensorflow/core/framework/tensor.h"
-#include "tensorflow/core/lib/io/random_inputstream.h"
-#include "tensorflow/core/lib/io/zlib_compression_options.h"
-#include "tensorflow/core/lib/io/zlib_inputstream.h"
+// TensorFlow's own zlib (its headers ship with it; libtensorflow_framework
+// exports inflate), not the system's: one zlib in the process.
+#include "external/zlib/zlib.h"
 #include "tensorflow/core/platform/env.h"
 #include "tensorflow/core/platform/mutex.h"
 
@@ -62,6 +73,8 @@ constexpr int64_t kDefaultGzipBuffer = 256 << 10;
 constexpr char kFileIndex[] = "current_file_index";
 constexpr char kBlockOffset[] = "block_offset";
 constexpr char kRecordIndex[] = "record_index";
+// The batched source's records gathered before an error (a batch in progress).
+constexpr char kPending[] = "pending_records";
 
 REGISTER_OP("BlockFormatDatasetV2")
     .Input("filenames: string")
@@ -83,7 +96,7 @@ plain or gzip, read in order, one file at a time.
 filenames: a scalar or vector of file names (any scheme TensorFlow reads).
 compression_type: "" (plain), "gz" (gzip) or "auto" (gzip for names ending in
   ".gz", plain otherwise).
-buffer_size: gzip input and output buffer bytes (0: 256 KiB); unused for plain files.
+buffer_size: gzip input buffer bytes (0: 256 KiB); unused for plain files.
 )doc");
 
 REGISTER_OP("BlockFormatBatchDataset")
@@ -104,7 +117,9 @@ REGISTER_OP("BlockFormatBatchDataset")
 BlockFormatDatasetV2's records, batched: each element is a string vector of
 batch_size records (the last may hold fewer, unless drop_remainder), exactly
 the elements of BlockFormatDatasetV2(...).batch(batch_size, drop_remainder),
-read without a tf.data element per record. Batches run across file ends.
+read without a tf.data element per record. Batches run across file ends, and
+across errors: the records read before an error stay in the batch in
+progress, which the next call completes.
 
 batch_size: records per element, >= 1.
 drop_remainder: drop a last batch of fewer than batch_size records.
@@ -120,6 +135,99 @@ bool IsGzip(const std::string& compression, const std::string& filename) {
   const auto dot = base.find_last_of('.');
   return dot != std::string::npos && base.substr(dot + 1) == "gz";
 }
+
+// A gzip file's decompressed bytes, member after member. Ours rather than
+// TensorFlow's ZlibInputStream, which takes the end of its input for the end
+// of the data: a gzip stream cut inside its header, its trailer or where the
+// data so far ends with a whole block read as a shorter file, with no error
+// (issue 36). Here the file must end between members.
+class GzipStream {
+ public:
+  // zlib counts input in 32-bit uInts: the buffer is at most 1 GiB.
+  GzipStream(::tensorflow::RandomAccessFile* file, size_t buffer)
+      : file_(file), in_(std::min<size_t>(buffer, size_t{1} << 30)) {
+    std::memset(&z_, 0, sizeof(z_));
+    init_ = inflateInit2(&z_, 16 + MAX_WBITS);  // 16: gzip framing
+  }
+  ~GzipStream() {
+    if (init_ == Z_OK) inflateEnd(&z_);
+  }
+  GzipStream(const GzipStream&) = delete;
+  GzipStream& operator=(const GzipStream&) = delete;
+
+  // Up to `cap` (> 0) decompressed bytes into `buf`; *n = 0 only at the end
+  // of the file, after a complete member.
+  absl::Status Read(uint8_t* buf, size_t cap, size_t* n) {
+    *n = 0;
+    if (init_ != Z_OK) return errors::Internal("zlib's inflateInit2 failed (", init_, ")");
+    z_.next_out = buf;
+    z_.avail_out = static_cast<uInt>(std::min<size_t>(cap, 1u << 30));
+    const uInt want = z_.avail_out;
+    while (z_.avail_out == want) {
+      if (z_.avail_in == 0) {
+        if (eof_) {
+          if (in_member_) {
+            return errors::DataLoss("the gzip stream is cut short: the file ends inside a gzip member ",
+                                    "(after ", read_, " compressed bytes, ", out_,
+                                    " decompressed; a gzip member ends with its CRC and size)");
+          }
+          break;
+        }
+        absl::string_view got;
+        const absl::Status s =
+            file_->Read(read_, in_.size(), &got, reinterpret_cast<char*>(in_.data()));
+        if (!s.ok() && !errors::IsOutOfRange(s)) return s;
+        if (!got.empty() && got.data() != reinterpret_cast<const char*>(in_.data())) {
+          std::memmove(in_.data(), got.data(), got.size());
+        }
+        read_ += got.size();
+        eof_ = got.empty() || errors::IsOutOfRange(s);
+        z_.next_in = in_.data();
+        z_.avail_in = static_cast<uInt>(got.size());
+        continue;
+      }
+      in_member_ = true;
+      const int r = inflate(&z_, Z_NO_FLUSH);
+      if (r == Z_STREAM_END) {
+        // The member's CRC and size checked out (zlib checks the trailer);
+        // another may follow (concatenated gzip).
+        in_member_ = false;
+        inflateReset(&z_);
+      } else if (r != Z_OK && r != Z_BUF_ERROR) {
+        return errors::DataLoss("the gzip stream is damaged after ", read_ - z_.avail_in,
+                                " compressed bytes (", out_ + (want - z_.avail_out),
+                                " decompressed): zlib: ", z_.msg != nullptr ? z_.msg : "error",
+                                " (", r, ")");
+      }
+    }
+    *n = want - z_.avail_out;
+    out_ += *n;
+    return absl::OkStatus();
+  }
+
+  // Passes over `n` decompressed bytes; fewer only at the end of the file.
+  absl::Status Skip(uint64_t n, uint64_t* skipped) {
+    std::vector<uint8_t> scratch(std::min<uint64_t>(n, 64 << 10));
+    *skipped = 0;
+    while (*skipped < n) {
+      size_t got = 0;
+      TF_RETURN_IF_ERROR(Read(scratch.data(), std::min<uint64_t>(n - *skipped, scratch.size()), &got));
+      if (got == 0) break;
+      *skipped += got;
+    }
+    return absl::OkStatus();
+  }
+
+ private:
+  ::tensorflow::RandomAccessFile* file_;
+  std::vector<uint8_t> in_;
+  z_stream z_;
+  int init_ = Z_OK;
+  uint64_t read_ = 0;  // compressed bytes read from the file
+  uint64_t out_ = 0;   // decompressed bytes given out
+  bool eof_ = false;
+  bool in_member_ = false;  // a member begun and its trailer not yet checked
+};
 
 class Dataset : public DatasetBase {
  public:
@@ -214,17 +322,13 @@ class Dataset::Iterator : public DatasetIterator<Dataset> {
     }
     // The records gather in pending_ and the tensor is made for the number
     // read, as `.batch()` does: a batch_size far beyond the files' records
-    // costs nothing. An error part way through loses the batch, as with
-    // `.batch()`; the position stays after the last record read, as there.
-    pending_.clear();
-    int64_t n = 0;
-    const absl::Status s = Fill(ctx, batch, &n, [&](const char* data, size_t len) {
-      pending_.emplace_back(data, len);
-    });
-    if (!s.ok()) {
-      pending_.clear();
-      return s;
-    }
+    // costs nothing. An error part way through keeps them in pending_ (and
+    // in a checkpoint): the next call completes the batch, so no good record
+    // is lost to a damaged one.
+    int64_t read = 0;
+    TF_RETURN_IF_ERROR(Fill(ctx, batch - static_cast<int64_t>(pending_.size()), &read,
+                            [&](const char* data, size_t len) { pending_.emplace_back(data, len); }));
+    const int64_t n = static_cast<int64_t>(pending_.size());
     if (n == 0 || (n < batch && dataset()->drop_remainder_)) {
       pending_.clear();
       *end_of_sequence = true;
@@ -255,12 +359,32 @@ class Dataset::Iterator : public DatasetIterator<Dataset> {
       TF_RETURN_IF_ERROR(
           writer->WriteScalar(prefix(), kRecordIndex, static_cast<int64_t>(record_index_)));
     }
+    if (!pending_.empty()) {
+      Tensor pending(::tensorflow::DT_STRING,
+                     ::tensorflow::TensorShape({static_cast<int64_t>(pending_.size())}));
+      auto flat = pending.flat<tstring>();
+      for (size_t i = 0; i < pending_.size(); ++i) flat(i) = pending_[i];
+      TF_RETURN_IF_ERROR(writer->WriteTensor(prefix(), kPending, pending));
+    }
     return absl::OkStatus();
   }
 
   absl::Status RestoreInternal(IteratorContext* ctx, IteratorStateReader* reader) override {
     ::tensorflow::mutex_lock l(mu_);
     Close();
+    pending_.clear();
+    if (reader->Contains(prefix(), kPending)) {
+      Tensor pending;
+      TF_RETURN_IF_ERROR(reader->ReadTensor(prefix(), kPending, &pending));
+      if (pending.dtype() != ::tensorflow::DT_STRING || pending.dims() != 1 ||
+          pending.NumElements() >= std::max<int64_t>(dataset()->batch_size_, 1)) {
+        return errors::InvalidArgument(dataset()->op(), ": the checkpoint's pending records (",
+                                       pending.DebugString(),
+                                       ") do not fit a batch of ", dataset()->batch_size_);
+      }
+      const auto flat = pending.flat<tstring>();
+      for (int64_t i = 0; i < flat.size(); ++i) pending_.push_back(flat(i));
+    }
     int64_t file_index = 0;
     TF_RETURN_IF_ERROR(reader->ReadScalar(prefix(), kFileIndex, &file_index));
     if (file_index < 0 || static_cast<uint64_t>(file_index) > dataset()->filenames_.size()) {
@@ -286,7 +410,9 @@ class Dataset::Iterator : public DatasetIterator<Dataset> {
  private:
   // Reads up to `want` records, across file ends, giving each to
   // sink(data, len) (the bytes are valid only during the call); *n is how
-  // many (fewer only at the end of the last file).
+  // many (fewer only at the end of the last file or on an error). After an
+  // error the position is past what failed (the file, or the bad record), so
+  // the next call goes on from there.
   template <typename Sink>
   absl::Status Fill(IteratorContext* ctx, int64_t want, int64_t* n, Sink sink)
       TF_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
@@ -299,8 +425,18 @@ class Dataset::Iterator : public DatasetIterator<Dataset> {
         char msg[1024];
         const bpr_status s =
             bpr_block_reader_next(reader_, &has, &record, &block, &index, msg, sizeof(msg));
-        if (s == BPR_HOST_READ_FAILED) return ReadFailure();
-        TF_RETURN_IF_ERROR(ToStatus(s, msg));
+        if (s != BPR_OK) {
+          if (s == BPR_INVALID_ARGUMENT && has) {
+            // A record that is not a DataRecord, in a sound block.
+            block_offset_ = block;
+            record_index_ = index + 1;
+            return ToStatus(s, msg);
+          }
+          const absl::Status e = s == BPR_HOST_READ_FAILED ? ReadFailure() : ToStatus(s, msg);
+          Close();
+          ++file_index_;
+          return e;
+        }
         if (has) {
           sink(reinterpret_cast<const char*>(record.data), record.len);
           ++*n;
@@ -312,7 +448,13 @@ class Dataset::Iterator : public DatasetIterator<Dataset> {
         ++file_index_;
       }
       if (file_index_ >= dataset()->filenames_.size()) return absl::OkStatus();
-      TF_RETURN_IF_ERROR(Open(ctx->env(), 0, 0));
+      const absl::Status opened = Open(ctx->env(), 0, 0);
+      if (!opened.ok()) {
+        // Unlike TFRecordDataset, which returns a missing file's error
+        // forever (ignore_errors() never ends), go on with the next file.
+        ++file_index_;
+        return opened;
+      }
     }
     return absl::OkStatus();
   }
@@ -329,16 +471,13 @@ class Dataset::Iterator : public DatasetIterator<Dataset> {
   }
 
   // The read callback: plain files straight from the RandomAccessFile into
-  // Rust's buffer, gzip through the ZlibInputStream.
+  // Rust's buffer, gzip inflated into it.
   static int64_t Read(void* context, uint8_t* buf, size_t cap) {
     auto* it = static_cast<Iterator*>(context);
     absl::Status s;
     size_t n = 0;
-    if (it->zlib_ != nullptr) {
-      tstring out;
-      s = it->zlib_->ReadNBytes(static_cast<int64_t>(cap), &out);
-      n = out.size();
-      if (n > 0) std::memcpy(buf, out.data(), n);
+    if (it->gz_ != nullptr) {
+      s = cap == 0 ? absl::OkStatus() : it->gz_->Read(buf, cap, &n);
     } else {
       absl::string_view result;
       s = it->file_->Read(it->file_offset_, cap, &result, reinterpret_cast<char*>(buf));
@@ -372,11 +511,13 @@ class Dataset::Iterator : public DatasetIterator<Dataset> {
     file_offset_ = 0;
     if (gzip_) {
       const int64_t buffer = dataset()->buffer_size_ > 0 ? dataset()->buffer_size_ : kDefaultGzipBuffer;
-      stream_ = std::make_unique<::tensorflow::io::RandomAccessInputStream>(file_.get());
-      zlib_ = std::make_unique<::tensorflow::io::ZlibInputStream>(
-          stream_.get(), buffer, buffer, ::tensorflow::io::ZlibCompressionOptions::GZIP());
+      gz_ = std::make_unique<GzipStream>(file_.get(), static_cast<size_t>(buffer));
       if (block > 0) {
-        s = zlib_->SkipNBytes(block);
+        uint64_t skipped = 0;
+        s = gz_->Skip(static_cast<uint64_t>(block), &skipped);
+        if (s.ok() && skipped < static_cast<uint64_t>(block)) {
+          s = errors::OutOfRange("the file decompresses to ", skipped, " bytes");
+        }
         if (!s.ok()) {
           Close();
           return absl::Status(s.code(), absl::StrCat(dataset()->op(), ": block file ", filename,
@@ -407,8 +548,7 @@ class Dataset::Iterator : public DatasetIterator<Dataset> {
   void Close() TF_NO_THREAD_SAFETY_ANALYSIS {
     bpr_block_reader_free(reader_);
     reader_ = nullptr;
-    zlib_.reset();
-    stream_.reset();
+    gz_.reset();
     file_.reset();
   }
 
@@ -432,8 +572,7 @@ class Dataset::Iterator : public DatasetIterator<Dataset> {
   std::vector<tstring> pending_ TF_GUARDED_BY(mu_);
   bool gzip_ = false;
   std::unique_ptr<::tensorflow::RandomAccessFile> file_;
-  std::unique_ptr<::tensorflow::io::RandomAccessInputStream> stream_;
-  std::unique_ptr<::tensorflow::io::ZlibInputStream> zlib_;
+  std::unique_ptr<GzipStream> gz_;
   uint64_t file_offset_ = 0;
   absl::Status read_status_;
 };

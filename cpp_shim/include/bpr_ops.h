@@ -337,9 +337,13 @@ void bpr_block_reader_free(bpr_block_reader* reader); /* NULL is a no-op */
  * The next record: *has_record = 1, *record views its bytes (valid until the
  * next call on this reader or its free), *block_offset and *index say where it
  * is; or *has_record = 0 at the end of the stream. A damaged stream is
- * BPR_INVALID_ARGUMENT naming the file, the byte offset and what was expected
- * (nothing is skipped); BPR_HOST_READ_FAILED when `read` failed. After an error
- * every call returns it again.
+ * BPR_INVALID_ARGUMENT naming the file, the byte offset and what was expected,
+ * with *has_record = 0; BPR_HOST_READ_FAILED when `read` failed. The reader
+ * cannot resynchronise after either: every further call returns the error
+ * again, so a host that goes on moves to its next stream (the dataset skips
+ * the rest of the file). With `check_records`, a record that is not a
+ * DataRecord is BPR_INVALID_ARGUMENT with *has_record = 1 and *block_offset,
+ * *index naming it: only that record is bad, and the next call gives the next one.
  */
 bpr_status bpr_block_reader_next(bpr_block_reader* reader, int32_t* has_record, bpr_bytes* record,
                                  uint64_t* block_offset, uint64_t* index, char* msg,

@@ -7,6 +7,7 @@ tf_keras (Keras 2)."""
 
 from __future__ import annotations
 
+import inspect
 import keras
 import tensorflow as tf
 
@@ -153,6 +154,17 @@ class _RequestReader:
     ):
         if isinstance(continuous, FeatureConfig):
             config_args = continuous.reader_args()
+            # The reader's own named arguments given beside the config (e.g.
+            # row_splits=True for the per-request signature) count as given:
+            # they must reach the layer, not fall back to the config's defaults.
+            named = dict(binary=binary, discrete=discrete, strings=strings, default_value=default_value,
+                         default_discrete=default_discrete, default_string=default_string,
+                         output_mode=output_mode, tensors=tensors, sparse_tensors=sparse_tensors,
+                         row_splits=row_splits, sources=sources, sparse_binary=sparse_binary,
+                         sparse_continuous=sparse_continuous, hashed=hashed, hashed_bits=hashed_bits,
+                         decode_mode=decode_mode)
+            defaults = inspect.signature(_RequestReader.__init__).parameters
+            kwargs = {**{k: v for k, v in named.items() if not _same(v, defaults[k].default)}, **kwargs}
             clash = [k for k in config_args if k in kwargs]
             if clash:
                 raise TypeError(f"{type(self).__name__}: {clash[0]!r} is given both in the FeatureConfig and "
@@ -630,3 +642,9 @@ def request_reader_layer(keras_module, module: str):
 
 
 BatchPredictionRequestReader = request_reader_layer(keras, __name__)
+
+
+def _same(value, default) -> bool:
+    """Whether an argument was left at its default (a default's identity or
+    an equal value of the same type: `()` and `[]` are not the same)."""
+    return value is default or (type(value) is type(default) and value == default)

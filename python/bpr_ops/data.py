@@ -118,14 +118,28 @@ def BlockFormatDataset(  # noqa: N802 (a Dataset constructor, named like tf.data
         time, deterministically (cycle n, block 1).
       batch_size: None gives one record (a tf.string scalar) per element. An
         int gives string vectors of batch_size records, exactly the elements
-        of `.batch(batch_size, drop_remainder)` on the unbatched dataset; read
+        of `.batch(batch_size, drop_remainder)` on the unbatched dataset
+        (after an error: of `.ignore_errors().batch(...)`, see Errors); read
         in file order they come from one op (BlockFormatBatchDataset) without
         a tf.data element per record, which is most of the cost of reading
         small records one by one.
       drop_remainder: with batch_size, drop a last batch of fewer records.
 
-    A damaged file is an error naming the file, the byte offset and what was
-    expected; nothing is skipped.
+    Errors: a damaged file is an error naming the file, the byte offset and
+    what was expected, raised once; the next element comes from the next
+    file (the reader cannot resynchronise inside a damaged file, so the rest
+    of it is skipped), as TFRecordDataset does. A file that cannot be opened
+    is likewise an error once, then the next file. A record that is not a
+    DataRecord (in a sound block) is an error for that record alone. So
+    `.ignore_errors()` skips damaged files and ends; with
+    `.ignore_errors(log_warning=True)` TensorFlow logs each skipped error
+    (file and byte offset) as a C++ warning, shown at TF_CPP_MIN_LOG_LEVEL 0
+    or 1. With batch_size (in file order), the records read before an error
+    stay in the batch being made, which the next call completes: the
+    elements of `.ignore_errors().batch(batch_size)` on the records, no good
+    record lost. With num_parallel_reads > 1 the batches come from
+    `.batch()` after the interleave, and `.ignore_errors()` on them loses the
+    batch an error cuts short, as it does for any `.batch()`.
     """
     where = "BlockFormatDataset"
     compression_type = _check_compression(compression_type, where)
@@ -274,17 +288,24 @@ def _targets(features, labels, weights) -> tuple[list, list]:
     return labels, weights
 
 
-def _check_targets(filenames, compression_type, buffer_size, labels, weights, records: int) -> None:
+def _check_targets(filenames, compression_type, buffer_size, labels, weights, records: int,
+                   ignore_errors: bool = False) -> None:
     """Raises ValueError naming each label or weight key that none of the
     first `records` records has as a kind the label and weight getters read
     (labels binary or continuous, weights continuous): such a key trains on
     default labels or zero weights, which is a typo far more often than a
-    choice. Only in eager mode (it reads the files now)."""
+    choice. Only in eager mode (it reads the files now). With ignore_errors,
+    damaged files are passed over here too (unlogged: the training pass logs them)."""
     if not records or not (labels or weights) or not tf.executing_eagerly():
         return
     label_ids, _ = resolve_keys(labels, "training_dataset labels") if labels else ([], [])
     weight_ids, _ = resolve_keys(weights, "training_dataset weights") if weights else ([], [])
-    first = BlockFormatDataset(filenames, compression_type, buffer_size, batch_size=records).take(1)
+    first = BlockFormatDataset(filenames, compression_type, buffer_size, batch_size=records)
+    if ignore_errors:
+        # The batched source keeps a batch's records across an error, so
+        # this is still the first `records` good records.
+        first = first.ignore_errors()
+    first = first.take(1)
     batch = next(iter(first), None)
     if batch is None or int(tf.size(batch)) == 0:
         return  # no records: nothing is trained on either
@@ -363,6 +384,7 @@ def training_dataset(
     seed: int | None = None,
     drop_remainder: bool = False,
     check_records: int = 1024,
+    ignore_errors: bool = False,
 ) -> tf.data.Dataset:
     """Block files -> batches of `(features, labels, weights)` for `model.fit`.
 
@@ -387,7 +409,18 @@ def training_dataset(
       shuffle_buffer: > 0 shuffles records in a buffer of that many before batching.
       seed: the shuffle's seed.
       drop_remainder: drop a last batch smaller than batch_size.
+      ignore_errors: skip damaged and missing files (the rest of a damaged
+        file, a record that is not a DataRecord) instead of raising, logging
+        each skipped error (file and byte offset) as a TensorFlow warning.
+        Applied to the records before shuffling and batching, so no good
+        record is lost on any read path; the check_records check passes
+        over damaged files too. (`.ignore_errors()` on the result works when
+        reading in file order without shuffle_buffer, with check_records=0
+        if the first files are damaged: the check reads them now; elsewhere
+        a shuffled or interleaved batch cut short by an error is lost.)
     """
+    if not isinstance(ignore_errors, bool):
+        raise ValueError(f"training_dataset: ignore_errors must be a bool, got {ignore_errors!r}")
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"training_dataset: batch_size must be an int >= 1, got {batch_size!r}")
     reader = _reader(features)
@@ -400,7 +433,7 @@ def training_dataset(
     if isinstance(check_records, bool) or not isinstance(check_records, int) or check_records < 0:
         raise ValueError(f"training_dataset: check_records must be an int >= 0, got {check_records!r}")
     _check_targets(filenames, _check_compression(compression_type, "training_dataset"), buffer_size, labels,
-                   weights, check_records)
+                   weights, check_records, ignore_errors)
     # Small batches are decoded several at a time and cut by rebatch (slices
     # in C++, no function call per batch): below about a thousand records the
     # decode function's fixed cost per call outweighs its work (issue 27:
@@ -409,14 +442,25 @@ def training_dataset(
     # only spares it concatenating across chunks.
     chunk = batch_size * max(1, _DECODE_RECORDS // batch_size)
     drop_chunk = drop_remainder and chunk == batch_size
-    if shuffle_buffer:
+    in_order = num_parallel_reads is None or num_parallel_reads == 1
+    if shuffle_buffer or (ignore_errors and not in_order):
         # Shuffling moves records one by one, so they are read one by one.
+        # Interleaved files are batched by .batch(), which loses a batch an
+        # error cuts short: errors are skipped on the records, before it.
         ds = BlockFormatDataset(filenames, compression_type, buffer_size, num_parallel_reads)
-        ds = ds.shuffle(shuffle_buffer, seed=seed).batch(chunk, drop_remainder=drop_chunk)
+        if ignore_errors:
+            ds = ds.ignore_errors(log_warning=True)
+        if shuffle_buffer:
+            ds = ds.shuffle(shuffle_buffer, seed=seed)
+        ds = ds.batch(chunk, drop_remainder=drop_chunk)
     else:
-        # Read batched by the source op: no tf.data element per record.
+        # Read batched by the source op: no tf.data element per record. It
+        # keeps a batch's records across an error, so skipping errors after
+        # it loses none.
         ds = BlockFormatDataset(filenames, compression_type, buffer_size, num_parallel_reads,
                                 batch_size=chunk, drop_remainder=drop_chunk)
+        if ignore_errors:
+            ds = ds.ignore_errors(log_warning=True)
     ds = ds.map(
         lambda records: decode_records(records, reader, labels, weights, default_label),
         num_parallel_calls=tf.data.AUTOTUNE,

@@ -129,6 +129,9 @@ pub unsafe extern "C" fn bpr_block_reader_next(
         {
             return Err(Error::internal("bpr_block_reader_next: NULL argument"));
         }
+        // SAFETY: non-null and writable (checked above, header). Any error
+        // but a bad record's leaves 0: the stream is what failed.
+        unsafe { *has_record = 0 };
         // SAFETY: a live reader made by bpr_block_reader_new, used by one
         // thread at a time (the iterator holds its lock).
         let r = unsafe { &mut *reader.cast::<Reader>() };
@@ -146,9 +149,9 @@ pub unsafe extern "C" fn bpr_block_reader_next(
                 }
             }
             Some(rec) => {
-                if r.check_records {
-                    check_record(&r.name, &rec)?;
-                }
+                // Set before the check: a record that is not a DataRecord is
+                // an error about that record alone (the block around it is
+                // sound), and the host needs its position to go on past it.
                 // SAFETY: as above; the record's bytes live in the reader
                 // until its next call or free, as the header says.
                 unsafe {
@@ -159,6 +162,9 @@ pub unsafe extern "C" fn bpr_block_reader_next(
                     };
                     *block_offset = rec.block_offset;
                     *index = rec.index;
+                }
+                if r.check_records {
+                    check_record(&r.name, &rec)?;
                 }
             }
         }

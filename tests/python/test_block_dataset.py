@@ -312,9 +312,9 @@ def test_bad_input_is_an_error_naming_file_offset_and_expectation(tmp_path, case
         while True:
             got.append(next(it).numpy())
     assert got == RECORDS[: len(got)]
-    # Batched (BlockFormatBatchDataset): the same error under its name; as
-    # with .batch(), the full batches before the damage are delivered and the
-    # batch the error cuts short is not (the error says why).
+    # Batched (BlockFormatBatchDataset): the same error under its name, after
+    # the full batches before the damage; the records of the batch it cuts
+    # short stay for the next call (test_block_errors.py).
     for b in (1, 3):
         it = iter(data.BlockFormatDataset([p], batch_size=b))
         batches = []

@@ -368,3 +368,16 @@ def test_hashed_sources_and_names_mode():
     with pytest.raises(ValueError, match="a feature named 'hashed' and the hashed features"):
         bpr_ops.BatchPredictionRequestReader(continuous=["hashed"], hashed={"discrete": ["d"]}, hashed_bits=BITS,
                                              output_mode="names")
+
+
+def test_named_arguments_beside_a_config_reach_the_layer():
+    # Regression: row_splits=True (and every other named argument) given beside a
+    # FeatureConfig was silently dropped, so read["row_splits"] was a KeyError.
+    config = bpr_ops.FeatureConfig(continuous=["user.age"], binary=["user.new"], labels=["label.click"])
+    read = bpr_ops.BatchPredictionRequestReader(config, row_splits=True, sources=True)
+    assert read.row_splits and read.sources
+    request = bpr_ops.encode_batch_prediction_request([{"continuous": {"user.age": 3.0}}])
+    out = read(tf.constant([request, request]))
+    assert out["row_splits"].numpy().tolist() == [0, 1, 2]
+    with pytest.raises(TypeError, match="given both"):
+        bpr_ops.BatchPredictionRequestReader(config, binary=["user.new"])

@@ -62,6 +62,53 @@ pub struct BlockReader<R> {
     failed: Option<Error>,
 }
 
+/// What a file that does not start with a marker looks like, from its first
+/// bytes, when it is a format users mix up with block files: the hex alone
+/// left them guessing (issue 36).
+fn other_format(head: &[u8]) -> Option<&'static str> {
+    if head.starts_with(&[0x1f, 0x8b]) {
+        return Some(
+            "this looks like a gzip file: pass compression_type='gz', or 'auto' with a name ending in .gz",
+        );
+    }
+    // A TFRecord starts with its length (u64 LE) and the masked CRC-32C of
+    // those 8 bytes: 32 bits that block files match by chance once in 2^32.
+    if head.len() >= 12 {
+        let (len, crc) = (
+            &head[..8],
+            u32::from_le_bytes([head[8], head[9], head[10], head[11]]),
+        );
+        if masked_crc32c(len) == crc {
+            return Some(
+                "this looks like a TFRecord file, not a block-format file: read it with tf.data.TFRecordDataset",
+            );
+        }
+    }
+    None
+}
+
+/// TFRecord's masked CRC-32C.
+fn masked_crc32c(data: &[u8]) -> u32 {
+    crc32c(data).rotate_right(15).wrapping_add(0xa282_ead8)
+}
+
+/// CRC-32C (Castagnoli). Bitwise, not table-driven: it runs once per failed
+/// file, on 8 bytes.
+fn crc32c(data: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &b in data {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0x82f6_3b78
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}
+
 /// Bytes as hex, for messages.
 struct Hex<'a>(&'a [u8]);
 
@@ -455,13 +502,20 @@ impl<R: Read> BlockReader<R> {
             self.state = State::Done;
             return Ok(());
         }
-        self.must_start = None;
+        let resumed = self.must_start.take().is_some();
         if m[..got] != MARKER[..got] {
+            let what = if at == 0 && !resumed {
+                other_format(&m[..got])
+            } else {
+                None
+            };
+            let what = what.unwrap_or(
+                "bpr_ops does not skip bytes between blocks: this is not a block file, or it is damaged here",
+            );
             return self.fail(
                 at,
                 format_args!(
-                    "expected the 16-byte block marker {}, found {} (bpr_ops does not skip bytes between \
-                     blocks: this is not a block file, or it is damaged here)",
+                    "expected the 16-byte block marker {}, found {} ({what})",
                     Hex(&MARKER),
                     Hex(&m[..got])
                 ),
@@ -498,5 +552,28 @@ impl<R: Read> BlockReader<R> {
             version: false,
         };
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn crc32c_check_value() {
+        // The catalogued check value of CRC-32C (the CRC of "123456789").
+        assert_eq!(crc32c(b"123456789"), 0xe306_9283);
+        assert_eq!(crc32c(b""), 0);
+    }
+
+    #[test]
+    fn other_formats_are_named_only_when_they_match() {
+        assert!(other_format(&[0x1f, 0x8b, 8, 0]).unwrap().contains("gzip"));
+        assert!(other_format(&MARKER[..12]).is_none());
+        assert!(other_format(b"PAR1 this is not a block").is_none());
+        // 12 bytes whose last 4 are not the masked CRC of the first 8.
+        let mut head = [0u8; 12];
+        head[0] = 5;
+        assert!(other_format(&head).is_none());
     }
 }

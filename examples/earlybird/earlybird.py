@@ -30,6 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -153,7 +154,12 @@ def run(workdir: Path, records: int, epochs: int, batch_size: int, requests: int
     model.compile(keras.optimizers.Adam(0.05), keras.losses.BinaryCrossentropy(), weighted_metrics=[])
     train = data.training_dataset(train_files, feature_config(), batch_size=batch_size, shuffle_buffer=4096,
                                   seed=1)
-    history = model.fit(train.map(lambda x, y, w: (x["hashed"], y, w)), epochs=epochs, verbose=0)
+    with warnings.catch_warnings():
+        # Keras 3 warns that a tf.data input of unknown length "ran out of data" at each epoch's end
+        # (it does not know the length in advance; every epoch still reads every batch), and that
+        # fit's default shuffle=True does not apply to a dataset (training_dataset shuffles).
+        warnings.filterwarnings("ignore", message=".*(ran out of data|shuffle=True).*")
+        history = model.fit(train.map(lambda x, y, w: (x["hashed"], y, w)), epochs=epochs, verbose=0)
     log(f"model.fit: {epochs} epochs, weighted loss {history.history['loss'][0]:.4f} -> "
         f"{history.history['loss'][-1]:.4f}")
 

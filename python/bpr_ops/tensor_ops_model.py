@@ -103,6 +103,9 @@ def feature_extractor(mask_in, ids_in, keys_in, values_in, codes_in, types_in, n
     `types_in` int8, each with as many elements as `mask_in`. Returns
     `(ids_out, keys_out, values_out, codes_out, types_out)`.
     """
+    # The op's attr default (T = float) would make TensorFlow convert a
+    # float64 NumPy array to float32; converted first, it keeps its dtype.
+    values_in = tf.convert_to_tensor(values_in)
     return load_library().feature_extractor(
         mask_in=mask_in, ids_in=ids_in, keys_in=keys_in, values_in=values_in, codes_in=codes_in,
         types_in=types_in, name=name,

@@ -265,8 +265,12 @@ def test_fixed_length_shape_is_known_when_tracing():
         return v1
 
     f.get_concrete_function()
-    with pytest.raises(ValueError, match="pad_value|Shape must be rank 0"):
+    with pytest.raises(ValueError, match="Shape must be rank 0"):
         tf.function(lambda: ops.fixed_length_tensor([0], [1], [0, 0], max_length=1)).get_concrete_function()
+    with pytest.raises(ValueError, match="batch_size must be non-negative, got -2"):
+        tf.function(lambda: ops.fixed_length_tensor_v2([0], [1], 0, -2)).get_concrete_function()
+    with pytest.raises(ValueError, match="batch_size must hold one value"):
+        tf.function(lambda: ops.fixed_length_tensor_v2([0], [1], 0, [1, 2])).get_concrete_function()
 
 
 # --- VarLengthReader -----------------------------------------------------------------

@@ -44,7 +44,11 @@ fn fixed_length(inp: &Input) {
         next += 1;
         if let Some(i) = from {
             assert!(i < ids.len());
-            assert_eq!(ids[i] as usize, k / plan.max_length, "a value lands in its segment's row");
+            assert_eq!(
+                ids[i] as usize,
+                k / plan.max_length,
+                "a value lands in its segment's row"
+            );
             assert!(last_source.is_none_or(|l| i > l), "values in order");
             last_source = Some(i);
         }

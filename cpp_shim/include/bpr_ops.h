@@ -361,6 +361,23 @@ bpr_status bpr_block_reader_next(bpr_block_reader* reader, int32_t* has_record, 
  * twml's model ops (bpr-model): the small tensor ops.
  * ------------------------------------------------------------------------ */
 
+/* FeatureMask, Hashmap, CompressSampleIds, DecompressSampleIds,
+ * FixedLengthTensor, FixedLengthTensorV2, VarLengthReader, FeatureExtractor,
+ * GetSubstrings (cpp_shim/model_tensors.cc; math in model/src/tensors.rs).
+ * One op per kernel, made from every non-type attr the op registers
+ * (bpr_attr, as for bpr_request_op_new: int and list(int) kinds); a call gets
+ * the op's inputs in registered order and allocates every output, in order,
+ * through bpr_outputs (numbers and bools in place; strings by set_string)
+ * after every input is checked. Safe to call from several threads at once on
+ * one op (Hashmap's cached table is behind a lock). */
+typedef struct bpr_model_tensors_op bpr_model_tensors_op;
+bpr_status bpr_model_tensors_op_new(const char* op_name, const bpr_attr* attrs, size_t num_attrs,
+                                    bpr_model_tensors_op** out, char* msg, size_t msg_cap);
+void bpr_model_tensors_op_free(bpr_model_tensors_op* op); /* NULL is a no-op */
+bpr_status bpr_model_tensors_compute(const bpr_model_tensors_op* op, const bpr_tensor* inputs,
+                                     size_t num_inputs, const bpr_outputs* outputs, char* msg,
+                                     size_t msg_cap);
+
 
 #ifdef __cplusplus
 } /* extern "C" */

@@ -50,6 +50,15 @@ _NEEDS_TENSORFLOW = {
     # twml's model ops (issue 37): discretizers, calibration, calibrators.
     # twml's model ops (issue 37): sparse matmul (FullSparse), norms, partition/stitch.
     # twml's model ops (issue 37): the small tensor ops.
+    "feature_mask": "tensor_ops_model",
+    "hashmap": "tensor_ops_model",
+    "compress_sample_ids": "tensor_ops_model",
+    "decompress_sample_ids": "tensor_ops_model",
+    "fixed_length_tensor": "tensor_ops_model",
+    "fixed_length_tensor_v2": "tensor_ops_model",
+    "var_length_reader": "tensor_ops_model",
+    "feature_extractor": "tensor_ops_model",
+    "get_substrings": "tensor_ops_model",
     "LibraryLoadError": "_loader",
     "UnsupportedTensorFlowError": "_loader",
     "library_path": "_loader",

@@ -80,6 +80,15 @@ fn definitions_match_header() {
         bpr_block_reader_free: (a),
         bpr_block_reader_next: (a, b, c, d, e, f, g),
     }
+    // twml's model ops (bpr-model): the small tensor ops.
+    {
+        use model_tensors::*;
+        same! {
+            bpr_model_tensors_op_new: (a, b, c, d, e, f),
+            bpr_model_tensors_op_free: (a),
+            bpr_model_tensors_compute: (a, b, c, d, e, f),
+        }
+    }
 }
 /// The marker and the version, NUL-terminated; see the header.
 static BUILT_FOR: &str = concat!(

@@ -357,6 +357,95 @@ bpr_status bpr_block_reader_next(bpr_block_reader* reader, int32_t* has_record, 
  * twml's model ops (bpr-model): sparse matmul, norms, partitioning.
  * ------------------------------------------------------------------------ */
 
+/* Dims of one input, borrowed for the call. */
+typedef struct bpr_sparse_dims {
+  const int64_t* dims; /* `rank` entries; may be NULL when rank == 0 */
+  size_t rank;
+} bpr_sparse_dims;
+
+/* Element types of BinarySparseTensorDenseMatMul's B and product (twml registers
+ * these five; complex values are (real, imaginary) pairs as TensorFlow lays them out). */
+typedef int32_t bpr_sparse_elem;
+#define BPR_SPARSE_FLOAT 1
+#define BPR_SPARSE_DOUBLE 2
+#define BPR_SPARSE_INT32 3
+#define BPR_SPARSE_COMPLEX64 4
+#define BPR_SPARSE_COMPLEX128 5
+
+/* The inputs of one BinarySparseTensorDenseMatMul call. */
+typedef struct bpr_binary_matmul_args {
+  bpr_sparse_dims a_indices_dims;
+  const void* a_indices;   /* int64 or int32 [nnz, 2], row-major */
+  int32_t a_indices_int64; /* 1: int64, 0: int32 */
+  bpr_sparse_dims a_values_dims; /* the values are not read: A's values count as 1 */
+  bpr_sparse_dims a_shape_dims;
+  const int64_t* a_shape; /* a_shape_len entries */
+  size_t a_shape_len;
+  bpr_sparse_dims b_dims;
+  const void* b; /* elem, row-major */
+  bpr_sparse_elem elem;
+  int32_t adjoint_a;
+  int32_t adjoint_b;
+} bpr_binary_matmul_args;
+
+/* BinarySparseTensorDenseMatMul: checks the shapes and writes the product's dims
+ * to out_dims[0..2]. Reads no data but a_shape's. */
+bpr_status bpr_binary_matmul_shape(const bpr_binary_matmul_args* args, int64_t* out_dims, char* msg,
+                                   size_t msg_cap);
+/* out (out_len elements of args->elem, the product's dims from _shape) = A * B with A's
+ * values taken as 1. Every index of A is checked before `out` is written. */
+bpr_status bpr_binary_matmul(const bpr_binary_matmul_args* args, void* out, size_t out_len, char* msg,
+                             size_t msg_cap);
+
+/* SparseMaxNormInference: normalized (as many floats as values) from max_values,
+ * indices (int64) and values (float). */
+bpr_status bpr_sparse_max_norm_inference(const bpr_tensor* max_values, const bpr_tensor* indices,
+                                         const bpr_tensor* values, float epsilon, float* normalized,
+                                         char* msg, size_t msg_cap);
+/* SparseMaxNormTraining: also updated_max_values (as many floats as max_values). */
+bpr_status bpr_sparse_max_norm_training(const bpr_tensor* max_values, const bpr_tensor* indices,
+                                        const bpr_tensor* values, float epsilon,
+                                        float* updated_max_values, float* normalized, char* msg,
+                                        size_t msg_cap);
+/* SparseMaxNorm on a reference variable: `max_values` (num_max_values floats) is
+ * updated in place when is_training (a bool scalar) is true. The variable's
+ * buffer may be the buffer of `values` too (a v1 graph can pass a variable's
+ * value without a copy). Nothing is written when an input is bad. */
+bpr_status bpr_sparse_max_norm(float* max_values, size_t num_max_values, const bpr_tensor* indices,
+                               const bpr_tensor* values, const bpr_tensor* is_training,
+                               float epsilon, float* normalized, char* msg, size_t msg_cap);
+
+/* SparseBatchNorm's per-feature counts, which live with the kernel (as twml's
+ * did): made with the input_size attr (negative: BPR_INVALID_ARGUMENT, *out
+ * untouched), freed with bpr_sparse_batch_norm_free (NULL is a no-op). A state
+ * is used by one call at a time (the kernel holds a lock). */
+typedef struct bpr_sparse_batch_norm_state bpr_sparse_batch_norm_state;
+bpr_status bpr_sparse_batch_norm_new(int64_t input_size, bpr_sparse_batch_norm_state** out, char* msg,
+                                     size_t msg_cap);
+void bpr_sparse_batch_norm_free(bpr_sparse_batch_norm_state* state);
+/* SparseBatchNorm: means and variances (reference variables) updated in place when
+ * is_training; they may share a buffer with each other or with `values`. */
+bpr_status bpr_sparse_batch_norm(bpr_sparse_batch_norm_state* state, float* means, size_t num_means,
+                                 float* variances, size_t num_variances, const bpr_tensor* indices,
+                                 const bpr_tensor* values, const bpr_tensor* is_training,
+                                 float epsilon, float* normalized, char* msg, size_t msg_cap);
+
+/* PartitionSparseTensorMod's attrs, checked when the kernel is made: num_partitions
+ * positive, output_types [int64, T] repeated num_partitions times (T: float or double). */
+bpr_status bpr_partition_mod_check(int64_t num_partitions, const bpr_dtype* output_types,
+                                   size_t num_output_types, bpr_dtype value_type, char* msg,
+                                   size_t msg_cap);
+/* counts[p] (num_partitions entries) = entries of partition p; checks the inputs. */
+bpr_status bpr_partition_mod_counts(const bpr_tensor* indices, const bpr_tensor* values,
+                                    int64_t num_partitions, int64_t* counts, char* msg,
+                                    size_t msg_cap);
+/* Fills partition p's out_indices[p] (int64 [counts[p], 2]) and out_values[p]
+ * (values' type, [counts[p]]), counts as bpr_partition_mod_counts gave. */
+bpr_status bpr_partition_mod(const bpr_tensor* indices, const bpr_tensor* values,
+                             int64_t num_partitions, const int64_t* counts,
+                             int64_t* const* out_indices, void* const* out_values, char* msg,
+                             size_t msg_cap);
+
 /* ------------------------------------------------------------------------ *
  * twml's model ops (bpr-model): the small tensor ops.
  * ------------------------------------------------------------------------ */

@@ -49,6 +49,14 @@ _NEEDS_TENSORFLOW = {
     "InputShapeError": "_checks",
     # twml's model ops (issue 37): discretizers, calibration, calibrators.
     # twml's model ops (issue 37): sparse matmul (FullSparse), norms, partition/stitch.
+    "FullSparse": "sparse_layers",
+    "SparseMaxNorm": "sparse_layers",
+    "Partition": "sparse_layers",
+    "Stitch": "sparse_layers",
+    "binary_sparse_dense_matmul": "sparse_layers",
+    "partition_sparse_tensor_mod": "sparse_layers",
+    "sparse_max_norm_inference": "sparse_layers",
+    "sparse_max_norm_training": "sparse_layers",
     # twml's model ops (issue 37): the small tensor ops.
     "feature_mask": "tensor_ops_model",
     "hashmap": "tensor_ops_model",
@@ -133,9 +141,13 @@ if _HAS_TENSORFLOW and not _started_as_cli():
             BatchPredictionWriter,
             DataRecordTensorWriter,
         )
+        from .tf_keras_layers import FullSparse, Partition, SparseMaxNorm, Stitch  # noqa: E402, F401
     else:
         from ._request_layer import BatchPredictionRequestReader  # noqa: E402
         from .layers import BatchPredictionTensorWriter, BatchPredictionWriter, DataRecordTensorWriter  # noqa: E402
+        # twml's sparse layers (issue 37); importing registers them with Keras
+        # and the gradient of BinarySparseTensorDenseMatMul.
+        from .sparse_layers import FullSparse, Partition, SparseMaxNorm, Stitch  # noqa: E402, F401
 
         if "tf_keras" in sys.modules:
             # tf_keras imported directly: its files with our layers load too.
@@ -154,7 +166,7 @@ def __getattr__(name):
             )
         # The CLI's process skipped TensorFlow at import: it is imported now.
         module = _NEEDS_TENSORFLOW[name]
-        if module in ("layers", "_request_layer") and _legacy_keras():
+        if module in ("layers", "_request_layer", "sparse_layers") and _legacy_keras() and name[0].isupper():
             module = "tf_keras_layers"
         value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
         globals()[name] = value
@@ -189,4 +201,13 @@ __all__ = [
     "feature_ids",
     "library_path",
     "load_library",
+    # twml's sparse model ops (issue 37).
+    "FullSparse",
+    "Partition",
+    "SparseMaxNorm",
+    "Stitch",
+    "binary_sparse_dense_matmul",
+    "partition_sparse_tensor_mod",
+    "sparse_max_norm_inference",
+    "sparse_max_norm_training",
 ]

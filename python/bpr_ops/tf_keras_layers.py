@@ -28,12 +28,19 @@ except ImportError as e:
 
 from ._request_layer import request_reader_layer
 from .layers import writer_layers
+from .sparse_layers import sparse_layers
 
 _WRITERS = writer_layers(tf_keras, __name__)
 BatchPredictionWriter = _WRITERS["BatchPredictionWriter"]
 BatchPredictionTensorWriter = _WRITERS["BatchPredictionTensorWriter"]
 DataRecordTensorWriter = _WRITERS["DataRecordTensorWriter"]
 BatchPredictionRequestReader = request_reader_layer(tf_keras, __name__)
+# twml's sparse layers (issue 37).
+_SPARSE = sparse_layers(tf_keras, __name__)
+FullSparse = _SPARSE["FullSparse"]
+SparseMaxNorm = _SPARSE["SparseMaxNorm"]
+Partition = _SPARSE["Partition"]
+Stitch = _SPARSE["Stitch"]
 
 
 def _nested_dict_inputs_fix():
@@ -75,4 +82,8 @@ __all__ = [
     "BatchPredictionTensorWriter",
     "BatchPredictionWriter",
     "DataRecordTensorWriter",
+    "FullSparse",
+    "Partition",
+    "SparseMaxNorm",
+    "Stitch",
 ]

@@ -52,6 +52,7 @@ fn definitions_match_header() {
     }
     use block::*;
     use feature_id::*;
+    use model_sparse::*;
     use record_writer::*;
     use request::*;
     use responses::*;
@@ -79,6 +80,18 @@ fn definitions_match_header() {
         bpr_block_reader_new: (a, b, c, d, e, f, g, h, i),
         bpr_block_reader_free: (a),
         bpr_block_reader_next: (a, b, c, d, e, f, g),
+        // twml's sparse matmul, norms and partitioning (model_sparse.rs).
+        bpr_binary_matmul_shape: (a, b, c, d),
+        bpr_binary_matmul: (a, b, c, d, e),
+        bpr_sparse_max_norm_inference: (a, b, c, d, e, f, g),
+        bpr_sparse_max_norm_training: (a, b, c, d, e, f, g, h),
+        bpr_sparse_max_norm: (a, b, c, d, e, f, g, h, i),
+        bpr_sparse_batch_norm_new: (a, b, c, d),
+        bpr_sparse_batch_norm_free: (a),
+        bpr_sparse_batch_norm: (a, b, c, d, e, f, g, h, i, j, k, l),
+        bpr_partition_mod_check: (a, b, c, d, e, f),
+        bpr_partition_mod_counts: (a, b, c, d, e, f),
+        bpr_partition_mod: (a, b, c, d, e, f, g, h),
     }
     // twml's model ops (bpr-model): the small tensor ops.
     {

@@ -621,11 +621,12 @@ fn dense_groups_of_records_alike_and_unlike() {
     let bytes = encode_batch_prediction_request(&records, Some(&common)).unwrap();
     // Asked: some present, 30 only in the common record, 40 nowhere.
     let asked: Vec<i64> = vec![0, 1, 3, 5, 23, 30, 40, 12];
+    let keep: Vec<i64> = (0..=40).collect();
     let decode = op(
         "DecodeBatchPredictionRequestV2",
         &[
-            ("keep_features", Attr::Ints(&[])),
-            ("keep_codes", Attr::Ints(&[])),
+            ("keep_features", Attr::Ints(&keep)),
+            ("keep_codes", Attr::Ints(&keep)),
             ("label_features", Attr::Ints(&[])),
             ("weight_features", Attr::Ints(&[])),
             ("decode_mode", Attr::Int(0)),
@@ -659,6 +660,30 @@ fn dense_groups_of_records_alike_and_unlike() {
             })
         })
         .collect();
+    // The rows of GetContinuousFeatures: per record its common record's
+    // entries, then its own; a map's keys once each, at their first place
+    // with their last value (a repeat left unmerged shows as an extra row).
+    let merged = |pairs: &[(i64, f64)]| {
+        let mut out: Vec<(i64, f64)> = Vec::new();
+        for &(k, v) in pairs.iter().filter(|e| !e.1.is_nan()) {
+            match out.iter_mut().find(|e| e.0 == k) {
+                Some(e) => e.1 = v,
+                None => out.push((k, v)),
+            }
+        }
+        out
+    };
+    let mut want_rows = (Vec::new(), Vec::new(), Vec::new());
+    for (r, rec) in records.iter().enumerate() {
+        for (k, v) in merged(&common.continuous)
+            .into_iter()
+            .chain(merged(&rec.continuous))
+        {
+            want_rows.0.push(r as i64);
+            want_rows.1.push(k);
+            want_rows.2.push(v as f32);
+        }
+    }
     let asked_b: Vec<i64> = asked.iter().map(|k| k + 1000).collect();
     let want_b: Vec<f32> = records
         .iter()
@@ -690,6 +715,10 @@ fn dense_groups_of_records_alike_and_unlike() {
         assert_eq!(c.shapes, vec![vec![n, asked.len()]]);
         assert_eq!(c.f32s[&0], want_f);
         assert_eq!(get(&disc, &batch, m).i64s[&0], want_i);
+        let rows = get(&op("GetContinuousFeatures", &[]), &batch, m);
+        assert_eq!(rows.i64s[&0], want_rows.0);
+        assert_eq!(rows.i64s[&1], want_rows.1);
+        assert_eq!(rows.f32s[&2], want_rows.2);
         assert_eq!(get(&bin, &batch, m).f32s[&0], want_b);
         // The single-id getter reads the same cells.
         for (j, &id) in asked.iter().enumerate() {

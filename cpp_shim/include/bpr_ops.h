@@ -379,6 +379,18 @@ bpr_status bpr_isotonic_calibration(const bpr_tensor* input, const bpr_tensor* x
                                     const bpr_tensor* ys, void* output, char* msg,
                                     size_t msg_cap);
 
+/*
+ * MDL, PercentileDiscretizer (bin_indices == 0) and
+ * PercentileDiscretizerBinIndices (bin_indices != 0): keys int64 and vals
+ * (float or double) of one shape [N...]; bin_ids int64 [M], bin_vals [M] of
+ * vals' dtype, feature_offsets int64 [F]. Writes N keys and N values (vals'
+ * dtype). `op` names the op in messages (NUL-terminated).
+ */
+bpr_status bpr_mdl(const char* op, int32_t bin_indices, const bpr_tensor* keys,
+                   const bpr_tensor* vals, const bpr_tensor* bin_ids, const bpr_tensor* bin_vals,
+                   const bpr_tensor* feature_offsets, int64_t* out_keys, void* out_vals, char* msg,
+                   size_t msg_cap);
+
 /* ------------------------------------------------------------------------ *
  * twml's model ops (bpr-model): sparse matmul, norms, partitioning.
  * ------------------------------------------------------------------------ */

@@ -85,6 +85,7 @@ fn definitions_match_header() {
         bpr_hashing_calibration_free: (a),
         bpr_hashing_discretize: (a, b, c, d, e, f, g, h, i, j, k),
         bpr_isotonic_calibration: (a, b, c, d, e, f),
+        bpr_mdl: (a, b, c, d, e, f, g, h, i, j, k),
     }
 }
 /// The marker and the version, NUL-terminated; see the header.

@@ -353,6 +353,48 @@ bpr_status bpr_block_reader_next(bpr_block_reader* reader, int32_t* has_record, 
  * twml's model ops (bpr-model): discretizers and calibration.
  * ------------------------------------------------------------------------ */
 
+/* HashingDiscretizer's calibrated feature ids (position i owns bin_vals
+ * [i * n_bin, (i + 1) * n_bin)), built once per kernel from the attr, or per
+ * call from an input. Owned by the caller; freed with
+ * bpr_hashing_calibration_free. n_bin <= 0 is BPR_INVALID_ARGUMENT. */
+typedef struct bpr_hashing_calibration bpr_hashing_calibration;
+bpr_status bpr_hashing_calibration_new(const int64_t* feature_ids, size_t num_ids, int64_t n_bin,
+                                       bpr_hashing_calibration** out, char* msg, size_t msg_cap);
+void bpr_hashing_calibration_free(bpr_hashing_calibration* calibration); /* NULL is a no-op */
+
+/*
+ * HashingDiscretizer: input_ids int64 [N], input_vals and bin_vals float or
+ * double (one dtype). Writes N keys to out_keys and N values (input_vals'
+ * dtype) to out_vals. Shapes and bin_vals' length are checked first
+ * (BPR_INVALID_ARGUMENT naming them); nothing is written on error.
+ */
+bpr_status bpr_hashing_discretize(const bpr_hashing_calibration* calibration,
+                                  const bpr_tensor* input_ids, const bpr_tensor* input_vals,
+                                  const bpr_tensor* bin_vals, int64_t output_bits, int64_t options,
+                                  int64_t* out_keys, void* out_vals, const bpr_runner* runner,
+                                  char* msg, size_t msg_cap);
+
+/*
+ * IsotonicCalibration: input [B, L], xs and ys [L, K], one dtype (float or
+ * double). Writes B x L values of that dtype to output. A NaN in xs is
+ * BPR_INVALID_ARGUMENT (twml's search never ends on it).
+ */
+bpr_status bpr_isotonic_calibration(const bpr_tensor* input, const bpr_tensor* xs,
+                                    const bpr_tensor* ys, void* output, char* msg,
+                                    size_t msg_cap);
+
+/*
+ * MDL, PercentileDiscretizer (bin_indices == 0) and
+ * PercentileDiscretizerBinIndices (bin_indices != 0): keys int64 and vals
+ * (float or double) of one shape [N...]; bin_ids int64 [M], bin_vals [M] of
+ * vals' dtype, feature_offsets int64 [F]. Writes N keys and N values (vals'
+ * dtype). `op` names the op in messages (NUL-terminated).
+ */
+bpr_status bpr_mdl(const char* op, int32_t bin_indices, const bpr_tensor* keys,
+                   const bpr_tensor* vals, const bpr_tensor* bin_ids, const bpr_tensor* bin_vals,
+                   const bpr_tensor* feature_offsets, int64_t* out_keys, void* out_vals, char* msg,
+                   size_t msg_cap);
+
 /* ------------------------------------------------------------------------ *
  * twml's model ops (bpr-model): sparse matmul, norms, partitioning.
  * ------------------------------------------------------------------------ */

@@ -48,6 +48,12 @@ _NEEDS_TENSORFLOW = {
     "InputDTypeError": "_checks",
     "InputShapeError": "_checks",
     # twml's model ops (issue 37): discretizers, calibration, calibrators.
+    "HashingDiscretizer": "discretizers",
+    "Isotonic": "discretizers",
+    "HashingDiscretizerCalibrator": "calibrators",
+    "IsotonicCalibrator": "calibrators",
+    "hashing_discretizer": "discretizers",
+    "isotonic_calibration": "discretizers",
     # twml's model ops (issue 37): sparse matmul (FullSparse), norms, partition/stitch.
     "FullSparse": "sparse_layers",
     "SparseMaxNorm": "sparse_layers",
@@ -72,6 +78,9 @@ _NEEDS_TENSORFLOW = {
     "library_path": "_loader",
     "load_library": "_loader",
 }
+
+# Layers outside layers.py that tf_keras_layers also makes.
+_TF_KERAS_TOO = ("HashingDiscretizer", "Isotonic")
 
 _HAS_TENSORFLOW = importlib.util.find_spec("tensorflow") is not None
 
@@ -148,6 +157,7 @@ if _HAS_TENSORFLOW and not _started_as_cli():
         # twml's sparse layers (issue 37); importing registers them with Keras
         # and the gradient of BinarySparseTensorDenseMatMul.
         from .sparse_layers import FullSparse, Partition, SparseMaxNorm, Stitch  # noqa: E402, F401
+        from . import discretizers  # noqa: E402, F401  (registers twml's model layers with Keras)
 
         if "tf_keras" in sys.modules:
             # tf_keras imported directly: its files with our layers load too.
@@ -167,6 +177,7 @@ def __getattr__(name):
         # The CLI's process skipped TensorFlow at import: it is imported now.
         module = _NEEDS_TENSORFLOW[name]
         if module in ("layers", "_request_layer", "sparse_layers") and _legacy_keras() and name[0].isupper():
+        if (module in ("layers", "_request_layer") or name in _TF_KERAS_TOO) and _legacy_keras():
             module = "tf_keras_layers"
         value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
         globals()[name] = value

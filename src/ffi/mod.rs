@@ -53,6 +53,7 @@ fn definitions_match_header() {
     use block::*;
     use feature_id::*;
     use model_sparse::*;
+    use model_discretize::*;
     use record_writer::*;
     use request::*;
     use responses::*;
@@ -101,6 +102,12 @@ fn definitions_match_header() {
             bpr_model_tensors_op_free: (a),
             bpr_model_tensors_compute: (a, b, c, d, e, f),
         }
+        // twml's discretizers and calibration (model_discretize.rs).
+        bpr_hashing_calibration_new: (a, b, c, d, e, f),
+        bpr_hashing_calibration_free: (a),
+        bpr_hashing_discretize: (a, b, c, d, e, f, g, h, i, j, k),
+        bpr_isotonic_calibration: (a, b, c, d, e, f),
+        bpr_mdl: (a, b, c, d, e, f, g, h, i, j, k),
     }
 }
 /// The marker and the version, NUL-terminated; see the header.

@@ -80,7 +80,7 @@ _NEEDS_TENSORFLOW = {
 }
 
 # Layers outside layers.py that tf_keras_layers also makes.
-_TF_KERAS_TOO = ("HashingDiscretizer", "Isotonic")
+_TF_KERAS_TOO = ("HashingDiscretizer", "Isotonic", "FullSparse", "SparseMaxNorm", "Partition", "Stitch")
 
 _HAS_TENSORFLOW = importlib.util.find_spec("tensorflow") is not None
 
@@ -176,7 +176,6 @@ def __getattr__(name):
             )
         # The CLI's process skipped TensorFlow at import: it is imported now.
         module = _NEEDS_TENSORFLOW[name]
-        if module in ("layers", "_request_layer", "sparse_layers") and _legacy_keras() and name[0].isupper():
         if (module in ("layers", "_request_layer") or name in _TF_KERAS_TOO) and _legacy_keras():
             module = "tf_keras_layers"
         value = getattr(importlib.import_module(f"{__name__}.{module}"), name)

@@ -20,7 +20,13 @@ bench_graph.py), rounds interleaved in one process; the value is the median
 per-call time, reported per record. The parent starts one child process per
 (run, intra-op thread count) and prints medians and min..max over runs.
 
-usage: bench_request.py [--runs 3] [--threads 1,2] [--quick] [--out FILE]
+usage: bench_request.py [--runs 3] [--threads 1,2] [--quick] [--out FILE] [--cases NxF,...]
+                        [--compare OLD_LIBRARY]
+
+--compare runs every child twice per run, once with this checkout's library and once with
+OLD_LIBRARY (another build of libbpr_ops.so, e.g. of main), alternating which goes first, and
+prints both libraries' dense / parse_example ratios and dense GB/s per case (one op library per
+process: two builds register the same op names). It writes no results file.
 """
 
 import argparse
@@ -36,11 +42,11 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 
 # (records N, float features F)
-CASES = [(1, 16), (64, 16), (64, 256), (1024, 16), (1024, 256), (8192, 64)]
+CASES = [(1, 16), (64, 16), (64, 256), (1024, 16), (1024, 64), (1024, 256), (8192, 64)]
 SAMPLE_SECONDS = 0.02
 
 
-def child(threads, quick):
+def child(threads, quick, cases=None):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     sys.path.insert(0, str(ROOT / "python"))
     import numpy as np
@@ -74,7 +80,7 @@ def child(threads, quick):
         return loop
 
     results = []
-    for records, features in CASES:
+    for records, features in cases or CASES:
         names = [f"feature_{j}" for j in range(features)]
         ids = [int(i) for i in bpr_ops.feature_ids(names)]
         values = rng.normal(size=(records, features)).astype(np.float32)
@@ -151,6 +157,38 @@ def child(threads, quick):
     return {"threads": threads, "tensorflow": tf.__version__, "results": results}
 
 
+def compare(args, threads):
+    """This checkout's library and args.compare, alternating, one process each."""
+    sys.path.insert(0, str(ROOT / "python"))
+    from bpr_ops._loader import ENV_VAR
+
+    libs = {"new": os.environ.get(ENV_VAR) or str(ROOT / "target" / "release" / "libbpr_ops.so"),
+            "old": str(args.compare.resolve())}
+    got = {(lib, t): [] for lib in libs for t in threads}
+    started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    for r in range(args.runs):
+        for t in threads:
+            for lib in list(libs) if r % 2 == 0 else list(libs)[::-1]:
+                print(f"run {r + 1}/{args.runs}, {t} intra-op thread(s), {lib} library", file=sys.stderr, flush=True)
+                cmd = [sys.executable, __file__, "--child", "--intra-op-threads", str(t), "--cases", args.cases] + (
+                    ["--quick"] if args.quick else [])
+                env = dict(os.environ, **{ENV_VAR: libs[lib]})
+                out = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, check=True, env=env).stdout
+                got[(lib, t)].append(json.loads(out)["results"])
+    print(f"started {started}, {args.runs} processes per library and pool size; old = {libs['old']}")
+    print("| N | F | threads | request bytes | dense / parse_example, old | new | dense GB/s, old | new |")
+    print("|---:|---:|---:|---:|---|---|---:|---:|")
+    for t in threads:
+        for i, case in enumerate(got[("new", t)][0]):
+            cells = []
+            for stat in ("ratio", "gbs"):
+                for lib in ("old", "new"):
+                    v = [run[i]["ratio"] if stat == "ratio" else
+                         run[i]["request_bytes"] / run[i]["median_s"]["request dense"] / 1e9 for run in got[(lib, t)]]
+                    cells.append(f"{statistics.median(v):.2f} ({min(v):.2f}..{max(v):.2f})")
+            print(f"| {case['records']} | {case['features']} | {t} | {case['request_bytes']:,} | " + " | ".join(cells) + " |")
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
@@ -159,11 +197,16 @@ def main():
     parser.add_argument("--threads", default="1,2")
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--out", type=Path, default=HERE / "results_request.json")
+    parser.add_argument("--cases", default="", help="NxF,... (default: all of CASES)")
+    parser.add_argument("--compare", type=Path, help="another build of the library to run alongside")
     args = parser.parse_args()
+    cases = [tuple(int(x) for x in c.split("x")) for c in args.cases.split(",") if c]
     if args.child:
-        json.dump(child(args.intra_op_threads, args.quick), sys.stdout)
+        json.dump(child(args.intra_op_threads, args.quick, cases), sys.stdout)
         return
     threads = [int(t) for t in args.threads.split(",")]
+    if args.compare:
+        return compare(args, threads)
     runs = {t: [] for t in threads}
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     for r in range(args.runs):

@@ -9,6 +9,7 @@
 #include <cstring>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <vector>
 
 #include "bpr_ops.h"
@@ -207,6 +208,48 @@ class IsotonicCalibrationOp : public OpKernel {
   }
 };
 
+// twml's MDL family (discretizer.cpp): one kernel, the new key a bin id or
+// the bin's index.
+template <bool kBinIndices>
+class MdlOp : public OpKernel {
+ public:
+  explicit MdlOp(OpKernelConstruction* ctx) : OpKernel(ctx), op_(ctx->def().op()) {}
+
+  void Compute(OpKernelContext* ctx) override {
+    Dims dims[5];
+    bpr_tensor views[5];
+    for (int i = 0; i < 5; ++i) OP_REQUIRES_OK(ctx, View(ctx->input(i), &dims[i], &views[i]));
+    const Tensor& keys = ctx->input(0);
+    Tensor* new_keys = nullptr;
+    Tensor* new_vals = nullptr;
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, keys.shape(), &new_keys));
+    // Keys' shape, as twml's; Rust checks vals has it before writing.
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(1, keys.shape(), &new_vals));
+    char msg[kMessageCapacity] = {0};
+    const bpr_status status =
+        bpr_mdl(op_.c_str(), kBinIndices ? 1 : 0, &views[0], &views[1], &views[2], &views[3],
+                &views[4], new_keys->flat<int64_t>().data(),
+                const_cast<char*>(new_vals->tensor_data().data()), msg, sizeof msg);
+    OP_REQUIRES_OK(ctx, ToStatus(status, msg));
+  }
+
+ private:
+  std::string op_;
+};
+
+// keys, vals [N...] one shape; bin_ids, bin_vals [M]; feature_offsets [F].
+absl::Status MdlShape(InferenceContext* c) {
+  ShapeHandle keys, ids, vals, offsets, bins;
+  TF_RETURN_IF_ERROR(c->Merge(c->input(0), c->input(1), &keys));
+  TF_RETURN_IF_ERROR(c->WithRank(c->input(2), 1, &ids));
+  TF_RETURN_IF_ERROR(c->WithRank(c->input(3), 1, &vals));
+  TF_RETURN_IF_ERROR(c->Merge(ids, vals, &bins));
+  TF_RETURN_IF_ERROR(c->WithRank(c->input(4), 1, &offsets));
+  c->set_output(0, keys);
+  c->set_output(1, keys);
+  return absl::OkStatus();
+}
+
 // input [B, L], xs and ys [L, K]; output [B, L].
 absl::Status IsotonicShape(InferenceContext* c) {
   ShapeHandle input, xs, ys, table;
@@ -275,6 +318,41 @@ twml's isotonic calibration: output[i, j] is input[i, j] interpolated
 linearly on (xs[j], ys[j]), clamped at the ends. input [batch_size,
 num_labels]; xs, ys [num_labels, num_bins].
 )doc");
+
+#define BPR_MDL_OP(NAME, DOC)         \
+  REGISTER_OP(NAME)                   \
+      .Attr("T: {float, double}")     \
+      .Input("keys: int64")           \
+      .Input("vals: T")               \
+      .Input("bin_ids: int64")        \
+      .Input("bin_vals: T")           \
+      .Input("feature_offsets: int64") \
+      .Output("new_keys: int64")      \
+      .Output("new_vals: T")          \
+      .SetShapeFn(bpr_ops::MdlShape)  \
+      .Doc(DOC)
+
+BPR_MDL_OP("MDL", "twml's MDL discretizer: key k's value becomes (bin_ids at the boundary twml's search "
+                  "stops at in bin_vals[feature_offsets[k]:feature_offsets[k + 1]], 1); key -1 passes "
+                  "through.");
+BPR_MDL_OP("PercentileDiscretizer", "twml's PercentileDiscretizer: as MDL.");
+BPR_MDL_OP("PercentileDiscretizerBinIndices",
+           "twml's PercentileDiscretizerBinIndices: as MDL, the new key the boundary's index in "
+           "its feature's run.");
+
+#define BPR_REGISTER_MDL(T)                                                                   \
+  REGISTER_KERNEL_BUILDER(Name("MDL").Device(::tensorflow::DEVICE_CPU).TypeConstraint<T>("T"), \
+                          bpr_ops::MdlOp<false>);                                              \
+  REGISTER_KERNEL_BUILDER(                                                                     \
+      Name("PercentileDiscretizer").Device(::tensorflow::DEVICE_CPU).TypeConstraint<T>("T"),   \
+      bpr_ops::MdlOp<false>);                                                                  \
+  REGISTER_KERNEL_BUILDER(Name("PercentileDiscretizerBinIndices")                              \
+                              .Device(::tensorflow::DEVICE_CPU)                                \
+                              .TypeConstraint<T>("T"),                                         \
+                          bpr_ops::MdlOp<true>);
+
+BPR_REGISTER_MDL(float);
+BPR_REGISTER_MDL(double);
 
 #define BPR_REGISTER_DISCRETIZE(T)                                                           \
   REGISTER_KERNEL_BUILDER(                                                                   \

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Fuzzes the encoder (protocol/fuzz/fuzz_targets/encode.rs), the request readers
-# (fuzz_targets/request.rs) and the block-file reader (fuzz_targets/block.rs), SECONDS each, with cargo-fuzz
+# (fuzz_targets/request.rs), the block-file reader (fuzz_targets/block.rs) and twml's model ops
+# (model/fuzz/fuzz_targets/: tensors.rs, the small tensor ops), SECONDS each, with cargo-fuzz
 # (libFuzzer + AddressSanitizer). Needs cargo-fuzz (`cargo install cargo-fuzz`); the stable
 # toolchain's nightly flags are unlocked with RUSTC_BOOTSTRAP=1.
 #
@@ -24,6 +25,15 @@ parallel=()
 cd protocol/fuzz
 for target in encode request block; do
   scratch=../../target/fuzz-corpus/$target
+  mkdir -p "$scratch" "corpus/$target"
+  cargo fuzz run -O "$target" "$scratch" "corpus/$target" -- \
+    -max_total_time="$seconds" -max_len=4096 -rss_limit_mb=4096 -timeout=10 \
+    -print_final_stats=1 "${parallel[@]}"
+done
+# twml's model ops (bpr-model, no TensorFlow either).
+cd ../../model/fuzz
+for target in tensors; do
+  scratch=../../target/fuzz-corpus/model-$target
   mkdir -p "$scratch" "corpus/$target"
   cargo fuzz run -O "$target" "$scratch" "corpus/$target" -- \
     -max_total_time="$seconds" -max_len=4096 -rss_limit_mb=4096 -timeout=10 \

@@ -383,6 +383,18 @@ bpr_status bpr_isotonic_calibration(const bpr_tensor* input, const bpr_tensor* x
                                     const bpr_tensor* ys, void* output, char* msg,
                                     size_t msg_cap);
 
+/*
+ * MDL, PercentileDiscretizer (bin_indices == 0) and
+ * PercentileDiscretizerBinIndices (bin_indices != 0): keys int64 and vals
+ * (float or double) of one shape [N...]; bin_ids int64 [M], bin_vals [M] of
+ * vals' dtype, feature_offsets int64 [F]. Writes N keys and N values (vals'
+ * dtype). `op` names the op in messages (NUL-terminated).
+ */
+bpr_status bpr_mdl(const char* op, int32_t bin_indices, const bpr_tensor* keys,
+                   const bpr_tensor* vals, const bpr_tensor* bin_ids, const bpr_tensor* bin_vals,
+                   const bpr_tensor* feature_offsets, int64_t* out_keys, void* out_vals, char* msg,
+                   size_t msg_cap);
+
 /* ------------------------------------------------------------------------ *
  * twml's model ops (bpr-model): sparse matmul, norms, partitioning.
  * ------------------------------------------------------------------------ */
@@ -479,6 +491,23 @@ bpr_status bpr_partition_mod(const bpr_tensor* indices, const bpr_tensor* values
 /* ------------------------------------------------------------------------ *
  * twml's model ops (bpr-model): the small tensor ops.
  * ------------------------------------------------------------------------ */
+
+/* FeatureMask, Hashmap, CompressSampleIds, DecompressSampleIds,
+ * FixedLengthTensor, FixedLengthTensorV2, VarLengthReader, FeatureExtractor,
+ * GetSubstrings (cpp_shim/model_tensors.cc; math in model/src/tensors.rs).
+ * One op per kernel, made from every non-type attr the op registers
+ * (bpr_attr, as for bpr_request_op_new: int and list(int) kinds); a call gets
+ * the op's inputs in registered order and allocates every output, in order,
+ * through bpr_outputs (numbers and bools in place; strings by set_string)
+ * after every input is checked. Safe to call from several threads at once on
+ * one op (Hashmap's cached table is behind a lock). */
+typedef struct bpr_model_tensors_op bpr_model_tensors_op;
+bpr_status bpr_model_tensors_op_new(const char* op_name, const bpr_attr* attrs, size_t num_attrs,
+                                    bpr_model_tensors_op** out, char* msg, size_t msg_cap);
+void bpr_model_tensors_op_free(bpr_model_tensors_op* op); /* NULL is a no-op */
+bpr_status bpr_model_tensors_compute(const bpr_model_tensors_op* op, const bpr_tensor* inputs,
+                                     size_t num_inputs, const bpr_outputs* outputs, char* msg,
+                                     size_t msg_cap);
 
 
 #ifdef __cplusplus

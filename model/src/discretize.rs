@@ -7,6 +7,7 @@
 
 pub mod hashing;
 pub mod interpolate;
+pub mod mdl;
 
 use std::fmt;
 

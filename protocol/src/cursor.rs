@@ -141,6 +141,14 @@ impl<'a> Cursor<'a> {
         Ok(self.u8(what)? != 0)
     }
 
+    /// The next `n` bytes at once: a list or map of fixed-size items whose
+    /// count was checked (`n` bytes known present) is read without a bounds
+    /// check per item.
+    #[inline]
+    pub fn fixed(&mut self, n: usize, what: &dyn fmt::Display) -> R<&'a [u8]> {
+        self.take(n, what)
+    }
+
     /// A Thrift `binary` (or `string` not checked as UTF-8): its bytes.
     #[inline]
     pub fn bytes(&mut self, what: &dyn fmt::Display) -> R<&'a [u8]> {

@@ -565,3 +565,173 @@ fn feature_sources_of_a_request_with_common_features() {
     .unwrap_err();
     assert!(e.message().contains("has 0 at index 1"), "{e}");
 }
+
+/// Records of more than the scan-for-repeats size, one request: alike
+/// (same keys, same order: the decode's no-repeats shortcut and the dense
+/// getter's kept columns), then reordered, with a repeat at the same length
+/// as the last repeat-free record, with a NaN, empty; a common record.
+/// Every cell checked against the rule written here: per record a map's
+/// last value per key (NaN absent), else the common record's, else the default.
+#[test]
+fn dense_groups_of_records_alike_and_unlike() {
+    use bpr_protocol::request::{encode_batch_prediction_request, Record};
+    let base: Vec<i64> = (0..24).collect();
+    let mut keys: Vec<Vec<i64>> = vec![base.clone(), base.clone()];
+    keys.push(base.iter().copied().chain([3]).collect()); // a repeat, longer
+    keys.push(base.iter().rev().copied().collect()); // reordered
+    let mut same_length = base.clone();
+    same_length[23] = 1; // a repeat at the length of the last repeat-free map
+    keys.push(same_length);
+    keys.push(base.clone());
+    keys.push(Vec::new());
+    keys.push(base.clone());
+    let records: Vec<Record> = keys
+        .iter()
+        .enumerate()
+        .map(|(r, ks)| {
+            let value = |p: usize, k: i64| {
+                if r == 5 && k == 5 {
+                    f64::NAN
+                } else {
+                    (r * 100 + p) as f64 * 0.5 + k as f64
+                }
+            };
+            Record {
+                continuous: ks
+                    .iter()
+                    .enumerate()
+                    .map(|(p, &k)| (k, value(p, k)))
+                    .collect(),
+                discrete: ks
+                    .iter()
+                    .enumerate()
+                    .map(|(p, &k)| (k, (r * 1000 + p) as i64))
+                    .collect(),
+                binary: ks.iter().map(|&k| k + 1000).collect(),
+                ..Record::default()
+            }
+        })
+        .collect();
+    let common = Record {
+        continuous: vec![(0, -1.0), (30, -2.0)],
+        discrete: vec![(30, -3)],
+        binary: vec![1030],
+        ..Record::default()
+    };
+    let bytes = encode_batch_prediction_request(&records, Some(&common)).unwrap();
+    // Asked: some present, 30 only in the common record, 40 nowhere.
+    let asked: Vec<i64> = vec![0, 1, 3, 5, 23, 30, 40, 12];
+    let keep: Vec<i64> = (0..=40).collect();
+    let decode = op(
+        "DecodeBatchPredictionRequestV2",
+        &[
+            ("keep_features", Attr::Ints(&keep)),
+            ("keep_codes", Attr::Ints(&keep)),
+            ("label_features", Attr::Ints(&[])),
+            ("weight_features", Attr::Ints(&[])),
+            ("decode_mode", Attr::Int(0)),
+        ],
+    );
+    let m: &[&[u8]] = &[&bytes];
+    let last = |pairs: &[(i64, f64)], id: i64| {
+        pairs
+            .iter()
+            .rev()
+            .find(|&&(k, v)| k == id && !v.is_nan())
+            .map(|&(_, v)| v)
+    };
+    let want_f: Vec<f32> = records
+        .iter()
+        .flat_map(|r| {
+            asked.iter().map(|&id| {
+                last(&r.continuous, id)
+                    .or_else(|| last(&common.continuous, id))
+                    .map_or(-9.0, |v| v as f32)
+            })
+        })
+        .collect();
+    let want_i: Vec<i64> = records
+        .iter()
+        .flat_map(|r| {
+            asked.iter().map(|&id| {
+                let own = r.discrete.iter().rev().find(|e| e.0 == id);
+                own.or_else(|| common.discrete.iter().find(|e| e.0 == id))
+                    .map_or(-9, |e| e.1)
+            })
+        })
+        .collect();
+    // The rows of GetContinuousFeatures: per record its common record's
+    // entries, then its own; a map's keys once each, at their first place
+    // with their last value (a repeat left unmerged shows as an extra row).
+    let merged = |pairs: &[(i64, f64)]| {
+        let mut out: Vec<(i64, f64)> = Vec::new();
+        for &(k, v) in pairs.iter().filter(|e| !e.1.is_nan()) {
+            match out.iter_mut().find(|e| e.0 == k) {
+                Some(e) => e.1 = v,
+                None => out.push((k, v)),
+            }
+        }
+        out
+    };
+    let mut want_rows = (Vec::new(), Vec::new(), Vec::new());
+    for (r, rec) in records.iter().enumerate() {
+        for (k, v) in merged(&common.continuous)
+            .into_iter()
+            .chain(merged(&rec.continuous))
+        {
+            want_rows.0.push(r as i64);
+            want_rows.1.push(k);
+            want_rows.2.push(v as f32);
+        }
+    }
+    let asked_b: Vec<i64> = asked.iter().map(|k| k + 1000).collect();
+    let want_b: Vec<f32> = records
+        .iter()
+        .flat_map(|r| {
+            asked_b.iter().map(|id| {
+                let any = r.binary.contains(id) || common.binary.contains(id);
+                if any {
+                    1.0
+                } else {
+                    -9.0
+                }
+            })
+        })
+        .collect();
+    let group = |name, ids: &[i64], default| {
+        op(
+            name,
+            &[("feature_ids", Attr::Ints(ids)), ("default_value", default)],
+        )
+    };
+    let cont = group("GetContinuousGroupAsTensor", &asked, Attr::Float(-9.0));
+    let disc = group("GetDiscreteGroupAsTensor", &asked, Attr::Int(-9));
+    let bin = group("GetBinaryGroupAsTensor", &asked_b, Attr::Float(-9.0));
+    // Twice: the second decode reuses the first's released batch.
+    for _ in 0..2 {
+        let batch = decode.decode(m, true).unwrap();
+        let n = records.len();
+        let c = get(&cont, &batch, m);
+        assert_eq!(c.shapes, vec![vec![n, asked.len()]]);
+        assert_eq!(c.f32s[&0], want_f);
+        assert_eq!(get(&disc, &batch, m).i64s[&0], want_i);
+        let rows = get(&op("GetContinuousFeatures", &[]), &batch, m);
+        assert_eq!(rows.i64s[&0], want_rows.0);
+        assert_eq!(rows.i64s[&1], want_rows.1);
+        assert_eq!(rows.f32s[&2], want_rows.2);
+        assert_eq!(get(&bin, &batch, m).f32s[&0], want_b);
+        // The single-id getter reads the same cells.
+        for (j, &id) in asked.iter().enumerate() {
+            let one = op(
+                "GetContinuousAsTensor",
+                &[
+                    ("feature_id", Attr::Int(id)),
+                    ("default_value", Attr::Float(-9.0)),
+                ],
+            );
+            let col: Vec<f32> = (0..n).map(|r| want_f[r * asked.len() + j]).collect();
+            assert_eq!(get(&one, &batch, m).f32s[&0], col, "id {id}");
+        }
+        batch.release();
+    }
+}

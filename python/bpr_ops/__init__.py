@@ -64,6 +64,15 @@ _NEEDS_TENSORFLOW = {
     "sparse_max_norm_inference": "sparse_layers",
     "sparse_max_norm_training": "sparse_layers",
     # twml's model ops (issue 37): the small tensor ops.
+    "feature_mask": "tensor_ops_model",
+    "hashmap": "tensor_ops_model",
+    "compress_sample_ids": "tensor_ops_model",
+    "decompress_sample_ids": "tensor_ops_model",
+    "fixed_length_tensor": "tensor_ops_model",
+    "fixed_length_tensor_v2": "tensor_ops_model",
+    "var_length_reader": "tensor_ops_model",
+    "feature_extractor": "tensor_ops_model",
+    "get_substrings": "tensor_ops_model",
     "LibraryLoadError": "_loader",
     "UnsupportedTensorFlowError": "_loader",
     "library_path": "_loader",
@@ -145,10 +154,10 @@ if _HAS_TENSORFLOW and not _started_as_cli():
     else:
         from ._request_layer import BatchPredictionRequestReader  # noqa: E402
         from .layers import BatchPredictionTensorWriter, BatchPredictionWriter, DataRecordTensorWriter  # noqa: E402
-        from . import discretizers  # noqa: E402, F401  (registers twml's model layers with Keras)
         # twml's sparse layers (issue 37); importing registers them with Keras
         # and the gradient of BinarySparseTensorDenseMatMul.
         from .sparse_layers import FullSparse, Partition, SparseMaxNorm, Stitch  # noqa: E402, F401
+        from . import discretizers  # noqa: E402, F401  (registers twml's model layers with Keras)
 
         if "tf_keras" in sys.modules:
             # tf_keras imported directly: its files with our layers load too.

@@ -2,6 +2,7 @@
 //! views of the shim's tensors become slices, the math is the model crate's.
 
 use bpr_model::discretize::hashing::{self, Calibration, Options};
+use bpr_model::discretize::mdl::{Output, Table};
 use bpr_model::discretize::{interpolate, Real};
 use bpr_protocol::{Error, Result, Runner};
 use std::ffi::{c_char, c_void};
@@ -294,11 +295,136 @@ pub unsafe extern "C" fn bpr_isotonic_calibration(
                     bins,
                     slice_mut::<f64>(output, n, "output")?,
                 ),
-                other => return Err(Error::internal(format!(
+                other => {
+                    return Err(Error::internal(format!(
                     "IsotonicCalibration: input has dtype code {other}; expected float or double"
-                ))),
+                )))
+                }
             }
             .map_err(invalid)
+        }
+    })
+}
+
+/// The op's five inputs and two outputs, as twml's kernel takes them.
+#[allow(clippy::too_many_arguments)]
+fn mdl_typed<T: Real>(
+    op: &str,
+    output: Output,
+    keys: &[i64],
+    vals: &[T],
+    bin_ids: &[i64],
+    bin_vals: &[T],
+    offsets: &[i64],
+    out_keys: &mut [i64],
+    out_vals: &mut [T],
+) -> Result<()> {
+    let table = Table::new(op, bin_ids, bin_vals, offsets).map_err(invalid)?;
+    table
+        .discretize(op, output, keys, vals, out_keys, out_vals)
+        .map_err(invalid)
+}
+
+/// # Safety
+/// `op` is a NUL-terminated string; the views are valid; `out_keys` and
+/// `out_vals` hold N writable elements (N = keys' element count, out_vals of
+/// vals' dtype); `msg` is NULL or `msg_cap` writable bytes.
+#[no_mangle]
+pub unsafe extern "C" fn bpr_mdl(
+    op: *const c_char,
+    bin_indices: i32,
+    keys: *const bpr_tensor,
+    vals: *const bpr_tensor,
+    bin_ids: *const bpr_tensor,
+    bin_vals: *const bpr_tensor,
+    feature_offsets: *const bpr_tensor,
+    out_keys: *mut i64,
+    out_vals: *mut c_void,
+    msg: *mut c_char,
+    msg_cap: usize,
+) -> bpr_status {
+    guarded(msg, msg_cap, || {
+        let op = if op.is_null() {
+            "MDL".to_string()
+        } else {
+            // SAFETY: NUL-terminated per the contract.
+            unsafe { std::ffi::CStr::from_ptr(op) }
+                .to_string_lossy()
+                .into_owned()
+        };
+        let op = op.as_str();
+        // SAFETY (the five views): valid per the contract.
+        let (key_dims, key_type, n, key_data) = unsafe { parts(keys, "keys")? };
+        let (val_dims, val_type, _, val_data) = unsafe { parts(vals, "vals")? };
+        let (id_dims, id_type, m, id_data) = unsafe { parts(bin_ids, "bin_ids")? };
+        let (bv_dims, bv_type, mv, bv_data) = unsafe { parts(bin_vals, "bin_vals")? };
+        let (off_dims, off_type, f, off_data) =
+            unsafe { parts(feature_offsets, "feature_offsets")? };
+        if key_type != sys::BPR_DTYPE_INT64
+            || id_type != sys::BPR_DTYPE_INT64
+            || off_type != sys::BPR_DTYPE_INT64
+        {
+            return Err(Error::internal(format!(
+                "{op}: keys, bin_ids and feature_offsets must be int64"
+            )));
+        }
+        if key_dims != val_dims {
+            return Err(Error::invalid(format!(
+                "{op}: keys and vals must have one shape, got {key_dims:?} and {val_dims:?}"
+            )));
+        }
+        if id_dims.len() != 1 || bv_dims.len() != 1 || off_dims.len() != 1 {
+            return Err(Error::invalid(format!(
+                "{op}: bin_ids, bin_vals and feature_offsets must be vectors, got shapes \
+                 {id_dims:?}, {bv_dims:?} and {off_dims:?}"
+            )));
+        }
+        if bv_type != val_type {
+            return Err(Error::invalid(format!(
+                "{op}: bin_vals is {} but vals is {}; they must match",
+                dtype_name(bv_type),
+                dtype_name(val_type)
+            )));
+        }
+        let output = if bin_indices != 0 {
+            Output::BinIndices
+        } else {
+            Output::BinIds
+        };
+        // SAFETY (below): each view holds its count of the dtype its code
+        // names; the outputs hold n elements per the contract.
+        unsafe {
+            let keys = slice::<i64>(key_data, n, "keys")?;
+            let ids = slice::<i64>(id_data, m, "bin_ids")?;
+            let offsets = slice::<i64>(off_data, f, "feature_offsets")?;
+            let out_keys = slice_mut::<i64>(out_keys.cast(), n, "new_keys")?;
+            match val_type {
+                sys::BPR_DTYPE_FLOAT => mdl_typed(
+                    op,
+                    output,
+                    keys,
+                    slice::<f32>(val_data, n, "vals")?,
+                    ids,
+                    slice::<f32>(bv_data, mv, "bin_vals")?,
+                    offsets,
+                    out_keys,
+                    slice_mut::<f32>(out_vals, n, "new_vals")?,
+                ),
+                sys::BPR_DTYPE_DOUBLE => mdl_typed(
+                    op,
+                    output,
+                    keys,
+                    slice::<f64>(val_data, n, "vals")?,
+                    ids,
+                    slice::<f64>(bv_data, mv, "bin_vals")?,
+                    offsets,
+                    out_keys,
+                    slice_mut::<f64>(out_vals, n, "new_vals")?,
+                ),
+                other => Err(Error::internal(format!(
+                    "{op}: vals has dtype code {other}; expected float or double"
+                ))),
+            }
         }
     })
 }

@@ -7,7 +7,9 @@ use bpr_protocol::{Error, Result};
 use std::ffi::{c_char, c_void};
 
 use super::guarded;
-use super::sys::{self, bpr_binary_matmul_args, bpr_dtype, bpr_sparse_dims, bpr_status, bpr_tensor};
+use super::sys::{
+    self, bpr_binary_matmul_args, bpr_dtype, bpr_sparse_dims, bpr_status, bpr_tensor,
+};
 
 fn invalid(e: sparse::Error) -> Error {
     Error::invalid(e.message())
@@ -22,7 +24,10 @@ unsafe fn dims<'a>(d: &bpr_sparse_dims, what: &str) -> Result<&'a [i64]> {
         return Ok(&[]);
     }
     if d.dims.is_null() {
-        return Err(Error::internal(format!("{what}: NULL dims for rank {}", d.rank)));
+        return Err(Error::internal(format!(
+            "{what}: NULL dims for rank {}",
+            d.rank
+        )));
     }
     // SAFETY: non-null and valid for `rank` entries (contract).
     Ok(unsafe { std::slice::from_raw_parts(d.dims, d.rank) })
@@ -37,10 +42,14 @@ unsafe fn slice<'a, T>(ptr: *const c_void, n: usize, what: &str) -> Result<&'a [
         return Ok(&[]);
     }
     if ptr.is_null() {
-        return Err(Error::internal(format!("{what}: NULL data for {n} elements")));
+        return Err(Error::internal(format!(
+            "{what}: NULL data for {n} elements"
+        )));
     }
     if !(ptr as usize).is_multiple_of(std::mem::align_of::<T>()) {
-        return Err(Error::internal(format!("{what}: misaligned data at {ptr:p}")));
+        return Err(Error::internal(format!(
+            "{what}: misaligned data at {ptr:p}"
+        )));
     }
     // SAFETY: non-null, aligned, valid for n elements (contract).
     Ok(unsafe { std::slice::from_raw_parts(ptr.cast::<T>(), n) })
@@ -55,10 +64,14 @@ unsafe fn slice_mut<'a, T>(ptr: *mut c_void, n: usize, what: &str) -> Result<&'a
         return Ok(&mut []);
     }
     if ptr.is_null() {
-        return Err(Error::internal(format!("{what}: NULL output for {n} elements")));
+        return Err(Error::internal(format!(
+            "{what}: NULL output for {n} elements"
+        )));
     }
     if !(ptr as usize).is_multiple_of(std::mem::align_of::<T>()) {
-        return Err(Error::internal(format!("{what}: misaligned output at {ptr:p}")));
+        return Err(Error::internal(format!(
+            "{what}: misaligned output at {ptr:p}"
+        )));
     }
     // SAFETY: non-null, aligned, writable and unaliased for n elements (contract).
     Ok(unsafe { std::slice::from_raw_parts_mut(ptr.cast::<T>(), n) })
@@ -68,7 +81,12 @@ unsafe fn slice_mut<'a, T>(ptr: *mut c_void, n: usize, what: &str) -> Result<&'a
 ///
 /// # Safety
 /// `t` points to a valid `bpr_tensor` whose pointers are valid for `'a`.
-unsafe fn view<'a, T>(t: *const bpr_tensor, dtype: u32, op: &str, what: &str) -> Result<(&'a [i64], &'a [T])> {
+unsafe fn view<'a, T>(
+    t: *const bpr_tensor,
+    dtype: u32,
+    op: &str,
+    what: &str,
+) -> Result<(&'a [i64], &'a [T])> {
     if t.is_null() {
         return Err(Error::internal(format!("{op}: NULL view of {what}")));
     }
@@ -76,9 +94,15 @@ unsafe fn view<'a, T>(t: *const bpr_tensor, dtype: u32, op: &str, what: &str) ->
     let t = unsafe { &*t };
     if t.dtype as u32 != dtype {
         // The registrations fix these dtypes: another one is a shim bug.
-        return Err(Error::internal(format!("{op}: {what} has dtype code {}, expected {dtype}", t.dtype)));
+        return Err(Error::internal(format!(
+            "{op}: {what} has dtype code {}, expected {dtype}",
+            t.dtype
+        )));
     }
-    let d = bpr_sparse_dims { dims: t.dims, rank: t.rank };
+    let d = bpr_sparse_dims {
+        dims: t.dims,
+        rank: t.rank,
+    };
     // SAFETY: the view's dims and data are valid for 'a (contract).
     unsafe { Ok((dims(&d, what)?, slice(t.data, t.num_elements, what)?)) }
 }
@@ -87,7 +111,9 @@ unsafe fn view<'a, T>(t: *const bpr_tensor, dtype: u32, op: &str, what: &str) ->
 ///
 /// # Safety
 /// `args` points to a valid `bpr_binary_matmul_args` whose pointers are valid.
-unsafe fn matmul_dims<'a>(args: *const bpr_binary_matmul_args) -> Result<(&'a bpr_binary_matmul_args, MatMulDims)> {
+unsafe fn matmul_dims<'a>(
+    args: *const bpr_binary_matmul_args,
+) -> Result<(&'a bpr_binary_matmul_args, MatMulDims)> {
     if args.is_null() {
         return Err(Error::internal("BinarySparseTensorDenseMatMul: NULL args"));
     }
@@ -103,8 +129,16 @@ unsafe fn matmul_dims<'a>(args: *const bpr_binary_matmul_args) -> Result<(&'a bp
             slice::<i64>(a.a_shape.cast(), a.a_shape_len, "a_shape")?,
         )
     };
-    let d = sparse::binary_matmul_shape(ind, val, shp, a_shape, b, a.adjoint_a != 0, a.adjoint_b != 0)
-        .map_err(invalid)?;
+    let d = sparse::binary_matmul_shape(
+        ind,
+        val,
+        shp,
+        a_shape,
+        b,
+        a.adjoint_a != 0,
+        a.adjoint_b != 0,
+    )
+    .map_err(invalid)?;
     Ok((a, d))
 }
 
@@ -259,7 +293,11 @@ fn overlaps(a: *const f32, a_len: usize, b: *const c_void, b_bytes: usize) -> bo
 
 /// `values` as an owned copy when it shares memory with a buffer about to be
 /// written: a v1 graph can feed a reference variable's own buffer as a value.
-fn detached<'a>(val: &'a [f32], written: &[(*const f32, usize)], keep: &'a mut Vec<f32>) -> &'a [f32] {
+fn detached<'a>(
+    val: &'a [f32],
+    written: &[(*const f32, usize)],
+    keep: &'a mut Vec<f32>,
+) -> &'a [f32] {
     if written
         .iter()
         .any(|&(p, n)| overlaps(p, n, val.as_ptr().cast(), std::mem::size_of_val(val)))
@@ -377,11 +415,17 @@ pub unsafe extern "C" fn bpr_sparse_batch_norm(
             let (_, val) = view::<f32>(values, F32, OP, "values")?;
             let (flag_dims, flag) = view::<bool>(is_training, BOOL, OP, "is_training")?;
             let mut keep = Vec::new();
-            let val = detached(val, &[(means, num_means), (variances, num_variances)], &mut keep);
+            let val = detached(
+                val,
+                &[(means, num_means), (variances, num_variances)],
+                &mut keep,
+            );
             let out = slice_mut::<f32>(normalized.cast(), val.len(), "normalized_values")?;
             let m = slice_mut::<f32>(means.cast(), num_means, "means")?;
             let v = slice_mut::<f32>(variances.cast(), num_variances, "variances")?;
-            state.apply(m, v, idx, val, flag, flag_dims, epsilon, out).map_err(invalid)
+            state
+                .apply(m, v, idx, val, flag, flag_dims, epsilon, out)
+                .map_err(invalid)
         }
     })
 }
@@ -416,9 +460,16 @@ pub unsafe extern "C" fn bpr_partition_mod_check(
             )));
         }
         // SAFETY: `num_output_types` codes (contract).
-        let types = unsafe { slice::<bpr_dtype>(output_types.cast(), num_output_types, "output_types")? };
+        let types =
+            unsafe { slice::<bpr_dtype>(output_types.cast(), num_output_types, "output_types")? };
         let t = dtype_name(value_type);
-        let want = |j: usize| if j % 2 == 0 { sys::BPR_DTYPE_INT64 as bpr_dtype } else { value_type };
+        let want = |j: usize| {
+            if j.is_multiple_of(2) {
+                sys::BPR_DTYPE_INT64 as bpr_dtype
+            } else {
+                value_type
+            }
+        };
         let ok = types.len() as u128 == 2 * num_partitions as u128
             && types.iter().enumerate().all(|(j, &c)| c == want(j));
         if !ok {
@@ -433,6 +484,9 @@ pub unsafe extern "C" fn bpr_partition_mod_check(
     })
 }
 
+/// A partition call's inputs: indices' dims and data, values' dims and view.
+type PartitionInputs<'a> = (&'a [i64], &'a [i64], &'a [i64], &'a bpr_tensor);
+
 /// Indices and values of a partition call; values as raw bytes of their type.
 ///
 /// # Safety
@@ -440,7 +494,7 @@ pub unsafe extern "C" fn bpr_partition_mod_check(
 unsafe fn partition_inputs<'a>(
     indices: *const bpr_tensor,
     values: *const bpr_tensor,
-) -> Result<(&'a [i64], &'a [i64], &'a [i64], &'a bpr_tensor)> {
+) -> Result<PartitionInputs<'a>> {
     const OP: &str = "PartitionSparseTensorMod";
     // SAFETY: valid views (contract).
     unsafe {
@@ -449,7 +503,10 @@ unsafe fn partition_inputs<'a>(
             return Err(Error::internal(format!("{OP}: NULL view of values")));
         }
         let v = &*values;
-        let d = bpr_sparse_dims { dims: v.dims, rank: v.rank };
+        let d = bpr_sparse_dims {
+            dims: v.dims,
+            rank: v.rank,
+        };
         Ok((idx_dims, idx, dims(&d, "values")?, v))
     }
 }
@@ -470,7 +527,8 @@ pub unsafe extern "C" fn bpr_partition_mod_counts(
         // SAFETY: per the contract.
         unsafe {
             let (idx_dims, idx, val_dims, _) = partition_inputs(indices, values)?;
-            let got = sparse::partition_counts(idx, idx_dims, val_dims, num_partitions).map_err(invalid)?;
+            let got = sparse::partition_counts(idx, idx_dims, val_dims, num_partitions)
+                .map_err(invalid)?;
             let out = slice_mut::<i64>(counts.cast(), got.len(), "counts")?;
             for (o, c) in out.iter_mut().zip(got) {
                 *o = c as i64;
@@ -502,7 +560,10 @@ fn fill<T: Copy>(
                 slice_mut::<T>(out_values[p], c, "partition values")?,
             )
         };
-        outs.push(sparse::PartitionOutput { indices: i, values: v });
+        outs.push(sparse::PartitionOutput {
+            indices: i,
+            values: v,
+        });
     }
     sparse::partition_mod(idx, vals, num_partitions, &mut outs).map_err(invalid)
 }
@@ -523,8 +584,11 @@ pub unsafe extern "C" fn bpr_partition_mod(
     msg_cap: usize,
 ) -> bpr_status {
     guarded(msg, msg_cap, || {
-        let n = usize::try_from(num_partitions)
-            .map_err(|_| Error::invalid(format!("PartitionSparseTensorMod: num_partitions {num_partitions}")))?;
+        let n = usize::try_from(num_partitions).map_err(|_| {
+            Error::invalid(format!(
+                "PartitionSparseTensorMod: num_partitions {num_partitions}"
+            ))
+        })?;
         // SAFETY: per the contract.
         unsafe {
             let (idx_dims, idx, val_dims, v) = partition_inputs(indices, values)?;

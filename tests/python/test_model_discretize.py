@@ -266,13 +266,13 @@ def test_isotonic_errors(lib):
     with pytest.raises(tf.errors.InvalidArgumentError, match=r"xs\[1, 2\] is NaN"):
         discretizers.isotonic_calibration(np.float32([[0.5, 0.5]]), np.float32([[0, 1, 2], [0, 1, np.nan]]),
                                           np.zeros((2, 3), np.float32))
-    with pytest.raises((tf.errors.InvalidArgumentError, ValueError), match="rank|Dimensions|Shapes"):
+    with pytest.raises((tf.errors.InvalidArgumentError, ValueError), match="rank|Dimensions|Shapes|must equal|one shape"):
         discretizers.isotonic_calibration(np.float32([[0.5, 0.5]]), np.zeros((3, 3), np.float32),
                                           np.zeros((3, 3), np.float32))
-    with pytest.raises((tf.errors.InvalidArgumentError, ValueError), match="rank|Dimensions|Shapes"):
+    with pytest.raises((tf.errors.InvalidArgumentError, ValueError), match="rank|Dimensions|Shapes|must equal|one shape"):
         discretizers.isotonic_calibration(np.float32([[0.5]]), np.zeros((1, 3), np.float32),
                                           np.zeros((1, 2), np.float32))
-    with pytest.raises((tf.errors.InvalidArgumentError, ValueError), match="rank"):
+    with pytest.raises((tf.errors.InvalidArgumentError, ValueError), match="rank|must be matrices"):
         discretizers.isotonic_calibration(np.float32([0.5]), np.zeros((1, 3), np.float32), np.zeros((1, 3), np.float32))
     with pytest.raises(tf.errors.InvalidArgumentError, match="at least one bin"):
         discretizers.isotonic_calibration(np.float32([[0.5]]), np.zeros((1, 0), np.float32), np.zeros((1, 0), np.float32))
@@ -286,3 +286,68 @@ def test_isotonic_gradient_is_the_segment_slope(lib):
         tape.watch(x)
         y = discretizers.isotonic_calibration(x, xs, ys)
     np.testing.assert_allclose(tape.gradient(y, x).numpy(), [[0.5], [0.5], [0.0], [0.0]])
+
+
+# --- MDL, PercentileDiscretizer, PercentileDiscretizerBinIndices --------------
+
+def ref_mdl(keys, vals, bin_ids, bin_vals, offsets, indices):
+    """mdlInfer from twml's optim.cpp, for ascending runs: the index of the
+    last boundary <= value in key k's run (0 below it or for NaN)."""
+    out_k, out_v = [], []
+    for k, v in zip(keys, vals):
+        if k == -1:
+            out_k.append(-1)
+            out_v.append(v)
+            continue
+        start = offsets[k]
+        end = offsets[k + 1] if k + 1 < len(offsets) else len(bin_vals)
+        run = bin_vals[start:end]
+        if np.isnan(v) or v <= run[0]:
+            left = 0
+        elif v >= run[-1]:
+            left = len(run) - 1
+        else:
+            # Off the boundaries (random values): the boundary below. On an
+            # inner boundary twml's search decides: the traced test below.
+            assert v not in run
+            left = int(np.searchsorted(run, v, side="left")) - 1
+        out_k.append(left if indices else bin_ids[start + left])
+        out_v.append(1)
+    return np.array(out_k, np.int64), np.array(out_v, vals.dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("name", ["MDL", "PercentileDiscretizer", "PercentileDiscretizerBinIndices"])
+def test_mdl_family_equals_reference(lib, dtype, name):
+    rng = np.random.default_rng(5)
+    runs = [np.sort(rng.normal(size=n)) for n in (4, 1, 6)]
+    bin_vals = np.concatenate(runs).astype(dtype)
+    offsets = np.array([0, 4, 5], np.int64)
+    bin_ids = np.arange(100, 100 + bin_vals.size, dtype=np.int64)
+    keys = rng.integers(-1, 3, size=300)
+    vals = rng.normal(size=300).astype(dtype)
+    vals[:4] = [np.nan, np.inf, -np.inf, 0.0]
+    op = getattr(lib, {"MDL": "mdl", "PercentileDiscretizer": "percentile_discretizer",
+                       "PercentileDiscretizerBinIndices": "percentile_discretizer_bin_indices"}[name])
+    got_k, got_v = op(keys=keys, vals=vals, bin_ids=bin_ids, bin_vals=bin_vals, feature_offsets=offsets)
+    want_k, want_v = ref_mdl(keys, vals, bin_ids, bin_vals, offsets, name.endswith("Indices"))
+    np.testing.assert_array_equal(got_k.numpy(), want_k)
+    np.testing.assert_array_equal(got_v.numpy(), want_v)
+
+
+def test_mdl_value_on_a_boundary_and_errors(lib):
+    # Traced through twml's loop: run [0, 1, 2, 3], value 1.0: middle 1 matches
+    # (1 <= 1 <= 2), so index 1; value 2.0: middle 1 matches again (1 <= 2 <= 2): index 1.
+    k, _ = lib.percentile_discretizer_bin_indices(
+        keys=[0, 0, 0], vals=np.float32([1.0, 2.0, 3.0]), bin_ids=[5, 6, 7, 8],
+        bin_vals=np.float32([0, 1, 2, 3]), feature_offsets=[0])
+    np.testing.assert_array_equal(k.numpy(), [1, 1, 3])
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"keys\[1\] = 3 is outside the 1 calibrated"):
+        lib.mdl(keys=[0, 3], vals=np.float32([1, 2]), bin_ids=[5], bin_vals=np.float32([0]), feature_offsets=[0])
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"bin_vals\[1\] is NaN"):
+        lib.mdl(keys=[0], vals=np.float32([1]), bin_ids=[5, 6], bin_vals=np.float32([0, np.nan]), feature_offsets=[0])
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"feature_offsets\[1\] = 2"):
+        lib.mdl(keys=[0], vals=np.float32([1]), bin_ids=[5, 6], bin_vals=np.float32([0, 1]), feature_offsets=[0, 2])
+    k, v = lib.mdl(keys=np.zeros(0, np.int64), vals=np.zeros(0, np.float64), bin_ids=np.zeros(0, np.int64),
+                   bin_vals=np.zeros(0, np.float64), feature_offsets=np.zeros(0, np.int64))
+    assert k.shape == (0,) and v.dtype == tf.float64

@@ -2,7 +2,7 @@
 
 Copied from the REGISTER_OP calls of twitter/the-algorithm (HEAD of the
 mirror), twml/libtwml/src/ops/: hashing_discretizer.cpp,
-isotonic_calibration.cpp. Facts, not code: test_model_discretize.py compares
+isotonic_calibration.cpp, discretizer.cpp. Facts, not code: test_model_discretize.py compares
 the OpDefs our library registers against these.
 """
 
@@ -27,5 +27,35 @@ TWML_DISCRETIZE_OPS = {
         ("input", "xs: T"),
         ("input", "ys: T"),
         ("output", "output: T"),
+    ],
+    "MDL": [
+        ("attr", "T: {float, double}"),
+        ("input", "keys: int64"),
+        ("input", "vals: T"),
+        ("input", "bin_ids: int64"),
+        ("input", "bin_vals: T"),
+        ("input", "feature_offsets: int64"),
+        ("output", "new_keys: int64"),
+        ("output", "new_vals: T"),
+    ],
+    "PercentileDiscretizer": [
+        ("attr", "T: {float, double}"),
+        ("input", "keys: int64"),
+        ("input", "vals: T"),
+        ("input", "bin_ids: int64"),
+        ("input", "bin_vals: T"),
+        ("input", "feature_offsets: int64"),
+        ("output", "new_keys: int64"),
+        ("output", "new_vals: T"),
+    ],
+    "PercentileDiscretizerBinIndices": [
+        ("attr", "T: {float, double}"),
+        ("input", "keys: int64"),
+        ("input", "vals: T"),
+        ("input", "bin_ids: int64"),
+        ("input", "bin_vals: T"),
+        ("input", "feature_offsets: int64"),
+        ("output", "new_keys: int64"),
+        ("output", "new_vals: T"),
     ],
 }

@@ -230,19 +230,30 @@ pub fn binary_matmul_shape(
     })
 }
 
-/// The checked (row of the product, row of B') pairs, in A's order; B' is B
-/// after `adjoint_b`.
-fn checked_pairs<I: Index>(dims: &MatMulDims, a_indices: &[I]) -> Result<Vec<(usize, usize)>> {
-    let (row_col, k_col) = if dims.adjoint_a { (1, 0) } else { (0, 1) };
-    let inner = dims.inner();
-    let rows = dims.out[0];
-    let mut pairs = Vec::with_capacity(dims.nnz);
-    for i in 0..dims.nnz {
-        let m = a_indices[2 * i + row_col].get();
-        let k = a_indices[2 * i + k_col].get();
+/// Which column of `a_indices` holds the product's row (m) and which B'
+/// row (k).
+fn columns(dims: &MatMulDims) -> (usize, usize) {
+    if dims.adjoint_a {
+        (1, 0)
+    } else {
+        (0, 1)
+    }
+}
+
+/// Checks every entry's (m, k) against the product's rows and the inner
+/// dimension, before anything is written. A separate pass rather than a
+/// checked list of pairs: it allocates nothing, and the adding pass then
+/// reads indices it knows are in bounds.
+fn check_indices<I: Index>(dims: &MatMulDims, a_indices: &[I]) -> Result<()> {
+    let (row_col, k_col) = columns(dims);
+    let inner = dims.inner() as u64;
+    let rows = dims.out[0] as u64;
+    for (i, entry) in a_indices.chunks_exact(2).enumerate() {
+        let m = entry[row_col].get();
+        let k = entry[k_col].get();
         // twml checks the column (k) before the row (m); so do we, so that an
         // entry wrong in both gets the same complaint.
-        if k < 0 || k as u64 >= inner as u64 {
+        if k < 0 || k as u64 >= inner {
             return Err(Error::new(format!(
                 "{OP}: a_indices[{i}, {k_col}] = {k} is out of bounds: A's {} must be in [0, {inner}) \
                  (a_shape {:?}, adjoint_a={})",
@@ -251,7 +262,7 @@ fn checked_pairs<I: Index>(dims: &MatMulDims, a_indices: &[I]) -> Result<Vec<(us
                 dims.adjoint_a
             )));
         }
-        if m < 0 || m as u64 >= rows as u64 {
+        if m < 0 || m as u64 >= rows {
             return Err(Error::new(format!(
                 "{OP}: a_indices[{i}, {row_col}] = {m} is out of bounds: A's {} must be in [0, {rows}) \
                  (a_shape {:?}, adjoint_a={})",
@@ -260,9 +271,8 @@ fn checked_pairs<I: Index>(dims: &MatMulDims, a_indices: &[I]) -> Result<Vec<(us
                 dims.adjoint_a
             )));
         }
-        pairs.push((m as usize, k as usize));
     }
-    Ok(pairs)
+    Ok(())
 }
 
 /// `out = A * B'` with A's values taken as 1: for each entry (m, k) of A, in
@@ -296,12 +306,14 @@ pub fn binary_matmul<T: Element, I: Index>(
     if out.is_empty() {
         return Ok(());
     }
-    out.fill(T::ZERO);
     if dims.nnz == 0 || b.is_empty() {
+        out.fill(T::ZERO);
         return Ok(());
     }
-    let pairs = checked_pairs(dims, a_indices)?;
+    check_indices(dims, a_indices)?;
+    out.fill(T::ZERO);
     let width = dims.out[1];
+    let cols = columns(dims);
     if dims.adjoint_b {
         // Rows of B' are B's columns, conjugated: made once, as twml does, so
         // the loop below adds contiguous rows.
@@ -312,15 +324,32 @@ pub fn binary_matmul<T: Element, I: Index>(
                 bt[c * b_rows + r] = b[r * b_cols + c].conj();
             }
         }
-        accumulate(&pairs, &bt, width, out);
+        accumulate(a_indices, cols, &bt, width, out);
     } else {
-        accumulate(&pairs, b, width, out);
+        accumulate(a_indices, cols, b, width, out);
     }
     Ok(())
 }
 
-fn accumulate<T: Element>(pairs: &[(usize, usize)], b: &[T], width: usize, out: &mut [T]) {
-    for &(m, k) in pairs {
+/// Adds row k of `b` to row m of `out` for each entry, in order; the indices
+/// were checked by [`check_indices`].
+fn accumulate<T: Element, I: Index>(
+    a_indices: &[I],
+    (row_col, k_col): (usize, usize),
+    b: &[T],
+    width: usize,
+    out: &mut [T],
+) {
+    if width == 1 {
+        // FullSparse(1), the common case: one add per entry.
+        for entry in a_indices.chunks_exact(2) {
+            let (m, k) = (entry[row_col].get() as usize, entry[k_col].get() as usize);
+            out[m] = out[m].add(b[k]);
+        }
+        return;
+    }
+    for entry in a_indices.chunks_exact(2) {
+        let (m, k) = (entry[row_col].get() as usize, entry[k_col].get() as usize);
         let dst = &mut out[m * width..(m + 1) * width];
         let src = &b[k * width..(k + 1) * width];
         for (d, s) in dst.iter_mut().zip(src) {
@@ -459,7 +488,7 @@ mod tests {
     }
 
     #[test]
-    fn out_of_range_indices_are_errors_and_nothing_is_written_past_the_output() {
+    fn out_of_range_indices_are_errors_and_nothing_is_written() {
         for (idx, what) in [
             ([5i64, 0], "a_indices[0, 0] = 5"),
             ([0, 9], "a_indices[0, 1] = 9"),
@@ -467,9 +496,10 @@ mod tests {
             ([1_000_000_000, 0], "a_indices[0, 0] = 1000000000"),
         ] {
             let d = dims(&[idx], [2, 3], [3, 1], false, false).unwrap();
-            let mut out = [0.0f32; 2];
+            let mut out = [7.0f32; 2];
             let e = binary_matmul(&d, &idx, &[1.0, 2.0, 3.0], &mut out).unwrap_err();
             assert!(e.message().contains(what), "{e}");
+            assert_eq!(out, [7.0; 2], "nothing is written when an index is bad");
         }
     }
 

@@ -288,6 +288,9 @@ impl Batch {
 /// The label and weight columns one record fills (NaN = not seen yet).
 struct Targets<'c> {
     config: &'c Config,
+    /// Any label or weight columns: most models read none at serving time,
+    /// and then a feature costs no lookup here.
+    any: bool,
     labels: Vec<f32>,
     weights: Vec<f32>,
 }
@@ -296,6 +299,7 @@ impl<'c> Targets<'c> {
     fn new(config: &'c Config) -> Self {
         Targets {
             config,
+            any: config.num_labels + config.num_weights > 0,
             labels: Vec::new(),
             weights: Vec::new(),
         }
@@ -309,8 +313,15 @@ impl<'c> Targets<'c> {
             .extend(std::iter::repeat_n(f32::NAN, c.num_weights));
     }
 
-    #[inline]
+    #[inline(always)]
     fn binary(&mut self, id: i64) {
+        if self.any {
+            self.binary_column(id);
+        }
+    }
+
+    #[inline(never)]
+    fn binary_column(&mut self, id: i64) {
         if self.config.num_labels == 0 {
             return;
         }
@@ -320,13 +331,16 @@ impl<'c> Targets<'c> {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn continuous(&mut self, id: i64, v: f64) {
-        // NaN means absent (twml's rule for continuous values). Most models
-        // read no labels or weights at serving time: no lookups then.
-        if v.is_nan() || self.config.num_labels + self.config.num_weights == 0 {
-            return;
+        // NaN means absent (twml's rule for continuous values).
+        if self.any && !v.is_nan() {
+            self.continuous_column(id, v);
         }
+    }
+
+    #[inline(never)]
+    fn continuous_column(&mut self, id: i64, v: f64) {
         if let Some(&col) = self.config.labels.get(&id) {
             let at = self.labels.len() - self.config.num_labels + col;
             self.labels[at] = f64_to_f32(v);
@@ -411,12 +425,49 @@ fn merge_repeats<T: Copy, K: Eq + Hash>(
     v.truncate(w);
 }
 
+/// Scratch of a DataRecord-handle decode, kept across its records.
+#[derive(Default)]
+pub(crate) struct Scratch {
+    /// For merging the repeats of maps of more than [`SMALL`] entries.
+    seen: IdMap<usize>,
+    /// Per kind of i64-keyed map (binary, continuous, discrete, string): the
+    /// keys of the last such map of more than [`SMALL`] entries that had no
+    /// repeats. Clients build records alike, so the next map usually has
+    /// the same keys in the same order: no repeats then, found by one
+    /// comparison per key instead of a table.
+    unique: [Vec<i64>; 4],
+}
+
+/// [`merge_repeats`] for maps keyed by feature id, skipping maps whose keys
+/// are those of the last map found without repeats (`unique`).
+fn merge_ids<T: Copy>(
+    v: &mut Vec<T>,
+    start: usize,
+    key: impl Fn(&T) -> i64,
+    last_wins: bool,
+    seen: &mut IdMap<usize>,
+    unique: &mut Vec<i64>,
+) {
+    let n = v.len() - start;
+    if n <= SMALL {
+        return merge_repeats(v, start, key, last_wins, seen);
+    }
+    if n == unique.len() && v[start..].iter().map(&key).eq(unique.iter().copied()) {
+        return;
+    }
+    merge_repeats(v, start, &key, last_wins, seen);
+    if v.len() - start == n {
+        unique.clear();
+        unique.extend(v[start..].iter().map(&key));
+    }
+}
+
 /// Stores every feature of a record (the DataRecord handle).
 struct Store<'a, 'c> {
     msg: &'a [u8],
     f: &'a mut Features,
     /// Scratch for merging repeated ids (kept across records).
-    seen: &'a mut IdMap<usize>,
+    seen: &'a mut Scratch,
     targets: &'a mut Targets<'c>,
     start: Ranges,
 }
@@ -425,7 +476,7 @@ impl<'a, 'c> Store<'a, 'c> {
     fn new(
         msg: &'a [u8],
         f: &'a mut Features,
-        seen: &'a mut IdMap<usize>,
+        seen: &'a mut Scratch,
         targets: &'a mut Targets<'c>,
     ) -> Self {
         let mut start = Ranges::default();
@@ -531,18 +582,20 @@ impl Visit for Store<'_, '_> {
     }
     fn end(&mut self, kind: Kind) {
         let from = self.start.of(kind).start;
-        let (f, seen) = (&mut *self.f, &mut *self.seen);
+        let (f, s) = (&mut *self.f, &mut *self.seen);
+        let [bin, cont, disc, strs] = &mut s.unique;
+        let seen = &mut s.seen;
         match kind {
-            Kind::Binary => merge_repeats(&mut f.binary, from, |&id| id, false, seen),
-            Kind::Continuous => merge_repeats(&mut f.continuous, from, |e| e.0, true, seen),
-            Kind::Discrete => merge_repeats(&mut f.discrete, from, |e| e.0, true, seen),
-            Kind::String => merge_repeats(&mut f.strings, from, |e| e.0, true, seen),
+            Kind::Binary => merge_ids(&mut f.binary, from, |&id| id, false, seen, bin),
+            Kind::Continuous => merge_ids(&mut f.continuous, from, |e| e.0, true, seen, cont),
+            Kind::Discrete => merge_ids(&mut f.discrete, from, |e| e.0, true, seen, disc),
+            Kind::String => merge_ids(&mut f.strings, from, |e| e.0, true, seen, strs),
             Kind::SparseBinary | Kind::SparseContinuous => {
                 if f.len(kind) > from {
                     self.close_sparse(kind);
                 }
                 // A repeated id: its last set or map, at its first place.
-                let (f, seen) = (&mut *self.f, &mut *self.seen);
+                let (f, seen) = (&mut *self.f, &mut self.seen.seen);
                 match kind {
                     Kind::SparseBinary => {
                         merge_repeats(&mut f.sparse_binary, from, |e| e.0, true, seen)
@@ -680,7 +733,7 @@ pub(crate) fn decode(
     let mut targets = Targets::new(config);
     targets.labels = std::mem::take(&mut b.labels);
     targets.weights = std::mem::take(&mut b.weights);
-    let mut seen = IdMap::default();
+    let mut seen = Scratch::default();
     // The current request's commonFeatures: its labels and weights, its rows.
     let mut common_targets = Targets::new(config);
     let mut common_rows = Rows::default();
@@ -770,7 +823,7 @@ pub(crate) fn decode(
 fn one_record(
     b: &mut Batch,
     targets: &mut Targets<'_>,
-    seen: &mut IdMap<usize>,
+    seen: &mut Scratch,
     c: &mut Cursor<'_>,
     bytes: &[u8],
     name: &dyn std::fmt::Display,

@@ -900,23 +900,32 @@ fn dense(
     let (n, f) = (b.num_records, ids.len());
     let dims: &[usize] = if group { &[n, f] } else { &[n] };
     let fe = &b.features;
-    let cells = RowCells::new(b, kind, columns, f);
+    let mut cols = Columns::new(b, kind, columns);
     match default {
         Fill::Float(d) => {
-            for (o, c) in out.float(0, dims)?.iter_mut().zip(cells) {
-                *o = match (c, kind) {
-                    (None, _) => *d,
-                    (Some(e), Kind::Continuous) => f64_to_f32(fe.continuous[e].1),
-                    (Some(_), _) => 1.0,
-                };
+            let out = out.float(0, dims)?;
+            if f == 0 {
+                return Ok(());
+            }
+            // Each row: the default, then the common record's values, then
+            // the record's own (which win). One write per stored value.
+            for (record, row) in out.chunks_exact_mut(f).enumerate() {
+                row.fill(*d);
+                if kind == Kind::Continuous {
+                    cols.each(record, |col, e| row[col] = f64_to_f32(fe.continuous[e].1));
+                } else {
+                    cols.each(record, |col, _| row[col] = 1.0);
+                }
             }
         }
         Fill::Int(d) => {
+            let cells = RowCells::new(cols, f);
             for (o, c) in out.int64(0, dims)?.iter_mut().zip(cells) {
                 *o = c.map_or(*d, |e| fe.discrete[e].1);
             }
         }
         Fill::Bytes(d) => {
+            let cells = RowCells::new(cols, f);
             let mut it = cells.map(|c| c.map_or(d.as_slice(), |e| fe.strings[e].1.bytes(messages)));
             out.strings(0, dims, &mut it)?;
         }
@@ -924,13 +933,85 @@ fn dense(
     Ok(())
 }
 
-/// The cells of a dense output in row-major order: per cell, the entry
-/// holding its value (the record's own first, then its common record's; the
-/// first entry of an id wins). Holds one row at a time.
-struct RowCells<'a> {
+/// Where a record's entries of one kind go in a dense row: per entry, its
+/// column (if its id is asked for). A record's entries are mostly at the
+/// same places as the previous record's (clients build records alike), so
+/// the column found for the entry at each place is kept with its id: an id
+/// equal to the kept one costs a comparison, not a table lookup.
+struct Columns<'a> {
     b: &'a Batch,
     kind: Kind,
     columns: &'a IdMap<usize>,
+    /// Per place in a record's entries: the id seen there last and its column.
+    own: Vec<(i64, Option<usize>)>,
+}
+
+impl<'a> Columns<'a> {
+    fn new(b: &'a Batch, kind: Kind, columns: &'a IdMap<usize>) -> Self {
+        Columns {
+            b,
+            kind,
+            columns,
+            own: Vec::new(),
+        }
+    }
+
+    /// Calls `put(column, entry)` for each asked-for entry of `record`: its
+    /// common record's first, then its own, so that its own win (ids are
+    /// unique within one record's entries of a kind: the decode merged
+    /// repeats). A record without ranges (a hashed handle) has none.
+    fn each(&mut self, record: usize, put: impl FnMut(usize, usize)) {
+        // The kind is matched once per record, not per entry.
+        let f = &self.b.features;
+        match self.kind {
+            Kind::Binary => self.each_by(record, |e| f.binary[e], put),
+            Kind::Continuous => self.each_by(record, |e| f.continuous[e].0, put),
+            Kind::Discrete => self.each_by(record, |e| f.discrete[e].0, put),
+            Kind::String => self.each_by(record, |e| f.strings[e].0, put),
+            Kind::SparseBinary => self.each_by(record, |e| f.sparse_binary[e].0, put),
+            Kind::SparseContinuous => self.each_by(record, |e| f.sparse_continuous[e].0, put),
+        }
+    }
+
+    #[inline(always)]
+    fn each_by(
+        &mut self,
+        record: usize,
+        id_of: impl Fn(usize) -> i64,
+        mut put: impl FnMut(usize, usize),
+    ) {
+        let Some((own, common)) = self.b.records.get(record) else {
+            return;
+        };
+        let (b, kind, columns) = (self.b, self.kind, self.columns);
+        if let Some(c) = common {
+            for entry in b.commons[*c as usize].of(kind) {
+                if let Some(&col) = columns.get(&id_of(entry)) {
+                    put(col, entry);
+                }
+            }
+        }
+        let range = own.of(kind);
+        if self.own.len() < range.len() {
+            self.own.resize(range.len(), (0, None));
+        }
+        for (entry, kept) in range.zip(self.own.iter_mut()) {
+            let id = id_of(entry);
+            if kept.0 != id || (id == 0 && kept.1.is_none()) {
+                *kept = (id, columns.get(&id).copied());
+            }
+            if let Some(col) = kept.1 {
+                put(col, entry);
+            }
+        }
+    }
+}
+
+/// The cells of a dense output in row-major order: per cell, the entry
+/// holding its value (the record's own first, then its common record's).
+/// Holds one row at a time.
+struct RowCells<'a> {
+    cols: Columns<'a>,
     /// The next record whose row is to be filled.
     record: usize,
     /// The current row and the next column of it to yield.
@@ -939,11 +1020,9 @@ struct RowCells<'a> {
 }
 
 impl<'a> RowCells<'a> {
-    fn new(b: &'a Batch, kind: Kind, columns: &'a IdMap<usize>, f: usize) -> Self {
+    fn new(cols: Columns<'a>, f: usize) -> Self {
         RowCells {
-            b,
-            kind,
-            columns,
+            cols,
             record: 0,
             row: vec![None; f],
             col: f,
@@ -956,23 +1035,14 @@ impl Iterator for RowCells<'_> {
 
     fn next(&mut self) -> Option<Option<usize>> {
         if self.col == self.row.len() {
-            if self.row.is_empty() || self.record == self.b.num_records {
+            if self.row.is_empty() || self.record == self.cols.b.num_records {
                 return None;
             }
-            // A record without ranges (none in a hashed handle) is all defaults.
-            let ranges = self.b.records.get(self.record);
+            self.row.fill(None);
+            let row = &mut self.row;
+            self.cols.each(self.record, |col, e| row[col] = Some(e));
             self.record += 1;
             self.col = 0;
-            self.row.fill(None);
-            let (own, common) = ranges.map_or((None, None), |(own, c)| (Some(own), *c));
-            let common = common.map(|c| &self.b.commons[c as usize]);
-            for r in own.into_iter().chain(common) {
-                for entry in r.of(self.kind) {
-                    if let Some(&col) = self.columns.get(&id_of(self.b, self.kind, entry)) {
-                        self.row[col].get_or_insert(entry);
-                    }
-                }
-            }
         }
         let cell = self.row[self.col];
         self.col += 1;

@@ -66,6 +66,14 @@ impl fmt::Display for Path<'_> {
     }
 }
 
+/// A big-endian i64 from the first 8 bytes of `b` (at least 8 long).
+#[inline(always)]
+fn be_i64(b: &[u8]) -> i64 {
+    let mut a = [0u8; 8];
+    a.copy_from_slice(&b[..8]);
+    i64::from_be_bytes(a)
+}
+
 /// Reads one `DataRecord` struct (after its field header) into `v`.
 /// `record` names it in errors. A known field repeated, or of the wrong type,
 /// is an error; unknown fields are skipped.
@@ -108,24 +116,24 @@ pub(crate) fn record<V: Visit>(c: &mut Cursor<'_>, record: &dyn fmt::Display, v:
         match id {
             1 => {
                 let n = c.list(I64, &path, want)?;
-                for _ in 0..n {
-                    v.binary(c.i64(&path)?);
+                for e in c.fixed(n * 8, &path)?.chunks_exact(8) {
+                    v.binary(be_i64(e));
                 }
                 v.end(Kind::Binary);
             }
             2 => {
                 let n = c.map(I64, DOUBLE, &path, want)?;
-                for _ in 0..n {
-                    let id = c.i64(&path)?;
-                    v.continuous(id, c.f64(&path)?);
+                for e in c.fixed(n * 16, &path)?.chunks_exact(16) {
+                    let (id, x) = e.split_at(8);
+                    v.continuous(be_i64(id), f64::from_bits(be_i64(x) as u64));
                 }
                 v.end(Kind::Continuous);
             }
             3 => {
                 let n = c.map(I64, I64, &path, want)?;
-                for _ in 0..n {
-                    let id = c.i64(&path)?;
-                    v.discrete(id, c.i64(&path)?);
+                for e in c.fixed(n * 16, &path)?.chunks_exact(16) {
+                    let (id, x) = e.split_at(8);
+                    v.discrete(be_i64(id), be_i64(x));
                 }
                 v.end(Kind::Discrete);
             }

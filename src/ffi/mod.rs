@@ -52,8 +52,8 @@ fn definitions_match_header() {
     }
     use block::*;
     use feature_id::*;
-    use model_sparse::*;
     use model_discretize::*;
+    use model_sparse::*;
     use record_writer::*;
     use request::*;
     use responses::*;
@@ -93,6 +93,12 @@ fn definitions_match_header() {
         bpr_partition_mod_check: (a, b, c, d, e, f),
         bpr_partition_mod_counts: (a, b, c, d, e, f),
         bpr_partition_mod: (a, b, c, d, e, f, g, h),
+        // twml's discretizers and calibration (model_discretize.rs).
+        bpr_hashing_calibration_new: (a, b, c, d, e, f),
+        bpr_hashing_calibration_free: (a),
+        bpr_hashing_discretize: (a, b, c, d, e, f, g, h, i, j, k),
+        bpr_isotonic_calibration: (a, b, c, d, e, f),
+        bpr_mdl: (a, b, c, d, e, f, g, h, i, j, k),
     }
     // twml's model ops (bpr-model): the small tensor ops.
     {
@@ -102,12 +108,6 @@ fn definitions_match_header() {
             bpr_model_tensors_op_free: (a),
             bpr_model_tensors_compute: (a, b, c, d, e, f),
         }
-        // twml's discretizers and calibration (model_discretize.rs).
-        bpr_hashing_calibration_new: (a, b, c, d, e, f),
-        bpr_hashing_calibration_free: (a),
-        bpr_hashing_discretize: (a, b, c, d, e, f, g, h, i, j, k),
-        bpr_isotonic_calibration: (a, b, c, d, e, f),
-        bpr_mdl: (a, b, c, d, e, f, g, h, i, j, k),
     }
 }
 /// The marker and the version, NUL-terminated; see the header.

@@ -96,12 +96,3 @@ __all__ = [
     "SparseMaxNorm",
     "Stitch",
 ]
-# twml's model ops (issue 37): discretizers and calibration.
-from .discretizers import discretizer_layers  # noqa: E402
-
-_DISCRETIZERS = discretizer_layers(tf_keras, __name__)
-HashingDiscretizer = _DISCRETIZERS["HashingDiscretizer"]
-Isotonic = _DISCRETIZERS["Isotonic"]
-
-__all__ = ["BatchPredictionRequestReader", "BatchPredictionTensorWriter", "BatchPredictionWriter", "HashingDiscretizer",
-           "Isotonic"]

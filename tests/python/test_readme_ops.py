@@ -78,7 +78,5 @@ def test_every_twml_op_is_marked_as_twmls():
 
     assert set(TWML_DISCRETIZE_OPS) <= {n for n, (origin, _) in rows.items() if origin == "twml"}
     # twml's: writers, FeatureId, request readers, tensor getters, the record writer, the block
-    # dataset, then its model ops (issue 37): the discretizers and 6 sparse ones.
-    assert len(rows) - len(ours) == 2 + 1 + 37 + 8 + 1 + 1 + len(TWML_DISCRETIZE_OPS) + 6
     # dataset, then its model ops (issue 37): discretizers, 9 small tensor ops, 6 sparse ones.
     assert len(rows) - len(ours) == 2 + 1 + 37 + 8 + 1 + 1 + len(TWML_DISCRETIZE_OPS) + 9 + 6

@@ -18,6 +18,9 @@
 
 #![deny(unsafe_code)]
 
+mod error;
+pub use error::{Error, Result};
+
 pub mod discretize;
 pub mod sparse;
 pub mod tensors;

@@ -16,34 +16,7 @@ pub use matmul::{binary_matmul, binary_matmul_shape, Complex, Element, Index, Ma
 pub use norm::{max_norm_in_place, max_norm_inference, max_norm_training, BatchNormState};
 pub use partition::{partition_counts, partition_mod, PartitionOutput};
 
-use std::fmt;
-
-/// An input the op cannot take; the message names the op, the input, its
-/// shape or value and what was expected.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Error(String);
-
-impl Error {
-    pub(crate) fn new(message: impl Into<String>) -> Self {
-        Error(message.into())
-    }
-
-    /// The message, complete (it names the op and the input).
-    pub fn message(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for Error {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for Error {}
-
-/// The result of a sparse kernel.
-pub type Result<T> = std::result::Result<T, Error>;
+pub use crate::error::{Error, Result};
 
 /// Dims as TensorFlow prints them, for messages.
 pub(crate) fn dims_text(dims: &[i64]) -> String {

@@ -10,34 +10,9 @@
 //! names the op, the input and what was expected (README, "twml's model ops").
 
 use std::collections::{HashMap, HashSet};
-use std::fmt;
 use std::sync::{Arc, Mutex};
 
-/// A bad input or attr: the message names the op, the input and what was
-/// expected.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Error(String);
-
-impl Error {
-    fn new(message: impl Into<String>) -> Self {
-        Error(message.into())
-    }
-
-    /// The message.
-    pub fn message(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for Error {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for Error {}
-
-pub type Result<T> = std::result::Result<T, Error>;
+pub use crate::error::{Error, Result};
 
 /// `FeatureMask`: whether each element of `keep` is one of `list_keep`.
 #[derive(Debug, Clone)]

@@ -152,8 +152,14 @@ def test_cli_request_table_and_json(tmp_path):
         "values": {"dtype": "float64", "shape": [2], "values": [3.0, 4.0]},
         "dense_shape": [2, 3],
     }
-    # Without --request the same bytes read as a response: the records, no common row.
-    assert run("decode", path).stdout.splitlines()[1].split()[0] == "0"
+    # Without --request (issue 36: they read as a response, and the commonFeatures were dropped
+    # with one note line) a request with commonFeatures is recognised by them: the same table,
+    # common row included, and a note on stderr saying it was read as a request.
+    plain = run("decode", path)
+    assert plain.returncode == 0, plain.stderr
+    assert plain.stdout == run("decode", "--request", path).stdout
+    assert plain.stdout.splitlines()[1].split()[0] == "common"
+    assert "read as a BatchPredictionRequest" in plain.stderr
 
 
 def test_cli_block_file_of_records_shows_tensors(tmp_path):

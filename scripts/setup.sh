@@ -202,6 +202,17 @@ if ! { command -v pkg-config >/dev/null && pkg-config --exists openssl; }; then
   need libssl-dev openssl-devel "OpenSSL headers and openssl.pc, for openssl-sys"
 fi
 
+# --- Apache Thrift's compiler: the Rust tests decode our bytes with the structs it generates ------
+# from thrift/*.thrift (protocol/thrift-gen/build.rs, when the tests build). It must be 0.17, the
+# version of the `thrift` crate that generated code calls; Debian 12's thrift-compiler is 0.17.
+THRIFT_WANT=0.17
+thrift_version() { "${THRIFT:-thrift}" --version 2>/dev/null | head -n 1 | awk '{print $NF}'; }
+if ! command -v "${THRIFT:-thrift}" >/dev/null; then
+  need thrift-compiler thrift "Apache Thrift's compiler $THRIFT_WANT, for the structs the Rust tests decode with"
+elif [[ "$(thrift_version)" != "$THRIFT_WANT".* ]]; then
+  manual+=("Apache Thrift's compiler $THRIFT_WANT (\`${THRIFT:-thrift} --version\` says '$(thrift_version)', at $(command -v "${THRIFT:-thrift}")): the generated code must match the \`thrift\` crate 0.17; put a 0.17 compiler first on PATH or name it in THRIFT")
+fi
+
 # --- For make memcheck: valgrind. -----------------------------------------------------------------
 [ "$want_memcheck" = 0 ] || command -v valgrind >/dev/null || need valgrind valgrind "valgrind, for make memcheck"
 
@@ -226,7 +237,7 @@ cannot() { # the one message: everything missing, and how to install it
   exit 1
 }
 # Rust is not the distribution's to install (Debian's is too old): nothing else helps without it.
-[ "${#manual[@]}" -eq 0 ] || cannot "setup does not install Rust"
+[ "${#manual[@]}" -eq 0 ] || cannot "setup cannot install some of it (no package of this system does)"
 
 if [ "${#deb[@]}" -gt 0 ]; then
   command -v apt-get >/dev/null || cannot "setup installs with apt-get only, which is not here"
@@ -251,6 +262,12 @@ if [ "${#deb[@]}" -gt 0 ]; then
   fi
   command -v pkg-config >/dev/null && pkg-config --exists openssl || die "libssl-dev and pkg-config installed, but \`pkg-config --exists openssl\` fails"
   command -v c++ >/dev/null || die "g++ installed but no c++ on PATH"
+  if command -v "${THRIFT:-thrift}" >/dev/null; then
+    [[ "$(thrift_version)" == "$THRIFT_WANT".* ]] ||
+      die "Apache Thrift's compiler installed, but \`${THRIFT:-thrift} --version\` says '$(thrift_version)', not $THRIFT_WANT (the \`thrift\` crate's version)"
+  else
+    die "thrift-compiler installed but no \`${THRIFT:-thrift}\` on PATH"
+  fi
 fi
 
 # --- rustfmt and clippy for make lint (rustup's minimal profile has neither). ----------------------

@@ -234,8 +234,10 @@ def test_no_source_file_over_700_lines():
     files = rust_files(LIMITED)
     assert len(files) > 50, f"found only {len(files)} Rust files under {LIMITED}"
     over = too_long(files)
-    assert not over, "files over their line ceiling (split them by job): " + "; ".join(
-        f"{f}: {n} lines > {c}" for f, n, c in over
+    assert not over, (
+        "files over their line ceiling (split them by job; the older long files of protocol/src "
+        "have theirs in PROTOCOL_OVER, which may only come down): "
+        + "; ".join(f"{f}: {n} lines > {c}" for f, n, c in over)
     )
 
 

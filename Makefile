@@ -1,10 +1,11 @@
-# make test   - every test (Rust and Python), from a fresh clone
+# make test   - every test (Rust and Python), from a fresh clone, and the docs site built
 # make demo   - export a model through the ops, serve it with the Rust host, print the decoded response
 # make build  - target/release/libbpr_ops.so
+# make docs   - the documentation site (docs/, mkdocs.yml) into build/site, warnings as errors
 # make wheel  - the release wheel in dist/: a library per TensorFlow 2.16 to 2.21
 # make matrix - each supported TensorFlow: op harness on its build, the wheel in a fresh venv
 # Each target sets up what it needs (scripts/setup.sh: system packages, Rust version, .venv).
-# make fresh-check - the two README commands in a fresh Debian 12 root (slow; needs root)
+# make fresh-check - the README's two commands in a fresh Debian 12 root (slow; needs root)
 
 SHELL := /bin/bash
 VENV_PY := $(CURDIR)/.venv/bin/python
@@ -12,7 +13,7 @@ VENV_PY := $(CURDIR)/.venv/bin/python
 export PYTHON := $(VENV_PY)
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: all setup build test test-rust test-python test-python-oldest-tf wheel matrix lint demo earlybird bench fuzz memcheck test-slow fresh-check clean
+.PHONY: all setup build docs test test-rust test-python test-python-oldest-tf wheel matrix lint demo earlybird bench fuzz memcheck test-slow fresh-check clean
 
 all: build
 
@@ -22,7 +23,15 @@ setup:
 build: setup
 	cargo build --release
 
-test: build test-rust test-python test-python-oldest-tf
+# The documentation site: docs/*.md and the API pages mkdocstrings makes from the package's
+# docstrings (it imports bpr_ops, hence the build). --strict: a broken link or anchor, a missing API
+# reference or a page outside mkdocs.yml's nav fails the build. Its python blocks are run by
+# tests/python/test_docs_examples.py (make test-python).
+docs: build
+	NO_MKDOCS_2_WARNING=1 $(VENV_PY) -m mkdocs build --strict --site-dir $(CURDIR)/build/site
+	@echo "docs: open $(CURDIR)/build/site/index.html"
+
+test: build test-rust test-python test-python-oldest-tf docs
 
 test-rust: setup
 	cargo test --release
@@ -48,7 +57,7 @@ test-python-oldest-tf: setup
 wheel: setup
 	scripts/build_wheel.sh
 
-# Every supported TensorFlow, measured; writes the table in README.md. Not in CI (about 45 minutes on 2 cores).
+# Every supported TensorFlow, measured; writes the table in docs/reference/install.md. Not in CI (about 45 minutes on 2 cores).
 matrix: setup
 	scripts/matrix.sh
 

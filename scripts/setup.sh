@@ -279,23 +279,27 @@ if [ "$want_lint" = 1 ] && ! { cargo fmt --version && cargo clippy --version; } 
 fi
 
 # --- .venv with the pinned packages. ---------------------------------------------------------------
+# requirements.txt (TensorFlow, the test packages) and requirements-docs.txt (MkDocs for make docs),
+# installed again whenever either file changes.
 stamp=.venv/.requirements
+wanted_requirements=$(cat requirements.txt requirements-docs.txt)
 if [ -e .venv ] && ! venv_works; then
   # A failed `python3 -m venv` leaves .venv/bin/python without pip; start it again.
   say "removing a half-made .venv (no working pip in it)"
   rm -rf .venv
 fi
-if [ ! -x .venv/bin/python ] || ! cmp -s requirements.txt "$stamp"; then
-  say "creating .venv with $("$PY_BOOT" --version 2>&1) and requirements.txt"
+if [ ! -x .venv/bin/python ] || [ "$wanted_requirements" != "$(cat "$stamp" 2>/dev/null)" ]; then
+  say "creating .venv with $("$PY_BOOT" --version 2>&1), requirements.txt and requirements-docs.txt"
   if [ ! -x .venv/bin/python ]; then
     "$PY_BOOT" -m venv .venv || { rm -rf .venv; die "\`$PY_BOOT -m venv .venv\` failed (output above)"; }
   fi
   # tf_keras without its dependencies: it requires the `tensorflow` distribution,
   # which would land next to tensorflow-cpu (one import package, two installs).
   grep -v -E '^\s*tf_keras' requirements.txt >.venv/.requirements-with-deps
-  .venv/bin/python -m pip install -q --disable-pip-version-check -r .venv/.requirements-with-deps &&
+  .venv/bin/python -m pip install -q --disable-pip-version-check -r .venv/.requirements-with-deps \
+    -r requirements-docs.txt &&
     .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps \
       $(grep -E '^\s*tf_keras' requirements.txt) ||
-    die "pip could not install requirements.txt into .venv (output above); run make again to retry"
-  cp requirements.txt "$stamp"
+    die "pip could not install requirements.txt and requirements-docs.txt into .venv (output above); run make again to retry"
+  printf '%s' "$wanted_requirements" >"$stamp"
 fi

@@ -80,7 +80,8 @@ earlybird: build
 # Graph mode first (where production runs the op), 1 and 2 intra-op threads, BENCH_RUNS
 # processes each; the writers' share of a request served by bpr-host (it builds the host);
 # block files -> training batches against TFRecord + parse_example (issue 27);
-# then the encoder alone against memset; then eager mode and criterion.
+# then the encoder alone against memset; then eager mode and criterion; then twml's model ops
+# against twml's own build (scripts/build_twml_ops.sh) and plain TensorFlow.
 BENCH_RUNS ?= 5
 bench: build
 	$(VENV_PY) -m pip install -q --disable-pip-version-check -r benchmarks/requirements.txt
@@ -92,7 +93,8 @@ bench: build
 	$(VENV_PY) benchmarks/bench_ops.py
 	$(VENV_PY) benchmarks/bench_ops.py --intra-op-threads 1 --out benchmarks/results_1thread.json
 	cargo bench -p bpr-protocol --bench encode
-	$(VENV_PY) benchmarks/report.py benchmarks/analysis.md benchmarks/memory.md
+	$(VENV_PY) benchmarks/bench_model_ops_twml.py --markdown --json benchmarks/results_model_twml.json
+	$(VENV_PY) benchmarks/report.py benchmarks/analysis.md benchmarks/memory.md benchmarks/model_ops_twml.md
 
 # Reliability runs that are too slow for `make test` (results: the issue notes).
 FUZZ_SECONDS ?= 300

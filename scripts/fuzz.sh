@@ -2,8 +2,8 @@
 # Fuzzes the encoder (protocol/fuzz/fuzz_targets/encode.rs), the request readers
 # (fuzz_targets/request.rs), the block-file reader (fuzz_targets/block.rs) and twml's model ops
 # (model/fuzz/fuzz_targets/: tensors.rs, the small tensor ops; discretize.rs, the discretizers and
-# isotonic calibration; sparse.rs, the binary sparse matmul, the sparse norms and partitioning), SECONDS each, with cargo-fuzz
-# (libFuzzer + AddressSanitizer). Needs cargo-fuzz (`cargo install cargo-fuzz`); the stable
+# isotonic calibration; sparse.rs, the binary sparse matmul, the sparse norms and partitioning),
+# SECONDS each, with cargo-fuzz (libFuzzer + AddressSanitizer). Needs cargo-fuzz (`cargo install cargo-fuzz`); the stable
 # toolchain's nightly flags are unlocked with RUSTC_BOOTSTRAP=1.
 #
 #   scripts/fuzz.sh [SECONDS]      default 300; FUZZ_JOBS=N runs N workers

@@ -179,9 +179,18 @@ fn search_case<T: Real>(inp: &Input, conv: fn(f32) -> T) {
     for &v in &inp.vals {
         let v = conv(v);
         let (l, r) = interpolate::search(&xs, v, inp.lowest);
-        assert!(r < xs.len() && (r == l || r == l + 1), "({l}, {r}) of {}", xs.len());
+        assert!(
+            r < xs.len() && (r == l || r == l + 1),
+            "({l}, {r}) of {}",
+            xs.len()
+        );
         if r == l + 1 {
-            assert!(xs[l] <= v && v <= xs[r], "{v:?} not in [{:?}, {:?}]", xs[l], xs[r]);
+            assert!(
+                xs[l] <= v && v <= xs[r],
+                "{v:?} not in [{:?}, {:?}]",
+                xs[l],
+                xs[r]
+            );
         } else if !v.is_nan() {
             assert!(l == 0 || l == xs.len() - 1);
         }
@@ -192,7 +201,11 @@ fn isotonic_case<T: Real>(inp: &Input, conv: fn(f32) -> T) {
     let [batch, labels, xr, bins, yb] = inp.shape.map(|d| i64::from(d % 6));
     // Mostly consistent shapes; a low bit of `options` varies ys or xs' rows.
     let xs_dims = [xr, bins];
-    let ys_dims = if inp.options & 1 == 1 { [xr, yb] } else { xs_dims };
+    let ys_dims = if inp.options & 1 == 1 {
+        [xr, yb]
+    } else {
+        xs_dims
+    };
     let in_dims = [batch, if inp.options & 2 == 2 { labels } else { xr }];
     let shapes = interpolate::isotonic_shapes(&in_dims, &xs_dims, &ys_dims);
     let consistent = xs_dims == ys_dims

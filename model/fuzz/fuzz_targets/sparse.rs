@@ -123,7 +123,14 @@ fn matmul<T: Elem, I: sparse::Index>(inp: &Input, idx: fn(i8) -> I) {
         .flat_map(|&(r, c)| [idx(r), idx(c)])
         .collect();
     let b: Vec<T> = (0..(b_dims[0] * b_dims[1]) as usize)
-        .map(|i| T::of(inp.b_vals.get(i % inp.b_vals.len().max(1)).copied().unwrap_or(1.0)))
+        .map(|i| {
+            T::of(
+                inp.b_vals
+                    .get(i % inp.b_vals.len().max(1))
+                    .copied()
+                    .unwrap_or(1.0),
+            )
+        })
         .collect();
     let sentinel = T::of(-7.0);
     let mut out = vec![sentinel; d.out_len()];
@@ -214,7 +221,15 @@ fn norms(inp: &Input) {
     };
     let flag_ok = rank == 0 && flags.len() == 1;
     let mut maxima = inp.maxima.clone();
-    let got = sparse::max_norm_in_place(&mut maxima, &indices, values, flags, &flag_dims, eps, &mut out);
+    let got = sparse::max_norm_in_place(
+        &mut maxima,
+        &indices,
+        values,
+        flags,
+        &flag_dims,
+        eps,
+        &mut out,
+    );
     assert_eq!(got.is_ok(), flag_ok && paired && in_range, "{got:?}");
     if got.is_err() {
         assert!(maxima
@@ -233,17 +248,29 @@ fn norms(inp: &Input) {
     let (m0, v0) = (means.clone(), vars.clone());
     let bound = i64::from(inp.input_size).min(size);
     let in_range = indices.iter().all(|&i| 0 <= i && i < bound);
-    let got = state.apply(&mut means, &mut vars, &indices, values, flags, &flag_dims, eps, &mut out);
+    let got = state.apply(
+        &mut means, &mut vars, &indices, values, flags, &flag_dims, eps, &mut out,
+    );
     assert_eq!(got.is_ok(), flag_ok && paired && in_range, "{got:?}");
     if got.is_err() {
-        assert!(means.iter().zip(&m0).all(|(a, b)| a.to_bits() == b.to_bits()));
-        assert!(vars.iter().zip(&v0).all(|(a, b)| a.to_bits() == b.to_bits()));
+        assert!(means
+            .iter()
+            .zip(&m0)
+            .all(|(a, b)| a.to_bits() == b.to_bits()));
+        assert!(vars
+            .iter()
+            .zip(&v0)
+            .all(|(a, b)| a.to_bits() == b.to_bits()));
     }
 }
 
 fn partition(inp: &Input) {
     let n = inp.keys.len();
-    let indices: Vec<i64> = inp.keys.iter().flat_map(|&(id, key)| [i64::from(id), key]).collect();
+    let indices: Vec<i64> = inp
+        .keys
+        .iter()
+        .flat_map(|&(id, key)| [i64::from(id), key])
+        .collect();
     let values: Vec<f32> = (0..n).map(|i| i as f32).collect();
     let parts = i64::from(inp.num_partitions);
     let dims = [n as i64, 2];
@@ -256,8 +283,10 @@ fn partition(inp: &Input) {
     };
     assert_eq!(counts.len() as i64, parts);
     assert_eq!(counts.iter().sum::<usize>(), n);
-    let mut bufs: Vec<(Vec<i64>, Vec<f32>)> =
-        counts.iter().map(|&c| (vec![0; 2 * c], vec![0.0; c])).collect();
+    let mut bufs: Vec<(Vec<i64>, Vec<f32>)> = counts
+        .iter()
+        .map(|&c| (vec![0; 2 * c], vec![0.0; c]))
+        .collect();
     let mut outs: Vec<PartitionOutput<f32>> = bufs
         .iter_mut()
         .map(|(i, v)| PartitionOutput {
@@ -271,7 +300,10 @@ fn partition(inp: &Input) {
         let mut last = None;
         for (row, &v) in idx.chunks_exact(2).zip(vals) {
             let i = v as usize;
-            assert!(!seen[i] && last.is_none_or(|l| i > l), "each entry once, in order");
+            assert!(
+                !seen[i] && last.is_none_or(|l| i > l),
+                "each entry once, in order"
+            );
             seen[i] = true;
             last = Some(i);
             let (id, key) = inp.keys[i];

@@ -7,12 +7,17 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <string>
+#include <vector>
 
 #include "absl/container/inlined_vector.h"
 #include "bpr_ops.h"
 #include "plain_allocator.h"
+#include "tensorflow/core/framework/op.h"
+#include "tensorflow/core/framework/op_def.pb.h"
 #include "tensorflow/core/framework/op_kernel.h"
 #include "tensorflow/core/framework/tensor.h"
+#include "tensorflow/core/framework/tensor_shape.h"
 #include "tensorflow/core/framework/types.h"
 #include "tensorflow/core/platform/threadpool.h"
 
@@ -77,6 +82,90 @@ inline absl::Status ToStatus(bpr_status status, const char* message) {
     case BPR_INVALID_ARGUMENT: return ::tensorflow::errors::InvalidArgument(message);
     default: return ::tensorflow::errors::Internal(message);
   }
+}
+
+// An op's attrs as the C ABI's bpr_attr structs, owned here while Rust's
+// constructor (bpr_request_op_new, bpr_model_tensors_op_new) reads them.
+struct OpAttrs {
+  std::vector<std::string> names;
+  std::vector<std::vector<int64_t>> lists;
+  std::vector<std::string> strings;
+  std::vector<bpr_attr> attrs;
+};
+
+// Reads every attr the op registers (except type attrs, which the inputs'
+// views carry) in OpDef order: the OpDef is the one table of which op has
+// which attr, so it cannot drift from Rust's.
+inline absl::Status ReadOpAttrs(::tensorflow::OpKernelConstruction* ctx, OpAttrs* out) {
+  const ::tensorflow::OpDef* op_def = nullptr;
+  TF_RETURN_IF_ERROR(::tensorflow::OpRegistry::Global()->LookUpOpDef(ctx->def().op(), &op_def));
+  const int n = op_def->attr_size();
+  // Reserved up front: the bpr_attr structs point into these vectors.
+  out->names.reserve(n);
+  out->lists.reserve(n);
+  out->strings.reserve(n);
+  out->attrs.reserve(n);
+  for (const auto& def : op_def->attr()) {
+    if (def.type() == "type") continue;
+    bpr_attr attr{};
+    out->names.push_back(def.name());
+    attr.name = out->names.back().c_str();
+    if (def.type() == "int") {
+      attr.kind = BPR_ATTR_INT;
+      TF_RETURN_IF_ERROR(ctx->GetAttr(def.name(), &attr.int_value));
+    } else if (def.type() == "float") {
+      attr.kind = BPR_ATTR_FLOAT;
+      TF_RETURN_IF_ERROR(ctx->GetAttr(def.name(), &attr.float_value));
+    } else if (def.type() == "string") {
+      attr.kind = BPR_ATTR_STRING;
+      out->strings.emplace_back();
+      TF_RETURN_IF_ERROR(ctx->GetAttr(def.name(), &out->strings.back()));
+      const std::string& s = out->strings.back();
+      attr.string_value = bpr_bytes{reinterpret_cast<const uint8_t*>(s.data()), s.size()};
+    } else if (def.type() == "bool") {
+      attr.kind = BPR_ATTR_BOOL;
+      bool value = false;
+      TF_RETURN_IF_ERROR(ctx->GetAttr(def.name(), &value));
+      attr.int_value = value ? 1 : 0;
+    } else if (def.type() == "list(int)") {
+      attr.kind = BPR_ATTR_INT_LIST;
+      out->lists.emplace_back();
+      TF_RETURN_IF_ERROR(ctx->GetAttr(def.name(), &out->lists.back()));
+      attr.list = out->lists.back().data();
+      attr.list_len = out->lists.back().size();
+    } else {
+      return ::tensorflow::errors::Internal(ctx->def().op(), ": attr ", def.name(), " has type ",
+                                            def.type(), ", which the kernel does not pass");
+    }
+    out->attrs.push_back(attr);
+  }
+  return absl::OkStatus();
+}
+
+// The outputs Rust asks for (bpr_outputs.alloc), and TensorFlow's status when
+// an allocation fails: OutputCallbacks(&outputs) is the bpr_outputs to pass.
+struct Outputs {
+  ::tensorflow::OpKernelContext* ctx;
+  absl::Status status;
+};
+
+inline int32_t AllocateOutput(void* context, int32_t index, const int64_t* dims, size_t rank,
+                              void** data) noexcept {
+  auto* outputs = static_cast<Outputs*>(context);
+  ::tensorflow::TensorShape shape;
+  outputs->status = ::tensorflow::TensorShape::BuildTensorShape(
+      absl::Span<const int64_t>(dims, rank), &shape);
+  if (!outputs->status.ok()) return 1;
+  ::tensorflow::Tensor* out = nullptr;
+  outputs->status = outputs->ctx->allocate_output(index, shape, &out);
+  if (!outputs->status.ok()) return 1;
+  *data = out->data();
+  return 0;
+}
+
+inline void SetString(void* strings, int64_t element, const uint8_t* bytes, size_t len) noexcept {
+  static_cast<::tensorflow::tstring*>(strings)[element].assign(reinterpret_cast<const char*>(bytes),
+                                                              len);
 }
 
 inline void ParallelFor(void* pool, int64_t total, int64_t cost_per_unit, bpr_range_fn fn,

@@ -106,74 +106,13 @@ absl::Status SameAsInput(InferenceContext* c) {
   return absl::OkStatus();
 }
 
-// The op's int and list(int) attrs, in OpDef order (type attrs are the input
-// dtypes, which the views carry).
-struct AttrValues {
-  std::vector<std::string> names;
-  std::vector<std::vector<int64_t>> lists;
-  std::vector<bpr_attr> attrs;
-};
-
-absl::Status ReadAttrs(OpKernelConstruction* ctx, AttrValues* out) {
-  const tensorflow::OpDef* op_def = nullptr;
-  TF_RETURN_IF_ERROR(tensorflow::OpRegistry::Global()->LookUpOpDef(ctx->def().op(), &op_def));
-  const int n = op_def->attr_size();
-  // Reserved up front: the bpr_attr structs point into these vectors.
-  out->names.reserve(n);
-  out->lists.reserve(n);
-  for (const auto& def : op_def->attr()) {
-    if (def.type() == "type") continue;
-    bpr_attr attr{};
-    out->names.push_back(def.name());
-    attr.name = out->names.back().c_str();
-    if (def.type() == "int") {
-      attr.kind = BPR_ATTR_INT;
-      TF_RETURN_IF_ERROR(ctx->GetAttr(def.name(), &attr.int_value));
-    } else if (def.type() == "list(int)") {
-      attr.kind = BPR_ATTR_INT_LIST;
-      out->lists.emplace_back();
-      TF_RETURN_IF_ERROR(ctx->GetAttr(def.name(), &out->lists.back()));
-      attr.list = out->lists.back().data();
-      attr.list_len = out->lists.back().size();
-    } else {
-      return tensorflow::errors::Internal(ctx->def().op(), ": attr ", def.name(), " has type ",
-                                          def.type(), ", which the kernel does not pass");
-    }
-    out->attrs.push_back(attr);
-  }
-  return absl::OkStatus();
-}
-
-struct Outputs {
-  OpKernelContext* ctx;
-  absl::Status status;
-};
-
-int32_t AllocateOutput(void* context, int32_t index, const int64_t* dims, size_t rank,
-                       void** data) noexcept {
-  auto* outputs = static_cast<Outputs*>(context);
-  TensorShape shape;
-  outputs->status =
-      TensorShape::BuildTensorShape(absl::Span<const int64_t>(dims, rank), &shape);
-  if (!outputs->status.ok()) return 1;
-  Tensor* out = nullptr;
-  outputs->status = outputs->ctx->allocate_output(index, shape, &out);
-  if (!outputs->status.ok()) return 1;
-  *data = out->data();
-  return 0;
-}
-
-void SetString(void* strings, int64_t element, const uint8_t* bytes, size_t len) noexcept {
-  static_cast<tstring*>(strings)[element].assign(reinterpret_cast<const char*>(bytes), len);
-}
-
 // One kernel for the nine ops: the op name selects the Rust op; the inputs'
 // dtypes select its types.
 class ModelTensorsKernel : public OpKernel {
  public:
   explicit ModelTensorsKernel(OpKernelConstruction* ctx) : OpKernel(ctx) {
-    AttrValues attrs;
-    OP_REQUIRES_OK(ctx, ReadAttrs(ctx, &attrs));
+    OpAttrs attrs;
+    OP_REQUIRES_OK(ctx, ReadOpAttrs(ctx, &attrs));
     char msg[kMessageCapacity];
     const bpr_status status = bpr_model_tensors_op_new(
         ctx->def().op().c_str(), attrs.attrs.data(), attrs.attrs.size(), &op_, msg, sizeof msg);

@@ -42,70 +42,13 @@ using Messages = std::vector<bpr_bytes, PlainAllocator<bpr_bytes>>;
 // longer ones are truncated by Rust.
 constexpr size_t kMessageCapacity = 2048;
 
-// The op's attrs, owned here while bpr_request_op_new reads them.
-struct AttrValues {
-  std::vector<std::string> names;
-  std::vector<std::vector<int64_t>> lists;
-  std::vector<std::string> strings;
-  std::vector<bpr_attr> attrs;
-};
-
-// Reads every attr the op registers (except the type attr InputType, which is
-// the kernel's business) into bpr_attr structs, in OpDef order: the OpDef is
-// the one table of which op has which attr, so it cannot drift from Rust's.
-absl::Status ReadAttrs(OpKernelConstruction* ctx, AttrValues* out) {
-  const tensorflow::OpDef* op_def = nullptr;
-  TF_RETURN_IF_ERROR(tensorflow::OpRegistry::Global()->LookUpOpDef(ctx->def().op(), &op_def));
-  const int n = op_def->attr_size();
-  // Reserved up front: the bpr_attr structs point into these vectors.
-  out->names.reserve(n);
-  out->lists.reserve(n);
-  out->strings.reserve(n);
-  out->attrs.reserve(n);
-  for (const auto& def : op_def->attr()) {
-    if (def.type() == "type") continue;
-    bpr_attr attr{};
-    out->names.push_back(def.name());
-    attr.name = out->names.back().c_str();
-    if (def.type() == "int") {
-      attr.kind = BPR_ATTR_INT;
-      TF_RETURN_IF_ERROR(ctx->GetAttr(def.name(), &attr.int_value));
-    } else if (def.type() == "float") {
-      attr.kind = BPR_ATTR_FLOAT;
-      TF_RETURN_IF_ERROR(ctx->GetAttr(def.name(), &attr.float_value));
-    } else if (def.type() == "string") {
-      attr.kind = BPR_ATTR_STRING;
-      out->strings.emplace_back();
-      TF_RETURN_IF_ERROR(ctx->GetAttr(def.name(), &out->strings.back()));
-      const std::string& s = out->strings.back();
-      attr.string_value = bpr_bytes{reinterpret_cast<const uint8_t*>(s.data()), s.size()};
-    } else if (def.type() == "bool") {
-      attr.kind = BPR_ATTR_BOOL;
-      bool value = false;
-      TF_RETURN_IF_ERROR(ctx->GetAttr(def.name(), &value));
-      attr.int_value = value ? 1 : 0;
-    } else if (def.type() == "list(int)") {
-      attr.kind = BPR_ATTR_INT_LIST;
-      out->lists.emplace_back();
-      TF_RETURN_IF_ERROR(ctx->GetAttr(def.name(), &out->lists.back()));
-      attr.list = out->lists.back().data();
-      attr.list_len = out->lists.back().size();
-    } else {
-      return tensorflow::errors::Internal(ctx->def().op(), ": attr ", def.name(), " has type ",
-                                          def.type(), ", which the request kernels do not pass");
-    }
-    out->attrs.push_back(attr);
-  }
-  return absl::OkStatus();
-}
-
 // The Rust op of this kernel, made once from its attrs (InvalidArgument naming
 // the op and the attr when they are bad).
 class RequestKernel : public OpKernel {
  public:
   explicit RequestKernel(OpKernelConstruction* ctx) : OpKernel(ctx) {
-    AttrValues attrs;
-    OP_REQUIRES_OK(ctx, ReadAttrs(ctx, &attrs));
+    OpAttrs attrs;
+    OP_REQUIRES_OK(ctx, ReadOpAttrs(ctx, &attrs));
     char msg[kMessageCapacity];
     const bpr_status status = bpr_request_op_new(ctx->def().op().c_str(), attrs.attrs.data(),
                                                  attrs.attrs.size(), &op_, msg, sizeof msg);
@@ -174,31 +117,6 @@ class DecodeOp : public RequestKernel {
     out->scalar<ResourceHandle>()() = std::move(handle);
   }
 };
-
-// The outputs Rust asks for (bpr_outputs.alloc), and TensorFlow's status when
-// an allocation fails.
-struct Outputs {
-  OpKernelContext* ctx;
-  absl::Status status;
-};
-
-int32_t AllocateOutput(void* context, int32_t index, const int64_t* dims, size_t rank,
-                       void** data) noexcept {
-  auto* outputs = static_cast<Outputs*>(context);
-  TensorShape shape;
-  outputs->status = TensorShape::BuildTensorShape(
-      absl::Span<const int64_t>(dims, rank), &shape);
-  if (!outputs->status.ok()) return 1;
-  Tensor* out = nullptr;
-  outputs->status = outputs->ctx->allocate_output(index, shape, &out);
-  if (!outputs->status.ok()) return 1;
-  *data = out->data();
-  return 0;
-}
-
-void SetString(void* strings, int64_t element, const uint8_t* bytes, size_t len) noexcept {
-  static_cast<tstring*>(strings)[element].assign(reinterpret_cast<const char*>(bytes), len);
-}
 
 // Get*: reads the batch behind input 0 and writes every output.
 class GetOp : public RequestKernel {

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Fuzzes the encoder (protocol/fuzz/fuzz_targets/encode.rs), the request readers
 # (fuzz_targets/request.rs), the block-file reader (fuzz_targets/block.rs) and twml's model ops
-# (model/fuzz/fuzz_targets/: tensors.rs, the small tensor ops), SECONDS each, with cargo-fuzz
-# (libFuzzer + AddressSanitizer). Needs cargo-fuzz (`cargo install cargo-fuzz`); the stable
+# (model/fuzz/fuzz_targets/: tensors.rs, the small tensor ops; discretize.rs, the discretizers and
+# isotonic calibration; sparse.rs, the binary sparse matmul, the sparse norms and partitioning),
+# SECONDS each, with cargo-fuzz (libFuzzer + AddressSanitizer). Needs cargo-fuzz (`cargo install cargo-fuzz`); the stable
 # toolchain's nightly flags are unlocked with RUSTC_BOOTSTRAP=1.
 #
 #   scripts/fuzz.sh [SECONDS]      default 300; FUZZ_JOBS=N runs N workers
@@ -32,7 +33,7 @@ for target in encode request block; do
 done
 # twml's model ops (bpr-model, no TensorFlow either).
 cd ../../model/fuzz
-for target in tensors; do
+for target in tensors discretize sparse; do
   scratch=../../target/fuzz-corpus/model-$target
   mkdir -p "$scratch" "corpus/$target"
   cargo fuzz run -O "$target" "$scratch" "corpus/$target" -- \

@@ -11,6 +11,7 @@ use std::sync::Mutex;
 use super::guarded;
 use super::runner::with_runner;
 use super::sys::{self, bpr_hashing_calibration, bpr_runner, bpr_status, bpr_tensor};
+use super::views::{self, dtype_name, slice, slice_mut};
 
 /// What the header's opaque `bpr_hashing_calibration` points to.
 struct Calibrated(Calibration);
@@ -32,61 +33,9 @@ unsafe fn parts<'a>(
     }
     // SAFETY: non-null and valid per the contract.
     let t = unsafe { &*t };
-    let dims: &[i64] = if t.rank == 0 {
-        &[]
-    } else if t.dims.is_null() {
-        return Err(Error::internal(format!(
-            "{what}: NULL dims for rank {}",
-            t.rank
-        )));
-    } else {
-        // SAFETY: `rank` dims, valid for 'a per the contract.
-        unsafe { std::slice::from_raw_parts(t.dims, t.rank) }
-    };
+    // SAFETY: `rank` dims, valid for 'a per the contract.
+    let dims = unsafe { views::dims(t.dims, t.rank, what)? };
     Ok((dims, t.dtype as u32, t.num_elements, t.data))
-}
-
-/// `n` elements of `T` at `ptr`, checked for NULL and alignment.
-///
-/// # Safety
-/// When non-null, `ptr` points to `n` initialised `T`s valid for `'a`.
-unsafe fn slice<'a, T>(ptr: *const c_void, n: usize, what: &str) -> Result<&'a [T]> {
-    if n == 0 {
-        return Ok(&[]);
-    }
-    if ptr.is_null() || !(ptr as usize).is_multiple_of(std::mem::align_of::<T>()) {
-        return Err(Error::internal(format!(
-            "{what}: NULL or misaligned data for {n} elements"
-        )));
-    }
-    // SAFETY: non-null, aligned, valid for n elements per the contract.
-    Ok(unsafe { std::slice::from_raw_parts(ptr.cast::<T>(), n) })
-}
-
-/// `n` writable elements of `T` at `ptr`.
-///
-/// # Safety
-/// When non-null, `ptr` points to `n` writable `T`s, not aliased during the call.
-unsafe fn slice_mut<'a, T>(ptr: *mut c_void, n: usize, what: &str) -> Result<&'a mut [T]> {
-    if n == 0 {
-        return Ok(&mut []);
-    }
-    if ptr.is_null() || !(ptr as usize).is_multiple_of(std::mem::align_of::<T>()) {
-        return Err(Error::internal(format!(
-            "{what}: NULL or misaligned output for {n} elements"
-        )));
-    }
-    // SAFETY: non-null, aligned, writable for n elements per the contract.
-    Ok(unsafe { std::slice::from_raw_parts_mut(ptr.cast::<T>(), n) })
-}
-
-fn dtype_name(code: u32) -> &'static str {
-    match code {
-        sys::BPR_DTYPE_FLOAT => "float",
-        sys::BPR_DTYPE_DOUBLE => "double",
-        sys::BPR_DTYPE_INT64 => "int64",
-        _ => "another dtype",
-    }
 }
 
 /// # Safety

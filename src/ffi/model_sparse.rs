@@ -10,6 +10,7 @@ use super::guarded;
 use super::sys::{
     self, bpr_binary_matmul_args, bpr_dtype, bpr_sparse_dims, bpr_status, bpr_tensor,
 };
+use super::views::{self, dtype_name, slice, slice_mut};
 
 fn invalid(e: sparse::Error) -> Error {
     Error::invalid(e.message())
@@ -20,61 +21,8 @@ fn invalid(e: sparse::Error) -> Error {
 /// # Safety
 /// `d.dims` points to `d.rank` int64s valid for `'a` (or rank is 0).
 unsafe fn dims<'a>(d: &bpr_sparse_dims, what: &str) -> Result<&'a [i64]> {
-    if d.rank == 0 {
-        return Ok(&[]);
-    }
-    if d.dims.is_null() {
-        return Err(Error::internal(format!(
-            "{what}: NULL dims for rank {}",
-            d.rank
-        )));
-    }
-    // SAFETY: non-null and valid for `rank` entries (contract).
-    Ok(unsafe { std::slice::from_raw_parts(d.dims, d.rank) })
-}
-
-/// `n` elements of `T` at `ptr`, checked for NULL and alignment.
-///
-/// # Safety
-/// When non-null, `ptr` points to `n` initialised `T`s valid for `'a`.
-unsafe fn slice<'a, T>(ptr: *const c_void, n: usize, what: &str) -> Result<&'a [T]> {
-    if n == 0 {
-        return Ok(&[]);
-    }
-    if ptr.is_null() {
-        return Err(Error::internal(format!(
-            "{what}: NULL data for {n} elements"
-        )));
-    }
-    if !(ptr as usize).is_multiple_of(std::mem::align_of::<T>()) {
-        return Err(Error::internal(format!(
-            "{what}: misaligned data at {ptr:p}"
-        )));
-    }
-    // SAFETY: non-null, aligned, valid for n elements (contract).
-    Ok(unsafe { std::slice::from_raw_parts(ptr.cast::<T>(), n) })
-}
-
-/// `n` writable elements of `T` at `ptr`.
-///
-/// # Safety
-/// When non-null, `ptr` points to `n` writable `T`s, not aliased during `'a`.
-unsafe fn slice_mut<'a, T>(ptr: *mut c_void, n: usize, what: &str) -> Result<&'a mut [T]> {
-    if n == 0 {
-        return Ok(&mut []);
-    }
-    if ptr.is_null() {
-        return Err(Error::internal(format!(
-            "{what}: NULL output for {n} elements"
-        )));
-    }
-    if !(ptr as usize).is_multiple_of(std::mem::align_of::<T>()) {
-        return Err(Error::internal(format!(
-            "{what}: misaligned output at {ptr:p}"
-        )));
-    }
-    // SAFETY: non-null, aligned, writable and unaliased for n elements (contract).
-    Ok(unsafe { std::slice::from_raw_parts_mut(ptr.cast::<T>(), n) })
+    // SAFETY: the caller's contract.
+    unsafe { views::dims(d.dims, d.rank, what) }
 }
 
 /// A tensor view's dims and its data as `T`, after checking its dtype.
@@ -430,16 +378,6 @@ pub unsafe extern "C" fn bpr_sparse_batch_norm(
     })
 }
 
-fn dtype_name(code: bpr_dtype) -> &'static str {
-    match code as u32 {
-        sys::BPR_DTYPE_FLOAT => "float",
-        sys::BPR_DTYPE_DOUBLE => "double",
-        sys::BPR_DTYPE_INT64 => "int64",
-        sys::BPR_DTYPE_INT32 => "int32",
-        _ => "another type",
-    }
-}
-
 /// # Safety
 /// `output_types` points to `num_output_types` codes; `msg` is NULL or
 /// `msg_cap` writable bytes.
@@ -462,7 +400,7 @@ pub unsafe extern "C" fn bpr_partition_mod_check(
         // SAFETY: `num_output_types` codes (contract).
         let types =
             unsafe { slice::<bpr_dtype>(output_types.cast(), num_output_types, "output_types")? };
-        let t = dtype_name(value_type);
+        let t = dtype_name(value_type as u32);
         let want = |j: usize| {
             if j.is_multiple_of(2) {
                 sys::BPR_DTYPE_INT64 as bpr_dtype
@@ -473,7 +411,7 @@ pub unsafe extern "C" fn bpr_partition_mod_check(
         let ok = types.len() as u128 == 2 * num_partitions as u128
             && types.iter().enumerate().all(|(j, &c)| c == want(j));
         if !ok {
-            let given: Vec<&str> = types.iter().map(|&c| dtype_name(c)).collect();
+            let given: Vec<&str> = types.iter().map(|&c| dtype_name(c as u32)).collect();
             return Err(Error::invalid(format!(
                 "{OP}: output_types must be [int64, {t}] repeated num_partitions ({num_partitions}) times \
                  (indices, then values, of each partition; T is {t}), got [{}]",

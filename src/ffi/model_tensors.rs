@@ -11,6 +11,7 @@ use std::ffi::{c_char, c_void, CStr};
 
 use super::guarded;
 use super::sys::{self, bpr_attr, bpr_outputs, bpr_status, bpr_tensor};
+use super::views::{array as slice, host_alloc};
 
 /// One kernel's op: its attrs, validated.
 enum Op {
@@ -149,19 +150,6 @@ impl Op {
     }
 }
 
-/// A slice from a C pointer and a length (NULL allowed when empty).
-///
-/// # Safety
-/// `ptr` points to `len` valid `T`s, or `len == 0`.
-unsafe fn slice<'a, T>(ptr: *const T, len: usize) -> &'a [T] {
-    if len == 0 {
-        &[]
-    } else {
-        // SAFETY: the caller's contract.
-        unsafe { std::slice::from_raw_parts(ptr, len) }
-    }
-}
-
 /// One input view, named for messages.
 struct In<'a> {
     op: &'static str,
@@ -254,44 +242,7 @@ struct Out<'h> {
 
 impl<'h> Out<'h> {
     fn alloc(&mut self, index: usize, dims: &[usize], elem: usize) -> Result<(*mut c_void, usize)> {
-        let n = dims
-            .iter()
-            .try_fold(1usize, |a, &d| a.checked_mul(d))
-            .filter(|n| {
-                n.checked_mul(elem)
-                    .is_some_and(|b| b <= isize::MAX as usize)
-            })
-            .ok_or_else(|| {
-                Error::invalid(format!("output {index} of shape {dims:?} is too large"))
-            })?;
-        let dims64: Vec<i64> = dims.iter().map(|&d| d as i64).collect();
-        let alloc = self
-            .host
-            .alloc
-            .ok_or_else(|| Error::internal("bpr_outputs.alloc is NULL"))?;
-        let mut data = std::ptr::null_mut();
-        // SAFETY: the host's callback, given a valid dims array and out pointer.
-        let rc = unsafe {
-            alloc(
-                self.host.context,
-                index as i32,
-                dims64.as_ptr(),
-                dims64.len(),
-                &mut data,
-            )
-        };
-        if rc != 0 {
-            self.alloc_failed = true;
-            return Err(Error::internal(format!(
-                "the host could not allocate output {index}"
-            )));
-        }
-        if data.is_null() && n > 0 {
-            return Err(Error::internal(format!(
-                "the host gave output {index} no buffer"
-            )));
-        }
-        Ok((data, n))
+        host_alloc(self.host, &mut self.alloc_failed, index, dims, elem)
     }
 
     /// Output `index` as `T`s: the host's buffer, which lives for the call

@@ -7,22 +7,10 @@ use std::ffi::{c_char, c_void};
 
 use super::guarded;
 use super::sys::{self, bpr_bytes, bpr_status};
+use super::views::{array as slice, host_alloc};
 
 use bpr_protocol::request::{Attr, Batch, Outputs, RequestOp};
 use sys::{bpr_attr, bpr_outputs};
-
-/// A slice from a C pointer and a length (NULL allowed when empty).
-///
-/// # Safety
-/// `ptr` points to `len` valid `T`s, or `len == 0`.
-unsafe fn slice<'a, T>(ptr: *const T, len: usize) -> &'a [T] {
-    if len == 0 {
-        &[]
-    } else {
-        // SAFETY: the caller's contract.
-        unsafe { std::slice::from_raw_parts(ptr, len) }
-    }
-}
 
 /// The messages of a decode or get call as byte slices.
 ///
@@ -137,40 +125,7 @@ struct HostOutputs<'h> {
 
 impl HostOutputs<'_> {
     fn alloc(&mut self, index: usize, dims: &[usize], elem: usize) -> Result<(*mut c_void, usize)> {
-        let dims64: Vec<i64> = dims.iter().map(|&d| d as i64).collect();
-        let n = dims.iter().product::<usize>();
-        if n.checked_mul(elem).is_none_or(|b| b > isize::MAX as usize) {
-            return Err(Error::invalid(format!(
-                "output {index} of {n} elements is too large"
-            )));
-        }
-        let alloc = self
-            .host
-            .alloc
-            .ok_or_else(|| Error::internal("bpr_outputs.alloc is NULL"))?;
-        let mut data = std::ptr::null_mut();
-        // SAFETY: the host's callback, given a valid dims array and out pointer.
-        let rc = unsafe {
-            alloc(
-                self.host.context,
-                index as i32,
-                dims64.as_ptr(),
-                dims64.len(),
-                &mut data,
-            )
-        };
-        if rc != 0 {
-            self.alloc_failed = true;
-            return Err(Error::internal(format!(
-                "the host could not allocate output {index}"
-            )));
-        }
-        if data.is_null() && n > 0 {
-            return Err(Error::internal(format!(
-                "the host gave output {index} no buffer"
-            )));
-        }
-        Ok((data, n))
+        host_alloc(self.host, &mut self.alloc_failed, index, dims, elem)
     }
 
     fn typed<T>(&mut self, index: usize, dims: &[usize]) -> Result<&mut [T]> {

@@ -6,19 +6,17 @@ bits, empty inputs, NaN/inf, values on bin edges and uncalibrated ids; twml's
 op in tf.function and a v1 Session, ours eagerly; clear errors where twml
 hangs or reads out of bounds."""
 
-import re
 
 import numpy as np
 import pytest
 import tensorflow as tf
-from tensorflow.core.framework import types_pb2
 from tensorflow.python.framework import op_def_registry
 
 import bpr_ops
 from bpr_ops import discretizers
 from twml_discretize_interfaces import TWML_DISCRETIZE_OPS
+from twml_opdef import check_opdef
 
-DTYPES = {"int64": types_pb2.DT_INT64, "float": types_pb2.DT_FLOAT, "double": types_pb2.DT_DOUBLE}
 M64 = (1 << 64) - 1
 
 
@@ -29,35 +27,7 @@ def lib():
 
 @pytest.mark.parametrize("name", sorted(TWML_DISCRETIZE_OPS))
 def test_interface_is_twmls(lib, name):
-    op = op_def_registry.get(name)
-    assert op is not None, name
-    spec = TWML_DISCRETIZE_OPS[name]
-    for args, kind in ((op.input_arg, "input"), (op.output_arg, "output")):
-        want = [s for k, s in spec if k == kind]
-        assert [a.name for a in args] == [w.split(":")[0] for w in want]
-        for a, w in zip(args, want):
-            t = w.split(":")[1].strip()
-            if t in DTYPES:
-                assert a.type == DTYPES[t], f"{name}.{a.name}"
-            else:
-                assert a.type_attr == t, f"{name}.{a.name}"
-    attrs = [s for k, s in spec if k == "attr"]
-    assert [a.name for a in op.attr] == [w.split(":")[0] for w in attrs]
-    for a, w in zip(op.attr, attrs):
-        attr_name, attr_type, default = re.fullmatch(r"(\w+): ([^=]+?)(?: = (.*))?", w).groups()
-        if attr_type.startswith("{"):
-            assert a.type == "type"
-            allowed = sorted(a.allowed_values.list.type)
-            assert allowed == sorted(DTYPES[t.strip()] for t in attr_type[1:-1].split(","))
-            assert not a.HasField("default_value")
-            continue
-        assert a.type == attr_type, f"{name}.{attr_name}"
-        if default is None:
-            assert not a.HasField("default_value"), f"{name}.{attr_name}"
-        else:
-            assert default == "{ dtype: DT_INT64 }"
-            assert a.default_value.tensor.dtype == types_pb2.DT_INT64
-            assert list(a.default_value.tensor.tensor_shape.dim) == []
+    check_opdef(name, op_def_registry.get(name), TWML_DISCRETIZE_OPS[name])
 
 
 # --- NumPy references, from twml's C++ ---------------------------------------

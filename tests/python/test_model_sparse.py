@@ -5,24 +5,17 @@ partition_sparse_tensor.cpp), on every dtype, empty inputs, NaN/inf,
 duplicates; inputs twml crashed on are clear errors (README "twml's model
 ops", differences table)."""
 
-import re
-
 import numpy as np
 import pytest
 import tensorflow as tf
-from tensorflow.core.framework import types_pb2
 from tensorflow.python.framework import kernels, op_def_registry
 
 import bpr_ops
 from bpr_ops import sparse_layers as sl
+from twml_opdef import DTYPES, check_opdef
 from twml_sparse_interfaces import TWML_SPARSE_KERNELS, TWML_SPARSE_OPS
 
 LIB = tf.load_op_library(str(bpr_ops.library_path()))
-DT = {
-    "int64": types_pb2.DT_INT64, "int32": types_pb2.DT_INT32, "float": types_pb2.DT_FLOAT,
-    "double": types_pb2.DT_DOUBLE, "bool": types_pb2.DT_BOOL, "complex64": types_pb2.DT_COMPLEX64,
-    "complex128": types_pb2.DT_COMPLEX128,
-}
 InvalidArgument = tf.errors.InvalidArgumentError
 
 
@@ -37,55 +30,10 @@ def test_all_six_are_registered():
     assert [n for n in TWML_SPARSE_OPS if op_def_registry.get(n) is None] == []
 
 
-def _check_arg(op, arg, spec):
-    name, typ = (s.strip() for s in spec.split(":"))
-    assert arg.name == name, op
-    ref = typ.startswith("Ref(")
-    assert arg.is_ref == ref, f"{op}.{name}"
-    typ = typ[4:-1] if ref else typ
-    if typ in DT:
-        assert arg.type == DT[typ] and not arg.type_attr and not arg.type_list_attr, f"{op}.{name}"
-    else:
-        assert typ in (arg.type_attr, arg.type_list_attr), f"{op}.{name}"
-
-
-def _check_attr(op, attr, spec):
-    name, typ, default = re.fullmatch(r"(\w+): ([^=]+?)(?: = (.*))?", spec).groups()
-    assert attr.name == name, op
-    allowed = sorted(attr.allowed_values.list.type)
-    if typ.startswith("{"):
-        assert attr.type == "type"
-        assert allowed == sorted(DT[t.strip()] for t in typ[1:-1].split(",")), f"{op}.{name}"
-    elif typ.startswith("list({"):
-        assert attr.type == "list(type)"
-        assert allowed == sorted(DT[t.strip()] for t in typ[6:-2].split(",")), f"{op}.{name}"
-    else:
-        assert attr.type == typ and allowed == [], f"{op}.{name}"
-    if default is None:
-        assert not attr.HasField("default_value"), f"{op}.{name}"
-    elif default.startswith("DT_"):
-        assert attr.default_value.type == DT[default[3:].lower()], f"{op}.{name}"
-    else:
-        assert attr.default_value.b == (default == "true") and attr.default_value.WhichOneof("value") == "b"
-    # TensorFlow gives a list(type) attr behind an input or output a minimum
-    # of 1 (twml's text names none; its registration got the same).
-    want_min = (True, 1) if typ.startswith("list(") else (False, 0)
-    assert (attr.has_minimum, attr.minimum) == want_min, f"{op}.{name}"
-
-
 @pytest.mark.parametrize("name", sorted(TWML_SPARSE_OPS))
 def test_opdef_is_twmls(name):
     op = op_def_registry.get(name)
-    spec = TWML_SPARSE_OPS[name]
-    for args, kind in ((op.input_arg, "input"), (op.output_arg, "output")):
-        want = [s for k, s in spec if k == kind]
-        assert len(args) == len(want), f"{name} {kind}s"
-        for arg, w in zip(args, want):
-            _check_arg(name, arg, w)
-    want = [s for k, s in spec if k == "attr"]
-    assert len(op.attr) == len(want)
-    for attr, w in zip(op.attr, want):
-        _check_attr(name, attr, w)
+    check_opdef(name, op, TWML_SPARSE_OPS[name])
     assert not op.is_stateful, "twml's ops are not stateful (SparseBatchNorm's counts notwithstanding)"
 
 
@@ -96,7 +44,7 @@ def test_kernels_are_twmls(name):
         assert k.device_type == "CPU"
         c = {x.name: x.allowed_values.list.type[0] for x in k.constraint}
         got.add((c.get("T"), c.get("Tindices")))
-    want = {(DT[t], DT[i] if i else None) for t, i in TWML_SPARSE_KERNELS[name]}
+    want = {(DTYPES[t], DTYPES[i] if i else None) for t, i in TWML_SPARSE_KERNELS[name]}
     assert got == want
 
 

@@ -76,8 +76,8 @@ def seed_from_the_default_build():
     """Copies the default build's compiled dependencies (target/release) into TARGET once.
 
     In a new target directory cargo builds every dependency again (bindgen, the protocol and
-    model crates, ...: most of the 3.5 minutes this test took in CI, once per TensorFlow run),
-    although the feature changes only bpr-ops. With the copy cargo finds them fresh (the copy
+    model crates, ...: about a third of the build's CPU time, once per TensorFlow run; the C++
+    shim, rebuilt either way, is most of the rest), although the feature changes only bpr-ops. With the copy cargo finds them fresh (the copy
     keeps timestamps, and the feature leaves their fingerprints alone) and builds bpr-ops alone;
     against another TensorFlow it reruns bpr-ops' build script, as it must. Copies, not hard
     links: cargo rewrites some files of a target directory in place, which would change this

@@ -8,6 +8,7 @@ subprocess through BPR_OPS_LIBRARY, so this test process keeps the normal librar
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -71,7 +72,37 @@ CHILD = textwrap.dedent(
 )
 
 
+def seed_from_the_default_build():
+    """Copies the default build's compiled dependencies (target/release) into TARGET once.
+
+    In a new target directory cargo builds every dependency again (bindgen, the protocol and
+    model crates, ...: about a third of the build's CPU time, once per TensorFlow run; the C++
+    shim, rebuilt either way, is most of the rest), although the feature changes only bpr-ops. With the copy cargo finds them fresh (the copy
+    keeps timestamps, and the feature leaves their fingerprints alone) and builds bpr-ops alone;
+    against another TensorFlow it reruns bpr-ops' build script, as it must. Copies, not hard
+    links: cargo rewrites some files of a target directory in place, which would change this
+    one's behind its fingerprints. Test and bench executables are left out (the library build
+    needs none of them)."""
+    source, dest = ROOT / "target" / "release", TARGET / "release"
+    if dest.exists() or not (source / ".fingerprint").is_dir():
+        return
+    partial = TARGET / "release.partial"
+    shutil.rmtree(partial, ignore_errors=True)
+
+    def executables(directory, names):
+        if Path(directory).name != "deps":
+            return []
+        return [n for n in names if "." not in n and os.access(os.path.join(directory, n), os.X_OK)
+                and os.path.isfile(os.path.join(directory, n))]
+
+    for part in ("deps", "build", ".fingerprint"):
+        if (source / part).is_dir():
+            shutil.copytree(source / part, partial / part, symlinks=True, ignore=executables)
+    partial.rename(dest)
+
+
 def build_panicking_library() -> Path:
+    seed_from_the_default_build()
     env = dict(os.environ, CARGO_TARGET_DIR=str(TARGET), PYTHON=sys.executable)
     result = subprocess.run(
         ["cargo", "build", "--release", "--features", "test-panic", "--lib"],

@@ -56,21 +56,48 @@ fn ascii_id(name: &[u8]) -> i64 {
         }
         2 * s.len()
     };
-    with_buffer(name.len(), |buf| {
-        match name.iter().position(|&c| c == b'#') {
-            Some(k) if k > 0 => {
-                let n = widen(&name[..k], buf);
-                let prefix = h1(&buf[..n]);
-                buf[..8].copy_from_slice(&prefix.to_le_bytes());
-                let m = widen(&name[k + 1..], &mut buf[8..]);
-                h1(&buf[..8 + m]) as i64
-            }
-            _ => {
-                let n = widen(name, buf);
-                h1(&buf[..n]) as i64
-            }
-        }
-    })
+    match name.iter().position(|&c| c == b'#') {
+        Some(k) if k > 0 => with_buffer(name.len(), |buf| {
+            let n = widen(&name[..k], buf);
+            let prefix = h1(&buf[..n]);
+            buf[..8].copy_from_slice(&prefix.to_le_bytes());
+            let m = widen(&name[k + 1..], &mut buf[8..]);
+            h1(&buf[..8 + m]) as i64
+        }),
+        _ => ascii_h1(name) as i64,
+    }
+}
+
+/// The four bytes of `x` as the UTF-16LE units of four ASCII characters:
+/// each byte followed by a zero.
+#[inline(always)]
+fn spread4(x: u32) -> u64 {
+    let x = u64::from(x);
+    let x = (x | (x << 16)) & 0x0000_ffff_0000_ffff;
+    (x | (x << 8)) & 0x00ff_00ff_00ff_00ff
+}
+
+/// [`h1`] of the UTF-16LE bytes of ASCII `name`, without writing them out:
+/// eight characters are one 16-byte block.
+fn ascii_h1(name: &[u8]) -> u64 {
+    let halves = |c: &[u8]| {
+        let mut a = [0u8; 8];
+        a[..c.len()].copy_from_slice(c);
+        let x = u64::from_le_bytes(a);
+        (spread4(x as u32), spread4((x >> 32) as u32))
+    };
+    let mut blocks = name.chunks_exact(8);
+    let mut state = Murmur::default();
+    for b in &mut blocks {
+        let (k1, k2) = halves(b);
+        state.block(k1, k2);
+    }
+    let tail = blocks.remainder();
+    if !tail.is_empty() {
+        let (k1, k2) = halves(tail);
+        state.tail(k1, k2, 2 * tail.len());
+    }
+    state.finish(2 * name.len() as u64)
 }
 
 /// Calls `f` with a buffer for the UTF-16 bytes of a name of `len` UTF-8
@@ -145,52 +172,75 @@ fn utf16le(s: &str, out: &mut [u8]) -> usize {
 /// `io::Read`, which cost more than the hash itself on short names); the
 /// tests check it against that crate.
 fn h1(bytes: &[u8]) -> u64 {
-    const C1: u64 = 0x87c3_7b91_1142_53d5;
-    const C2: u64 = 0x4cf5_ad43_2745_937f;
     let word = |b: &[u8]| {
         let mut a = [0u8; 8];
         a.copy_from_slice(b);
         u64::from_le_bytes(a)
     };
-    let (mut h1, mut h2) = (0u64, 0u64);
+    let mut state = Murmur::default();
     let mut blocks = bytes.chunks_exact(16);
     for b in &mut blocks {
-        let (k1, k2) = (word(&b[..8]), word(&b[8..]));
-        h1 ^= k1.wrapping_mul(C1).rotate_left(31).wrapping_mul(C2);
-        h1 = h1
-            .rotate_left(27)
-            .wrapping_add(h2)
-            .wrapping_mul(5)
-            .wrapping_add(0x52dc_e729);
-        h2 ^= k2.wrapping_mul(C2).rotate_left(33).wrapping_mul(C1);
-        h2 = h2
-            .rotate_left(31)
-            .wrapping_add(h1)
-            .wrapping_mul(5)
-            .wrapping_add(0x3849_5ab5);
+        state.block(word(&b[..8]), word(&b[8..]));
     }
     let tail = blocks.remainder();
     if !tail.is_empty() {
         // Zero-padded: the missing bytes of a tail word add nothing.
         let mut t = [0u8; 16];
         t[..tail.len()].copy_from_slice(tail);
-        if tail.len() > 8 {
-            h2 ^= word(&t[8..])
-                .wrapping_mul(C2)
-                .rotate_left(33)
-                .wrapping_mul(C1);
-        }
-        h1 ^= word(&t[..8])
-            .wrapping_mul(C1)
-            .rotate_left(31)
-            .wrapping_mul(C2);
+        state.tail(word(&t[..8]), word(&t[8..]), tail.len());
     }
-    let n = bytes.len() as u64;
-    h1 ^= n;
-    h2 ^= n;
-    h1 = h1.wrapping_add(h2);
-    h2 = h2.wrapping_add(h1);
-    fmix(h1).wrapping_add(fmix(h2))
+    state.finish(bytes.len() as u64)
+}
+
+/// MurmurHash3 x64 128's state (seed 0).
+#[derive(Default)]
+struct Murmur {
+    h1: u64,
+    h2: u64,
+}
+
+impl Murmur {
+    const C1: u64 = 0x87c3_7b91_1142_53d5;
+    const C2: u64 = 0x4cf5_ad43_2745_937f;
+
+    /// One 16-byte block, as two little-endian words.
+    #[inline(always)]
+    fn block(&mut self, k1: u64, k2: u64) {
+        let (c1, c2) = (Self::C1, Self::C2);
+        self.h1 ^= k1.wrapping_mul(c1).rotate_left(31).wrapping_mul(c2);
+        self.h1 = self
+            .h1
+            .rotate_left(27)
+            .wrapping_add(self.h2)
+            .wrapping_mul(5)
+            .wrapping_add(0x52dc_e729);
+        self.h2 ^= k2.wrapping_mul(c2).rotate_left(33).wrapping_mul(c1);
+        self.h2 = self
+            .h2
+            .rotate_left(31)
+            .wrapping_add(self.h1)
+            .wrapping_mul(5)
+            .wrapping_add(0x3849_5ab5);
+    }
+
+    /// The last 1..15 bytes (`len` of them), zero-padded to two words.
+    #[inline(always)]
+    fn tail(&mut self, k1: u64, k2: u64, len: usize) {
+        let (c1, c2) = (Self::C1, Self::C2);
+        if len > 8 {
+            self.h2 ^= k2.wrapping_mul(c2).rotate_left(33).wrapping_mul(c1);
+        }
+        self.h1 ^= k1.wrapping_mul(c1).rotate_left(31).wrapping_mul(c2);
+    }
+
+    /// h1 of the digest of `len` bytes.
+    #[inline(always)]
+    fn finish(self, len: u64) -> u64 {
+        let (mut h1, mut h2) = (self.h1 ^ len, self.h2 ^ len);
+        h1 = h1.wrapping_add(h2);
+        h2 = h2.wrapping_add(h1);
+        fmix(h1).wrapping_add(fmix(h2))
+    }
 }
 
 /// MurmurHash3's 64-bit finalizer.
@@ -328,9 +378,15 @@ mod tests {
             }
             _ => digest_h1(&units(name)) as i64,
         };
-        for len in [0, 1, 7, 8, 9, 59, 60, 61, 119, 120, 121, 300] {
+        for len in [
+            0, 1, 3, 4, 5, 7, 8, 9, 15, 16, 17, 59, 60, 61, 119, 120, 121, 300,
+        ] {
+            let varied: String = (0..len)
+                .map(|i| (b'!' + (i * 7 % 90) as u8) as char)
+                .collect();
             for name in [
                 "a".repeat(len),
+                varied.replace('#', "+"),
                 format!("{}#{}", "p".repeat(len), "q".repeat(len / 2)),
                 format!("{}é", "z".repeat(len)),
                 format!("é{}#𝄞", "z".repeat(len)),

@@ -79,9 +79,10 @@ earlybird: build
 # Side-by-side timings (BENCHMARKS.md, benchmarks/plot.png). Run on a quiet machine.
 # Graph mode first (where production runs the op), 1 and 2 intra-op threads, BENCH_RUNS
 # processes each; the writers' share of a request served by bpr-host (it builds the host);
-# block files -> training batches against TFRecord + parse_example (issue 27);
-# then the encoder alone against memset; then eager mode and criterion; then twml's model ops
-# against twml's own build (scripts/build_twml_ops.sh) and plain TensorFlow.
+# block files -> training batches against TFRecord + parse_example (issue 27); sparse and
+# hashed reads against parse_example (issue 35); then the encoder alone against memset; then
+# eager mode and criterion; then twml's model ops against twml's own build
+# (scripts/build_twml_ops.sh) and plain TensorFlow.
 BENCH_RUNS ?= 5
 bench: build
 	$(VENV_PY) -m pip install -q --disable-pip-version-check -r benchmarks/requirements.txt
@@ -89,6 +90,7 @@ bench: build
 	$(VENV_PY) benchmarks/bench_request.py --runs $(BENCH_RUNS) --threads 1,2
 	$(VENV_PY) benchmarks/bench_share.py --runs $(BENCH_RUNS)
 	$(VENV_PY) benchmarks/bench_block.py --runs $(BENCH_RUNS) --batches 64,512,4096 --compression plain,gzip
+	$(VENV_PY) benchmarks/bench_sparse.py --rounds $(BENCH_RUNS)
 	cargo bench -p bpr-protocol --bench floor -- --runs $(BENCH_RUNS) --out $(CURDIR)/benchmarks/results_encoder.json
 	$(VENV_PY) benchmarks/bench_ops.py
 	$(VENV_PY) benchmarks/bench_ops.py --intra-op-threads 1 --out benchmarks/results_1thread.json

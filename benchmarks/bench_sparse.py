@@ -12,11 +12,18 @@ twml model does: one Thrift `BatchPredictionRequest` of the same records
 (`sparse_binary=`, `sparse_continuous=`), or hashed (`hashed=`, twml's
 `[record, key & mask]` input, both features in one tensor).
 
-Each series is n calls inside one tf.function `tf.while_loop`, rounds
-interleaved, the median per-call time reported per record. Both sides'
-SparseTensors are checked equal once, outside the timings.
+Each series is n calls inside one tf.function `tf.while_loop`, timed by the
+process's CPU time (`--wall`: wall-clock; with one intra-op and one inter-op
+thread CPU time is the ops' work, a core's cost, which a loaded machine does
+not inflate as it does wall-clock time), rounds
+interleaved (each round runs the four series one after another), the median
+per-call time reported per record, and per case the ratio parse_example time /
+reader time: the median of the rounds' ratios and their min..max (the spread;
+on a loaded machine the ratio of one round, both sides measured seconds apart,
+is steadier than either time). Both sides' SparseTensors are checked equal
+once, outside the timings. The load average is printed before and after.
 
-usage: python benchmarks/bench_sparse.py [--rounds 7] [--quick] [--out FILE]
+usage: python benchmarks/bench_sparse.py [--rounds 7] [--quick] [--cases 1x32,64x32,...] [--wall] [--out FILE]
 """
 
 import argparse
@@ -30,15 +37,18 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 # (records N, entries per sparse feature K)
-CASES = [(64, 4), (64, 32), (1024, 4), (1024, 32)]
+CASES = [(1, 4), (1, 32), (64, 4), (64, 32), (1024, 4), (1024, 32), (16384, 4), (16384, 32)]
 BITS = 20
-SAMPLE_SECONDS = 0.05
+SAMPLE_SECONDS = 0.2
 
 
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=7)
-    parser.add_argument("--quick", action="store_true", help="3 rounds, 2 cases")
+    parser.add_argument("--quick", action="store_true", help="3 rounds, cases 64x4 and 64x32")
+    parser.add_argument("--cases", help="NxK,... (records x entries per sparse feature); default all of "
+                        + ",".join(f"{n}x{k}" for n, k in CASES))
+    parser.add_argument("--wall", action="store_true", help="time wall-clock instead of the process's CPU time")
     parser.add_argument("--out", type=Path, help="also write the medians as JSON here")
     args = parser.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -58,7 +68,10 @@ def main():
     rng = np.random.default_rng(0)
     tags_id, topics_id = bpr_ops.feature_ids(["user.tags", "user.topics"])
     rounds = 3 if args.quick else args.rounds
-    cases = CASES[:2] if args.quick else CASES
+    clock = time.perf_counter if args.wall else time.process_time
+    cases = [(64, 4), (64, 32)] if args.quick else CASES
+    if args.cases:
+        cases = [tuple(int(x) for x in c.split("x")) for c in args.cases.split(",")]
 
     def loop_of(fn):
         @tf.function(autograph=False)
@@ -77,7 +90,14 @@ def main():
         return loop
 
     results = []
-    print(f"TensorFlow {tf.__version__}, 1 intra-op thread, median of {rounds} rounds, ns per record")
+    print(f"TensorFlow {tf.__version__}, 1 intra-op thread, {rounds} interleaved rounds, "
+          f"{'wall-clock' if args.wall else 'process CPU'} time, "
+          f"load average {os.getloadavg()[0]:.1f} ({os.cpu_count()} cores), started "
+          f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
+    print("medians in ns per record; ratio = parse_example time / reader time, median (min..max) of the rounds")
+    print("| N | K | reader sparse | parse_example VarLen | sparse ratio | reader hashed "
+          "| parse_example SparseFeature | hashed ratio |")
+    print("|---:|---:|---:|---:|---|---:|---:|---|")
     for records, k in cases:
         # A set holds each string once: distinct per record (a repeat would be
         # dropped by the decoder and kept by parse_example).
@@ -148,10 +168,13 @@ def main():
         }
 
         def sample(name, n):
+            # The process's CPU time (one intra-op and one inter-op thread:
+            # the op's own work): what a core pays, which a loaded machine
+            # does not inflate as it does wall-clock time.
             fn, x = series[name]
-            t0 = time.perf_counter()
+            t0 = clock()
             fn(n, x)
-            return (time.perf_counter() - t0) / int(n)
+            return (clock() - t0) / int(n)
 
         for name in series:
             sample(name, tf.constant(3))
@@ -162,11 +185,21 @@ def main():
             for name in series:
                 samples[name].append(sample(name, n))
         med = {name: statistics.median(v) for name, v in samples.items()}
-        results.append({"records": records, "entries": k, "median_s": med})
-        print(f"N={records:5d} K={k:3d}  " + "  ".join(f"{name} {v / records * 1e9:8.0f}" for name, v in med.items())
-              + f"  | sparse: parse/reader {med['parse_example VarLen'] / med['reader sparse']:.2f}x"
-              + f"  hashed: parse/reader {med['parse_example SparseFeature'] / med['reader hashed']:.2f}x",
-              flush=True)
+        ratios = {
+            kind: [p / o for p, o in zip(samples[parse], samples[ours])]
+            for kind, parse, ours in (("sparse", "parse_example VarLen", "reader sparse"),
+                                      ("hashed", "parse_example SparseFeature", "reader hashed"))
+        }
+        results.append({"records": records, "entries": k, "median_s": med, "ratios": ratios})
+
+        def ratio(kind):
+            r = ratios[kind]
+            return f"{statistics.median(r):.2f}x ({min(r):.2f}..{max(r):.2f})"
+
+        ns = {name: f"{v / records * 1e9:,.0f}" for name, v in med.items()}
+        print(f"| {records} | {k} | {ns['reader sparse']} | {ns['parse_example VarLen']} | {ratio('sparse')} "
+              f"| {ns['reader hashed']} | {ns['parse_example SparseFeature']} | {ratio('hashed')} |", flush=True)
+    print(f"load average after: {os.getloadavg()[0]:.1f}")
     if args.out:
         args.out.write_text(json.dumps({"started": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
                                         "tensorflow": tf.__version__, "bits": BITS, "results": results}, indent=2))

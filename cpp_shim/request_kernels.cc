@@ -211,6 +211,9 @@ BPR_GET("GetSparseBinaryAsTensor");
 BPR_GET("GetSparseContinuousAsTensor");
 BPR_GET("GetHashedFeaturesAsSparseTensor");
 BPR_GET("GetHashedFeaturesAsSparseTensorV2");
+BPR_GET("GetSparseBinaryAsSparseTensor");           // not twml's: cpp_shim/request_ops.cc
+BPR_GET("GetSparseContinuousAsSparseTensor");       // not twml's
+BPR_GET("GetHashedFeaturesAsSortedSparseTensor");   // not twml's
 
 // The tensor getters (registered in tensor_ops.cc; logic in request/tensors.rs).
 BPR_GET("GetTensorsFromDataRecord");

@@ -58,6 +58,15 @@ absl::Status Getter(InferenceContext* c) {
 
 absl::Status Scalar(InferenceContext* c) { return ::tensorflow::shape_inference::ScalarShape(c); }
 
+// A SparseTensor's parts: indices [T, 2], value lists [T], dense_shape [2].
+absl::Status SparseParts(InferenceContext* c) {
+  const int n = c->num_outputs();
+  c->set_output(0, c->Matrix(c->UnknownDim(), 2));
+  for (int i = 1; i + 1 < n; ++i) c->set_output(i, c->Vector(c->UnknownDim()));
+  c->set_output(n - 1, c->Vector(2));
+  return absl::OkStatus();
+}
+
 }  // namespace
 }  // namespace bpr_ops
 
@@ -317,6 +326,62 @@ REGISTER_OP("GetSparseContinuousAsTensor")
     .Output("values: float")
     .SetShapeFn(bpr_ops::Getter<bpr_ops::Rows>)
     .Doc("Rows of one sparse continuous feature, one per entry: index, feature_id, name, value.");
+
+// Not twml ops (issue 35): what BatchPredictionRequestReader reads sparse and
+// hashed features with, one op each where the row getters above needed a dozen
+// TensorFlow ops more to become a SparseTensor.
+REGISTER_OP("GetSparseBinaryAsSparseTensor")
+    .Input("data_record_handle: resource")
+    .Attr("feature_id: int")
+    .Output("indices: int64")
+    .Output("names: string")
+    .Output("dense_shape: int64")
+    .SetShapeFn(bpr_ops::Getter<bpr_ops::SparseParts>)
+    .Doc(R"doc(
+One sparse binary feature as a SparseTensor of strings [B, N] (N the most
+strings a record has), as tf.io.parse_example gives a VarLenFeature: record b's
+strings (its request's commonFeatures' ones, then its own, in wire order) at
+[b, 0], [b, 1], ... Not a twml op.
+)doc");
+
+REGISTER_OP("GetSparseContinuousAsSparseTensor")
+    .Input("data_record_handle: resource")
+    .Attr("feature_id: int")
+    .Output("indices: int64")
+    .Output("names: string")
+    .Output("values: float")
+    .Output("dense_shape: int64")
+    .SetShapeFn(bpr_ops::Getter<bpr_ops::SparseParts>)
+    .Doc(R"doc(
+One sparse continuous feature as two SparseTensors [B, N] sharing indices (the
+names, and the values as float32), laid out as GetSparseBinaryAsSparseTensor.
+Not a twml op.
+)doc");
+
+REGISTER_OP("GetHashedFeaturesAsSortedSparseTensor")
+    .Input("data_record_handle: resource")
+    .Attr("binary_keep_features: list(int)")
+    .Attr("continuous_keep_features: list(int)")
+    .Attr("discrete_keep_features: list(int)")
+    .Attr("string_keep_features: list(int)")
+    .Attr("sparse_binary_keep_features: list(int)")
+    .Attr("sparse_continuous_keep_features: list(int)")
+    .Attr("decode_mode: int = 0")
+    .Attr("hashed_bits: int")
+    .Output("indices: int64")
+    .Output("values: float")
+    .Output("kinds: int8")
+    .Output("dense_shape: int64")
+    .SetShapeFn(bpr_ops::Getter<bpr_ops::SparseParts>)
+    .Doc(R"doc(
+twml's hashed input of the features of each kind's keep list as one SparseTensor
+[B, 2**hashed_bits] in row-major order: a value per entry at [record,
+key & (2**hashed_bits - 1)] (twml.limit_bits), a record's rows kind by kind
+(binary ... sparse continuous), its request's commonFeatures' then its own in
+wire order, sorted by key keeping that order among equal keys; kinds: each
+entry's DataRecord field id. decode_mode as for GetHashedFeaturesAsSparseTensorV2.
+Not a twml op.
+)doc");
 
 REGISTER_OP("GetHashedFeaturesAsSparseTensor")
     .Input("data_record_handle: resource")

@@ -195,7 +195,9 @@ impl<'a> Cursor<'a> {
         let n = self.count(1, what)?;
         let start = self.at;
         let bytes = self.take(n, what)?;
-        if utf8 {
+        // ASCII (most names and values) is checked a word at a time; the
+        // full UTF-8 check cost more than the rest of reading a short string.
+        if utf8 && !bytes.is_ascii() {
             if let Err(e) = std::str::from_utf8(bytes) {
                 return self.fail(
                     start + e.valid_up_to(),

@@ -27,20 +27,99 @@ use std::str::Utf8Error;
 /// assert_eq!(bpr_protocol::feature_id("prediction"), -5621645068071228725);
 /// ```
 pub fn feature_id(name: &str) -> i64 {
-    let mut bytes = Vec::with_capacity(2 * name.len() + 8);
-    match name.find('#') {
+    if name.is_ascii() {
+        return ascii_id(name.as_bytes());
+    }
+    with_buffer(name.len(), |buf| match name.find('#') {
         Some(k) if k > 0 => {
-            let prefix = h1(utf16le(&name[..k], &mut bytes));
-            bytes.clear();
-            bytes.extend_from_slice(&prefix.to_le_bytes());
-            h1(utf16le(&name[k + 1..], &mut bytes)) as i64
+            let n = utf16le(&name[..k], buf);
+            let prefix = h1(&buf[..n]);
+            buf[..8].copy_from_slice(&prefix.to_le_bytes());
+            let m = utf16le(&name[k + 1..], &mut buf[8..]);
+            h1(&buf[..8 + m]) as i64
         }
-        _ => h1(utf16le(name, &mut bytes)) as i64,
+        _ => {
+            let n = utf16le(name, buf);
+            h1(&buf[..n]) as i64
+        }
+    })
+}
+
+/// [`feature_id`] of an ASCII name: each byte is a UTF-16 unit, so the
+/// encoding is a zero after each byte (the hashed readers compute an id per
+/// sparse continuous entry, and the general path was most of their cost).
+fn ascii_id(name: &[u8]) -> i64 {
+    let widen = |s: &[u8], out: &mut [u8]| {
+        for (o, &c) in out.chunks_exact_mut(2).zip(s) {
+            o[0] = c;
+            o[1] = 0;
+        }
+        2 * s.len()
+    };
+    match name.iter().position(|&c| c == b'#') {
+        Some(k) if k > 0 => with_buffer(name.len(), |buf| {
+            let n = widen(&name[..k], buf);
+            let prefix = h1(&buf[..n]);
+            buf[..8].copy_from_slice(&prefix.to_le_bytes());
+            let m = widen(&name[k + 1..], &mut buf[8..]);
+            h1(&buf[..8 + m]) as i64
+        }),
+        _ => ascii_h1(name) as i64,
     }
 }
 
+/// The four bytes of `x` as the UTF-16LE units of four ASCII characters:
+/// each byte followed by a zero.
+#[inline(always)]
+fn spread4(x: u32) -> u64 {
+    let x = u64::from(x);
+    let x = (x | (x << 16)) & 0x0000_ffff_0000_ffff;
+    (x | (x << 8)) & 0x00ff_00ff_00ff_00ff
+}
+
+/// [`h1`] of the UTF-16LE bytes of ASCII `name`, without writing them out:
+/// eight characters are one 16-byte block.
+fn ascii_h1(name: &[u8]) -> u64 {
+    let halves = |c: &[u8]| {
+        let mut a = [0u8; 8];
+        a[..c.len()].copy_from_slice(c);
+        let x = u64::from_le_bytes(a);
+        (spread4(x as u32), spread4((x >> 32) as u32))
+    };
+    let mut blocks = name.chunks_exact(8);
+    let mut state = Murmur::default();
+    for b in &mut blocks {
+        let (k1, k2) = halves(b);
+        state.block(k1, k2);
+    }
+    let tail = blocks.remainder();
+    if !tail.is_empty() {
+        let (k1, k2) = halves(tail);
+        state.tail(k1, k2, 2 * tail.len());
+    }
+    state.finish(2 * name.len() as u64)
+}
+
+/// Calls `f` with a buffer for the UTF-16 bytes of a name of `len` UTF-8
+/// bytes (at most two per byte, and 8 more for the `#` rule): on the stack
+/// for short names, as an allocation each showed in the hashed readers.
+fn with_buffer(len: usize, f: impl FnOnce(&mut [u8]) -> i64) -> i64 {
+    if len <= STACK_NAME {
+        let mut stack = [0u8; 2 * STACK_NAME + 8];
+        f(&mut stack[..2 * len + 8])
+    } else {
+        f(&mut vec![0u8; 2 * len + 8])
+    }
+}
+
+/// Names up to this many bytes are encoded without an allocation.
+const STACK_NAME: usize = 120;
+
 /// The feature id of a name given as bytes, which must be UTF-8.
 pub fn feature_id_bytes(name: &[u8]) -> Result<i64> {
+    if name.is_ascii() {
+        return Ok(ascii_id(name));
+    }
     std::str::from_utf8(name)
         .map(feature_id)
         .map_err(|e| not_utf8("the feature name", name, e))
@@ -77,19 +156,100 @@ pub fn write_feature_ids<S: StringSource + ?Sized>(names: &S, out: &mut [i64]) -
     Ok(())
 }
 
-/// Appends the UTF-16LE bytes of `s` to `out` and returns `out`.
-fn utf16le<'a>(s: &str, out: &'a mut Vec<u8>) -> &'a [u8] {
+/// Writes the UTF-16LE bytes of `s` at the start of `out` (at least twice
+/// `s.len()` long) and returns how many.
+fn utf16le(s: &str, out: &mut [u8]) -> usize {
+    let mut n = 0;
     for unit in s.encode_utf16() {
-        out.extend_from_slice(&unit.to_le_bytes());
+        out[n..n + 2].copy_from_slice(&unit.to_le_bytes());
+        n += 2;
     }
-    out
+    n
 }
 
-/// h1 of MurmurHash3 x64 128 with seed 0: the digest's first 8 bytes, little-endian.
-fn h1(mut bytes: &[u8]) -> u64 {
-    // The crate packs h1 into the low 64 bits. It reads through io::Read, and
-    // `impl Read for &[u8]` has no error path, so the expect never fires.
-    murmur3::murmur3_x64_128(&mut bytes, 0).expect("reading a byte slice cannot fail") as u64
+/// h1 of MurmurHash3 x64 128 with seed 0: the digest's first 8 bytes,
+/// little-endian. Written over a slice (the `murmur3` crate reads through
+/// `io::Read`, which cost more than the hash itself on short names); the
+/// tests check it against that crate.
+fn h1(bytes: &[u8]) -> u64 {
+    let word = |b: &[u8]| {
+        let mut a = [0u8; 8];
+        a.copy_from_slice(b);
+        u64::from_le_bytes(a)
+    };
+    let mut state = Murmur::default();
+    let mut blocks = bytes.chunks_exact(16);
+    for b in &mut blocks {
+        state.block(word(&b[..8]), word(&b[8..]));
+    }
+    let tail = blocks.remainder();
+    if !tail.is_empty() {
+        // Zero-padded: the missing bytes of a tail word add nothing.
+        let mut t = [0u8; 16];
+        t[..tail.len()].copy_from_slice(tail);
+        state.tail(word(&t[..8]), word(&t[8..]), tail.len());
+    }
+    state.finish(bytes.len() as u64)
+}
+
+/// MurmurHash3 x64 128's state (seed 0).
+#[derive(Default)]
+struct Murmur {
+    h1: u64,
+    h2: u64,
+}
+
+impl Murmur {
+    const C1: u64 = 0x87c3_7b91_1142_53d5;
+    const C2: u64 = 0x4cf5_ad43_2745_937f;
+
+    /// One 16-byte block, as two little-endian words.
+    #[inline(always)]
+    fn block(&mut self, k1: u64, k2: u64) {
+        let (c1, c2) = (Self::C1, Self::C2);
+        self.h1 ^= k1.wrapping_mul(c1).rotate_left(31).wrapping_mul(c2);
+        self.h1 = self
+            .h1
+            .rotate_left(27)
+            .wrapping_add(self.h2)
+            .wrapping_mul(5)
+            .wrapping_add(0x52dc_e729);
+        self.h2 ^= k2.wrapping_mul(c2).rotate_left(33).wrapping_mul(c1);
+        self.h2 = self
+            .h2
+            .rotate_left(31)
+            .wrapping_add(self.h1)
+            .wrapping_mul(5)
+            .wrapping_add(0x3849_5ab5);
+    }
+
+    /// The last 1..15 bytes (`len` of them), zero-padded to two words.
+    #[inline(always)]
+    fn tail(&mut self, k1: u64, k2: u64, len: usize) {
+        let (c1, c2) = (Self::C1, Self::C2);
+        if len > 8 {
+            self.h2 ^= k2.wrapping_mul(c2).rotate_left(33).wrapping_mul(c1);
+        }
+        self.h1 ^= k1.wrapping_mul(c1).rotate_left(31).wrapping_mul(c2);
+    }
+
+    /// h1 of the digest of `len` bytes.
+    #[inline(always)]
+    fn finish(self, len: u64) -> u64 {
+        let (mut h1, mut h2) = (self.h1 ^ len, self.h2 ^ len);
+        h1 = h1.wrapping_add(h2);
+        h2 = h2.wrapping_add(h1);
+        fmix(h1).wrapping_add(fmix(h2))
+    }
+}
+
+/// MurmurHash3's 64-bit finalizer.
+fn fmix(mut k: u64) -> u64 {
+    k ^= k >> 33;
+    k = k.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    k ^= k >> 33;
+    k = k.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    k ^ (k >> 33)
 }
 
 /// The longest prefix of a bad name shown in an error; names may be any length.
@@ -139,8 +299,9 @@ mod tests {
         assert_eq!(feature_id(""), 0);
     }
 
+    /// The `murmur3` crate's h1 (not ours): the reference of the rule tests.
     fn digest_h1(bytes: &[u8]) -> u64 {
-        h1(bytes)
+        murmur3::murmur3_x64_128(&mut &bytes[..], 0).unwrap() as u64
     }
 
     fn units(s: &str) -> Vec<u8> {
@@ -184,6 +345,60 @@ mod tests {
         let id = feature_id(&name);
         assert_eq!(id, feature_id(&name.clone()));
         assert_ne!(id, feature_id(&name[..name.len() - 2]));
+    }
+
+    /// The slice murmur against the `murmur3` crate (which we did not
+    /// write), every length across the block and tail boundaries.
+    #[test]
+    fn h1_is_the_murmur3_crates() {
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        for len in 0..200 {
+            let bytes: Vec<u8> = (0..len)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    x as u8
+                })
+                .collect();
+            let want = murmur3::murmur3_x64_128(&mut &bytes[..], 0).unwrap() as u64;
+            assert_eq!(h1(&bytes), want, "length {len}");
+        }
+    }
+
+    /// ASCII names (the fast path) and others, at the stack buffer's edge
+    /// and with the `#` rule, against the UTF-16 rule written out here.
+    #[test]
+    fn ascii_and_general_paths_agree_with_the_rule() {
+        let rule = |name: &str| match name.find('#') {
+            Some(k) if k > 0 => {
+                let mut b = digest_h1(&units(&name[..k])).to_le_bytes().to_vec();
+                b.extend(units(&name[k + 1..]));
+                digest_h1(&b) as i64
+            }
+            _ => digest_h1(&units(name)) as i64,
+        };
+        for len in [
+            0, 1, 3, 4, 5, 7, 8, 9, 15, 16, 17, 59, 60, 61, 119, 120, 121, 300,
+        ] {
+            let varied: String = (0..len)
+                .map(|i| (b'!' + (i * 7 % 90) as u8) as char)
+                .collect();
+            for name in [
+                "a".repeat(len),
+                varied.replace('#', "+"),
+                format!("{}#{}", "p".repeat(len), "q".repeat(len / 2)),
+                format!("{}é", "z".repeat(len)),
+                format!("é{}#𝄞", "z".repeat(len)),
+            ] {
+                assert_eq!(feature_id(&name), rule(&name), "{name:?}");
+                assert_eq!(
+                    feature_id_bytes(name.as_bytes()),
+                    Ok(rule(&name)),
+                    "{name:?}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -723,3 +723,356 @@ fn dense_groups_of_records_alike_and_unlike() {
         batch.release();
     }
 }
+
+/// A record with big sparse features (over the scan-for-repeats sizes) and
+/// every other kind, for the reader's fused getters.
+fn wide_record(seed: i64, strings: usize) -> DataRecord {
+    let mut r = record(seed);
+    r.sparse_binary_features = Some(BTreeMap::from([(
+        40,
+        (0..strings).map(|j| format!("tag{j}_{seed}")).collect(),
+    )]));
+    r.sparse_continuous_features = Some(BTreeMap::from([
+        (
+            50,
+            (0..strings)
+                .map(|j| {
+                    (
+                        format!("t{}", (j * 7 + seed as usize) % 97),
+                        of(j as f64 - 2.5),
+                    )
+                })
+                .chain([("nan".to_string(), of(f64::NAN))])
+                .collect(),
+        ),
+        (51, BTreeMap::from([("other".to_string(), of(9.0))])),
+    ]));
+    r
+}
+
+/// GetSparse{Binary,Continuous}AsSparseTensor on a request Apache Thrift
+/// wrote: record r's strings (its common record's, then its own, in wire
+/// order) at [r, 0], [r, 1], ..., dense shape [B, the most a record has];
+/// a record without the feature has no entries; NaN values are absent.
+#[test]
+fn sparse_tensors_of_a_request_with_common_features() {
+    let mut common = DataRecord::default();
+    common.sparse_binary_features = Some(BTreeMap::from([(
+        40,
+        BTreeSet::from(["c1".to_string(), "c0".to_string()]),
+    )]));
+    let mut bare = DataRecord::default();
+    bare.discrete_features = Some(BTreeMap::from([(20, 1)]));
+    let records = vec![
+        wide_record(0, 3),
+        bare,
+        wide_record(2, 40),
+        wide_record(3, 6),
+    ];
+    let req = BatchPredictionRequest::new(records.clone(), common.clone());
+    let bytes = apache(&req);
+    let decode = op(
+        "DecodeBatchPredictionRequestV2",
+        &[
+            ("keep_features", Attr::Ints(&ALL)),
+            ("keep_codes", Attr::Ints(&[0; 12])),
+            ("label_features", Attr::Ints(&[])),
+            ("weight_features", Attr::Ints(&[])),
+            ("decode_mode", Attr::Int(0)),
+        ],
+    );
+    let m: &[&[u8]] = &[&bytes];
+    let batch = decode.decode(m, false).unwrap();
+    // Sparse binary: per record the common set then its own (BTreeSets: Apache writes them sorted).
+    let mut want_idx = Vec::new();
+    let mut want_names: Vec<Vec<u8>> = Vec::new();
+    let mut width = 0;
+    for (r, rec) in records.iter().enumerate() {
+        let mut col = 0;
+        for set in [&common, rec]
+            .iter()
+            .filter_map(|d| d.sparse_binary_features.as_ref())
+        {
+            for s in set.get(&40).into_iter().flatten() {
+                want_idx.extend([r as i64, col]);
+                want_names.push(s.as_bytes().to_vec());
+                col += 1;
+            }
+        }
+        width = width.max(col);
+    }
+    let got = get(
+        &op(
+            "GetSparseBinaryAsSparseTensor",
+            &[("feature_id", Attr::Int(40))],
+        ),
+        &batch,
+        m,
+    );
+    let t = want_names.len();
+    assert_eq!(got.shapes, vec![vec![t, 2], vec![t], vec![2]]);
+    assert_eq!(got.i64s[&0], want_idx);
+    assert_eq!(got.strings[&1], want_names);
+    assert_eq!(got.i64s[&2], vec![4, width]);
+    // Sparse continuous: no common entries; NaN is absent; 51 is another feature.
+    let (mut idx, mut names, mut values, mut width) = (Vec::new(), Vec::new(), Vec::new(), 0);
+    for (r, rec) in records.iter().enumerate() {
+        let entries = rec
+            .sparse_continuous_features
+            .as_ref()
+            .and_then(|m| m.get(&50));
+        let kept: Vec<_> = entries
+            .into_iter()
+            .flatten()
+            .filter(|(_, v)| !v.0.is_nan())
+            .collect();
+        for (col, (name, v)) in kept.iter().enumerate() {
+            idx.extend([r as i64, col as i64]);
+            names.push(name.as_bytes().to_vec());
+            values.push(v.0 as f32);
+        }
+        width = width.max(kept.len() as i64);
+    }
+    let got = get(
+        &op(
+            "GetSparseContinuousAsSparseTensor",
+            &[("feature_id", Attr::Int(50))],
+        ),
+        &batch,
+        m,
+    );
+    assert_eq!(got.i64s[&0], idx);
+    assert_eq!(got.strings[&1], names);
+    assert_eq!(got.f32s[&2], values);
+    assert_eq!(got.i64s[&3], vec![4, width]);
+    // An id no record has: empty, dense shape [B, 0].
+    let got = get(
+        &op(
+            "GetSparseBinaryAsSparseTensor",
+            &[("feature_id", Attr::Int(41))],
+        ),
+        &batch,
+        m,
+    );
+    assert_eq!(got.shapes, vec![vec![0, 2], vec![0], vec![2]]);
+    assert_eq!(got.i64s[&2], vec![4, 0]);
+}
+
+/// GetHashedFeaturesAsSortedSparseTensor against keys computed here from
+/// twml's rules: per record, kinds binary ... sparse continuous, in each the
+/// common record's rows then its own, keys masked to `bits`, then sorted by
+/// key keeping that order among equal keys; both decode modes; a bits attr
+/// out of range is refused.
+#[test]
+fn sorted_hashed_sparse_tensor_of_a_request_with_common_features() {
+    let mut common = DataRecord::default();
+    common.continuous_features = Some(BTreeMap::from([(12, of(7.0))]));
+    common.sparse_binary_features = Some(BTreeMap::from([(40, BTreeSet::from(["a".to_string()]))]));
+    let records = vec![wide_record(0, 5), DataRecord::default(), wide_record(5, 30)];
+    let bytes = apache(&BatchPredictionRequest::new(
+        records.clone(),
+        common.clone(),
+    ));
+    let decode = op(
+        "DecodeBatchPredictionRequestV2",
+        &[
+            ("keep_features", Attr::Ints(&ALL)),
+            ("keep_codes", Attr::Ints(&[0; 12])),
+            ("label_features", Attr::Ints(&[])),
+            ("weight_features", Attr::Ints(&[])),
+            ("decode_mode", Attr::Int(0)),
+        ],
+    );
+    let m: &[&[u8]] = &[&bytes];
+    let batch = decode.decode(m, false).unwrap();
+    let none: &[i64] = &[];
+    for (mode, bits) in [(0i64, 6i64), (1, 20), (0, 62)] {
+        let sorted = op(
+            "GetHashedFeaturesAsSortedSparseTensor",
+            &[
+                ("binary_keep_features", Attr::Ints(&[1, 3])),
+                ("continuous_keep_features", Attr::Ints(&[12, 11])),
+                ("discrete_keep_features", Attr::Ints(&[20])),
+                ("string_keep_features", Attr::Ints(none)),
+                ("sparse_binary_keep_features", Attr::Ints(&[40])),
+                ("sparse_continuous_keep_features", Attr::Ints(&[50])),
+                ("decode_mode", Attr::Int(mode)),
+                ("hashed_bits", Attr::Int(bits)),
+            ],
+        );
+        let mask = (1i64 << bits) - 1;
+        // (record, key, value, kind) in the order before sorting.
+        let mut want: Vec<(i64, i64, f32, i8)> = Vec::new();
+        for (r, rec) in records.iter().enumerate() {
+            let r = r as i64;
+            let mut rows: Vec<(i64, f32, i8)> = Vec::new();
+            let both = [&common, rec];
+            for d in both {
+                for &id in d.binary_features.iter().flatten() {
+                    if [1, 3].contains(&id) {
+                        rows.push((id, 1.0, 1));
+                    }
+                }
+            }
+            for d in both {
+                for (&id, v) in d.continuous_features.iter().flatten() {
+                    if [12, 11].contains(&id) && !v.0.is_nan() {
+                        rows.push((id, v.0 as f32, 2));
+                    }
+                }
+            }
+            for d in both {
+                for (&id, &v) in d.discrete_features.iter().flatten() {
+                    if id == 20 {
+                        let key = id ^ (17 + v).wrapping_mul(2_654_435_761);
+                        rows.push((key, 1.0, 3));
+                    }
+                }
+            }
+            for d in both {
+                for s in d
+                    .sparse_binary_features
+                    .iter()
+                    .flat_map(|f| f.get(&40))
+                    .flatten()
+                {
+                    rows.push((mix_string(40, s), 1.0, 5));
+                }
+            }
+            for d in both {
+                for (s, v) in d
+                    .sparse_continuous_features
+                    .iter()
+                    .flat_map(|f| f.get(&50))
+                    .flatten()
+                {
+                    if !v.0.is_nan() {
+                        let key = if mode == 1 {
+                            mix_string(50, s)
+                        } else {
+                            feature_id(s)
+                        };
+                        rows.push((key, v.0 as f32, 6));
+                    }
+                }
+            }
+            let mut rows: Vec<_> = rows
+                .into_iter()
+                .map(|(k, v, t)| (r, k & mask, v, t))
+                .collect();
+            // A stable sort (Vec::sort_by_key is stable).
+            rows.sort_by_key(|w| w.1);
+            want.extend(rows);
+        }
+        let got = get(&sorted, &batch, m);
+        let t = want.len();
+        assert_eq!(
+            got.shapes,
+            vec![vec![t, 2], vec![t], vec![t], vec![2]],
+            "mode {mode} bits {bits}"
+        );
+        let idx: Vec<i64> = want.iter().flat_map(|w| [w.0, w.1]).collect();
+        assert_eq!(got.i64s[&0], idx, "mode {mode} bits {bits}");
+        assert_eq!(got.f32s[&1], want.iter().map(|w| w.2).collect::<Vec<_>>());
+        assert_eq!(got.i8s[&2], want.iter().map(|w| w.3).collect::<Vec<_>>());
+        assert_eq!(got.i64s[&3], vec![3, 1i64 << bits]);
+        // With 6 bits, keys collide: some equal keys keep their order.
+        if bits == 6 {
+            assert!(want
+                .windows(2)
+                .any(|w| w[0].0 == w[1].0 && w[0].1 == w[1].1));
+        }
+    }
+    for bad in [0i64, 63] {
+        let e = RequestOp::new(
+            "GetHashedFeaturesAsSortedSparseTensor",
+            &[
+                ("binary_keep_features", Attr::Ints(none)),
+                ("continuous_keep_features", Attr::Ints(none)),
+                ("discrete_keep_features", Attr::Ints(none)),
+                ("string_keep_features", Attr::Ints(none)),
+                ("sparse_binary_keep_features", Attr::Ints(none)),
+                ("sparse_continuous_keep_features", Attr::Ints(none)),
+                ("decode_mode", Attr::Int(0)),
+                ("hashed_bits", Attr::Int(bad)),
+            ],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("hashed_bits") && e.contains(&bad.to_string()),
+            "{e}"
+        );
+    }
+}
+
+/// Repeated strings in one set or map (our encoder writes them; Apache's
+/// sets cannot): a set keeps each string's first place, a map its last value
+/// at its first place, at every size (scanned, and through the table).
+#[test]
+fn repeated_strings_in_sparse_sets_and_maps_merge() {
+    use bpr_protocol::request::{encode_data_record, Record};
+    for n in [2usize, 4, 5, 16, 17, 40, 300] {
+        let distinct = n.div_ceil(2).max(1);
+        let strings: Vec<Vec<u8>> = (0..n)
+            .map(|i| format!("s{}", i % distinct).into_bytes())
+            .collect();
+        let mut r = Record::default();
+        r.sparse_binary = vec![(40, strings.clone())];
+        r.sparse_continuous = vec![(
+            50,
+            strings
+                .iter()
+                .enumerate()
+                .map(|(i, s)| (s.clone(), i as f64))
+                .collect(),
+        )];
+        let bytes = encode_data_record(&r).unwrap();
+        let decode = op(
+            "DecodeDataRecord",
+            &[
+                ("keep_features", Attr::Ints(&[40, 50])),
+                ("keep_codes", Attr::Ints(&[0, 0])),
+                ("label_features", Attr::Ints(&[])),
+                ("weight_features", Attr::Ints(&[])),
+            ],
+        );
+        let m: &[&[u8]] = &[&bytes];
+        let batch = decode.decode(m, true).unwrap();
+        let firsts: Vec<Vec<u8>> = (0..distinct)
+            .map(|i| format!("s{i}").into_bytes())
+            .collect();
+        let lasts: Vec<f32> = (0..distinct)
+            .map(|i| (0..n).filter(|j| j % distinct == i).max().unwrap() as f32)
+            .collect();
+        let b = get(
+            &op(
+                "GetSparseBinaryAsSparseTensor",
+                &[("feature_id", Attr::Int(40))],
+            ),
+            &batch,
+            m,
+        );
+        assert_eq!(b.strings[&1], firsts, "n {n}");
+        let c = get(
+            &op(
+                "GetSparseContinuousAsSparseTensor",
+                &[("feature_id", Attr::Int(50))],
+            ),
+            &batch,
+            m,
+        );
+        assert_eq!(c.strings[&1], firsts, "n {n}");
+        assert_eq!(c.f32s[&2], lasts, "n {n}");
+        // The row getter reads the same merged entries.
+        let rows = get(
+            &op(
+                "GetSparseContinuousAsTensor",
+                &[("feature_id", Attr::Int(50))],
+            ),
+            &batch,
+            m,
+        );
+        assert_eq!(rows.f32s[&3], lasts, "n {n}");
+    }
+}

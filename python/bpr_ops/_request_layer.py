@@ -1,7 +1,7 @@
 """BatchPredictionRequestReader: a Keras layer that turns request bytes (the
 serving input of a model) into feature tensors (dense, sparse, or hashed into
 twml's sparse input), on the request-side ops DecodeBatchPredictionRequestV2,
-Get*GroupAsTensor, GetSparse*AsTensor and GetHashedFeaturesAsSparseTensorV2.
+Get*GroupAsTensor, GetSparse*AsSparseTensor and GetHashedFeaturesAsSortedSparseTensor.
 A Keras 3 layer here; `request_reader_layer(tf_keras, ...)` makes the same on
 tf_keras (Keras 2)."""
 
@@ -35,7 +35,8 @@ _WANTS = {
     "sparse_continuous_names": "the sparse continuous features",
 }
 # The sparse kinds: (argument, getter op wrapper).
-_SPARSE = (("sparse_binary", "get_sparse_binary_as_tensor"), ("sparse_continuous", "get_sparse_continuous_as_tensor"))
+_SPARSE = (("sparse_binary", "get_sparse_binary_as_sparse_tensor"),
+           ("sparse_continuous", "get_sparse_continuous_as_sparse_tensor"))
 # GetHashedFeaturesAsSparseTensorV2's keep list attr of each kind.
 _HASHED_ATTRS = {
     "binary": "binary_keep_features",
@@ -380,14 +381,16 @@ class _RequestReader:
             out[kind] = {}
             if kind == "sparse_continuous":
                 out["sparse_continuous_names"] = {}
+            # One op per feature gives the SparseTensor's parts (the row
+            # getters needed a dozen ops more to place each row).
             for key, fid in zip(self._given[kind], self._ids[kind]):
-                rows = getattr(lib, getter)(handle, feature_id=fid)
-                indices, dense_shape = _record_positions(rows.ids, lib.get_batch_size_from_data_record(handle))
+                parts = getattr(lib, getter)(handle, feature_id=fid)
                 if kind == "sparse_binary":
-                    out[kind][key] = tf.SparseTensor(indices, rows.names, dense_shape)
+                    out[kind][key] = tf.SparseTensor(parts.indices, parts.names, parts.dense_shape)
                 else:
-                    out[kind][key] = tf.SparseTensor(indices, rows.values, dense_shape)
-                    out["sparse_continuous_names"][key] = tf.SparseTensor(indices, rows.names, dense_shape)
+                    out[kind][key] = tf.SparseTensor(parts.indices, parts.values, parts.dense_shape)
+                    out["sparse_continuous_names"][key] = tf.SparseTensor(parts.indices, parts.names,
+                                                                          parts.dense_shape)
         if self._hashed_ids:
             out["hashed"], out["hashed_kinds"] = self._hashed(lib, handle)
         if self._tensors:
@@ -420,39 +423,25 @@ class _RequestReader:
     def _hashed(self, lib, handle) -> tuple[tf.SparseTensor, tf.SparseTensor]:
         """twml's hashed sparse input of the hashed features: [record,
         key & mask] -> value, dense shape [B, 2**hashed_bits], and the same
-        indices -> each entry's kind (its DataRecord field id, int8)."""
-        keep = self._keep()
-        ids, keys, values, kinds = [], [], [], []
-        # One getter call per kind: its rows carry no kind, and the kind is
-        # what twml's hashed reader gave besides keys and values (types).
-        for kind, kind_ids in self._hashed_ids.items():
-            lists = {attr: (kind_ids if k == kind else []) for k, attr in _HASHED_ATTRS.items()}
-            rows = lib.get_hashed_features_as_sparse_tensor_v2(
-                handle, keep_features=keep, keep_codes=[0] * len(keep), decode_mode=self.decode_mode, **lists
-            )
-            ids.append(rows.ids)
-            keys.append(rows.keys)
-            values.append(rows.values)
-            kinds.append(tf.fill(tf.shape(rows.ids), tf.constant(_KIND_CODES[kind], tf.int8)))
-        ids, keys, values, kinds = (t[0] if len(t) == 1 else tf.concat(t, 0) for t in (ids, keys, values, kinds))
-        # twml.limit_bits: the low bits of the int64 key (a negative key keeps
-        # its low bits, as `&` on two's complement does).
-        keys = tf.bitwise.bitwise_and(keys, tf.constant((1 << self.hashed_bits) - 1, tf.int64))
-        # Row-major order, which tf.data (to batch or pass the tensor on) and
-        # most sparse ops require (twml's tensor was in row order, which only
-        # its own sparse matmul accepted). Stable sorts, so entries at one
-        # index keep the getters' order: the same in every run. The sort is
-        # most of this method's cost: with up to 31 bits, one sort of
-        # record << bits | key (exact below 2**32 records), else two.
-        if self.hashed_bits <= 31:
-            order = tf.argsort(tf.bitwise.bitwise_or(tf.bitwise.left_shift(ids, self.hashed_bits), keys), stable=True)
-        else:
-            order = tf.argsort(keys, stable=True)
-            order = tf.gather(order, tf.argsort(tf.gather(ids, order), stable=True))
-        indices = tf.stack([tf.gather(ids, order), tf.gather(keys, order)], axis=1)
-        shape = tf.stack([lib.get_batch_size_from_data_record(handle), tf.constant(1 << self.hashed_bits, tf.int64)])
-        return (tf.SparseTensor(indices, tf.gather(values, order), shape),
-                tf.SparseTensor(indices, tf.gather(kinds, order), shape))
+        indices -> each entry's kind (its DataRecord field id, int8).
+
+        One op (GetHashedFeaturesAsSortedSparseTensor) gives both in
+        row-major order, which tf.data (to batch or pass the tensor on) and
+        most sparse ops require (twml's tensor was in row order, which only
+        its own sparse matmul accepted): per record, kinds in the order of
+        `hashed`'s kinds, then sorted by key, entries at one index keeping
+        that order (the same in every run)."""
+        lists = {attr: self._hashed_ids.get(kind, []) for kind, attr in _HASHED_ATTRS.items()}
+        parts = lib.get_hashed_features_as_sorted_sparse_tensor(
+            handle, decode_mode=self.decode_mode, hashed_bits=self.hashed_bits, **lists
+        )
+        out = (tf.SparseTensor(parts.indices, parts.values, parts.dense_shape),
+               tf.SparseTensor(parts.indices, parts.kinds, parts.dense_shape))
+        # The width is known when the layer is made (Keras layers after this
+        # one, e.g. Dense on a sparse input, need it); no op is added for it.
+        for sparse in out:
+            sparse.set_shape([None, 1 << self.hashed_bits])
+        return out
 
     def get_config(self):
         config = super().get_config()
@@ -521,18 +510,6 @@ def _tensor_specs(tensors, where: str, seen: dict, arg: str) -> dict:
         seen[fid] = f"{arg} ({key!r})"
         out[key] = (fid, dtype, shape)
     return out
-
-
-def _record_positions(ids, batch):
-    """(indices [T, 2], dense_shape [2]) of rows whose records are `ids`
-    (nondecreasing, as the row getters give them): row k is at
-    [ids[k], its place among its record's rows]; the dense shape is [batch,
-    the most rows a record has]."""
-    counts = tf.math.unsorted_segment_sum(tf.ones_like(ids), ids, batch)
-    starts = tf.cumsum(counts, exclusive=True)
-    position = tf.range(tf.size(ids, out_type=tf.int64), dtype=tf.int64) - tf.gather(starts, ids)
-    width = tf.reduce_max(tf.concat([counts, tf.zeros([1], tf.int64)], 0))
-    return tf.stack([ids, position], axis=1), tf.stack([batch, width])
 
 
 def _decode_values(output, out_type, out_endian, dtype: str, message: list):

@@ -459,6 +459,11 @@ DR_GETTERS = [
     ("GetHashedFeaturesAsSparseTensor", lambda h: LIB.get_hashed_features_as_sparse_tensor(h, [1], [], [], [], [], [])),
     ("GetHashedFeaturesAsSparseTensorV2", lambda h: LIB.get_hashed_features_as_sparse_tensor_v2(
         h, [1], [], [], [], [], [], keep_features=[1], keep_codes=[0])),
+    # Ours (issue 35): what BatchPredictionRequestReader reads sparse and hashed features with.
+    ("GetSparseBinaryAsSparseTensor", lambda h: LIB.get_sparse_binary_as_sparse_tensor(h, feature_id=1)),
+    ("GetSparseContinuousAsSparseTensor", lambda h: LIB.get_sparse_continuous_as_sparse_tensor(h, feature_id=1)),
+    ("GetHashedFeaturesAsSortedSparseTensor", lambda h: LIB.get_hashed_features_as_sorted_sparse_tensor(
+        h, [1], [], [], [], [], [], hashed_bits=18)),
 ]
 
 DR_DECODERS = ["DecodeDataRecord", "DecodeBatchPredictionRequest", "DecodeBatchPredictionRequestV2"]

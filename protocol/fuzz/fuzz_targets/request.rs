@@ -72,7 +72,9 @@ fn getter(name: &str) -> Option<RequestOp> {
             ("default_value", if n.contains("Discrete") { Attr::Int(-1) } else if n.contains("String") { Attr::Str(b"-") } else { Attr::Float(0.5) }),
         ],
         "GetFeatureSourcesFromDataRecord" => vec![("feature_ids", Attr::Ints(IDS)), ("feature_kinds", Attr::Ints(&[1, 2, 3, 6]))],
-        n if n.starts_with("GetSparse") && n.ends_with("AsTensor") => vec![("feature_id", Attr::Int(5))],
+        n if n.starts_with("GetSparse") && (n.ends_with("AsTensor") || n.ends_with("AsSparseTensor")) => {
+            vec![("feature_id", Attr::Int(5))]
+        }
         n if n.ends_with("AsTensor") => vec![
             ("feature_id", Attr::Int(2)),
             ("default_value", if n.contains("Discrete") { Attr::Int(-1) } else if n.contains("String") { Attr::Str(b"-") } else { Attr::Float(0.5) }),
@@ -91,6 +93,9 @@ fn getter(name: &str) -> Option<RequestOp> {
             .collect();
             if n.ends_with("V2") {
                 a.extend([("keep_features", Attr::Ints(KEEP)), ("keep_codes", Attr::Ints(CODES)), ("decode_mode", Attr::Int(0))]);
+            }
+            if n.ends_with("SortedSparseTensor") {
+                a.extend([("decode_mode", Attr::Int(0)), ("hashed_bits", Attr::Int(20))]);
             }
             a
         }

@@ -436,6 +436,86 @@ pub(crate) struct Scratch {
     /// the same keys in the same order: no repeats then, found by one
     /// comparison per key instead of a table.
     unique: [Vec<i64>; 4],
+    /// The open-addressing table of [`merge_strings`], kept across sets and
+    /// maps: a fresh hash map per sparse feature of a record was an
+    /// allocation each, and hashed its strings a byte at a time (issue 35).
+    strings: Vec<u32>,
+}
+
+/// Sets and maps of up to this many strings look for repeats by scanning.
+const FEW_STRINGS: usize = 4;
+
+/// A hash of a string for [`merge_strings`]'s table: eight bytes at a time,
+/// the last (partial) word read overlapping the one before it.
+#[inline]
+fn string_hash(b: &[u8]) -> u64 {
+    const K: u64 = 0x9E37_79B9_7F4A_7C15;
+    let n = b.len();
+    let word = |i: usize| {
+        let mut a = [0u8; 8];
+        a.copy_from_slice(&b[i..i + 8]);
+        u64::from_le_bytes(a)
+    };
+    let mut h = (n as u64).wrapping_mul(K);
+    if n >= 8 {
+        let mut i = 0;
+        while i + 8 < n {
+            h = (h ^ word(i)).wrapping_mul(K).rotate_left(29);
+            i += 8;
+        }
+        h = (h ^ word(n - 8)).wrapping_mul(K);
+    } else {
+        let x = b
+            .iter()
+            .enumerate()
+            .fold(0u64, |x, (i, &c)| x | u64::from(c) << (8 * i));
+        h = (h ^ x).wrapping_mul(K);
+    }
+    h ^ (h >> 32)
+}
+
+/// [`merge_repeats`] for sets and maps keyed by string (`bytes` of an
+/// element): the same result, repeats found through `table`, an
+/// open-addressing table of (place - start + 1), 0 for empty.
+fn merge_strings<'m, T: Copy>(
+    v: &mut Vec<T>,
+    start: usize,
+    bytes: impl Fn(&T) -> &'m [u8],
+    last_wins: bool,
+    table: &mut Vec<u32>,
+) {
+    let n = v.len() - start;
+    if n <= FEW_STRINGS {
+        return merge_repeats(v, start, bytes, last_wins, &mut HashMap::default());
+    }
+    let size = (2 * n).next_power_of_two();
+    table.clear();
+    table.resize(size, 0);
+    let mask = size - 1;
+    let mut w = start;
+    for r in start..v.len() {
+        let key = bytes(&v[r]);
+        let mut slot = string_hash(key) as usize & mask;
+        loop {
+            let at = table[slot] as usize;
+            if at == 0 {
+                // Places are below n, and a message's set is shorter than 2**32.
+                table[slot] = (w - start + 1) as u32;
+                v[w] = v[r];
+                w += 1;
+                break;
+            }
+            let p = start + at - 1;
+            if bytes(&v[p]) == key {
+                if last_wins {
+                    v[p] = v[r];
+                }
+                break;
+            }
+            slot = (slot + 1) & mask;
+        }
+    }
+    v.truncate(w);
 }
 
 /// [`merge_repeats`] for maps keyed by feature id, skipping maps whose keys
@@ -505,18 +585,18 @@ impl<'a, 'c> Store<'a, 'c> {
     fn close_sparse(&mut self, kind: Kind) {
         let msg = self.msg;
         let bytes = |s: &Span| &msg[s.start..s.start + s.len as usize];
+        let table = &mut self.seen.strings;
         match kind {
             Kind::SparseBinary => {
                 let Some(last) = self.f.sparse_binary.last_mut() else {
                     return;
                 };
-                let mut seen = HashMap::default();
-                merge_repeats(
+                merge_strings(
                     &mut self.f.sparse_binary_values,
                     last.1,
                     |s| bytes(s),
                     false,
-                    &mut seen,
+                    table,
                 );
                 last.2 = self.f.sparse_binary_values.len();
             }
@@ -524,13 +604,12 @@ impl<'a, 'c> Store<'a, 'c> {
                 let Some(last) = self.f.sparse_continuous.last_mut() else {
                     return;
                 };
-                let mut seen = HashMap::default();
-                merge_repeats(
+                merge_strings(
                     &mut self.f.sparse_continuous_values,
                     last.1,
                     |e| bytes(&e.0),
                     true,
-                    &mut seen,
+                    table,
                 );
                 last.2 = self.f.sparse_continuous_values.len();
             }

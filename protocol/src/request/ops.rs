@@ -54,7 +54,7 @@ pub const DECODE_OPS: [&str; 6] = [
 ];
 
 /// The getters: every request-side op that reads a handle.
-const GETTER_OPS: [&str; 42] = [
+const GETTER_OPS: [&str; 45] = [
     "GetIdsFromHashedDataRecord",
     "GetUKeysFromHashedDataRecord",
     "GetKeysFromHashedDataRecord",
@@ -90,6 +90,12 @@ const GETTER_OPS: [&str; 42] = [
     "GetSparseContinuousAsTensor",
     "GetHashedFeaturesAsSparseTensor",
     "GetHashedFeaturesAsSparseTensorV2",
+    // Not twml's: what BatchPredictionRequestReader reads a sparse feature, or
+    // its hashed features, with in one op each (issue 35: the row getters
+    // needed a dozen TensorFlow ops more per feature to become a SparseTensor).
+    "GetSparseBinaryAsSparseTensor",
+    "GetSparseContinuousAsSparseTensor",
+    "GetHashedFeaturesAsSortedSparseTensor",
     // The tensor getters (request/tensors.rs), twml's tensor_record.cpp.
     "GetStringTensorsFromDataRecord",
     "GetStringTensorsFromHashedDataRecord",
@@ -161,6 +167,20 @@ enum Role {
     Sparse {
         kind: Kind,
         id: i64,
+    },
+    /// GetSparse{Binary,Continuous}AsSparseTensor: one id's entries as a
+    /// SparseTensor's indices, values and dense shape.
+    SparseTensor {
+        kind: Kind,
+        id: i64,
+    },
+    /// GetHashedFeaturesAsSortedSparseTensor: twml's hashed input, keys
+    /// limited to `bits`, in row-major order.
+    HashedSorted {
+        /// Per kind, the ids to read.
+        keep: [IdMap<()>; 6],
+        mix_names: bool,
+        bits: u32,
     },
     /// The tensor getters.
     Tensor(Getter),
@@ -498,6 +518,12 @@ impl RequestOp {
                 default,
             } => dense(b, messages, *kind, ids, columns, *group, default, out),
             Role::Sparse { kind, id } => sparse(b, messages, *kind, *id, out),
+            Role::SparseTensor { kind, id } => sparse_tensor(b, messages, *kind, *id, out),
+            Role::HashedSorted {
+                keep,
+                mix_names,
+                bits,
+            } => hashed_sorted(b, messages, keep, *mix_names, *bits, out),
             Role::Tensor(g) => g.get(self.name, b, messages, out),
             Role::HashedSparse {
                 keep,
@@ -625,6 +651,33 @@ fn role(name: &'static str, a: &Attrs<'_>) -> Result<Role> {
             kind: kind_of(name),
             id: a.int("feature_id"),
         },
+        "GetSparseBinaryAsSparseTensor" | "GetSparseContinuousAsSparseTensor" => {
+            Role::SparseTensor {
+                kind: kind_of(name),
+                id: a.int("feature_id"),
+            }
+        }
+        "GetHashedFeaturesAsSortedSparseTensor" => {
+            let mut keep: [IdMap<()>; 6] = Default::default();
+            for (k, attr) in keep.iter_mut().zip(SIX) {
+                k.extend(a.ints(attr).iter().map(|&id| (id, ())));
+            }
+            let bits = a.int("hashed_bits");
+            if !(1..=MAX_HASHED_BITS).contains(&bits) {
+                return Err(a.invalid(
+                    "hashed_bits",
+                    format_args!(
+                        "is {bits}; it must be 1 to {MAX_HASHED_BITS} (each key keeps that many \
+                         low bits, and the dense shape 2**bits must fit in an int64)"
+                    ),
+                ));
+            }
+            Role::HashedSorted {
+                keep,
+                mix_names: a.mix_names()?,
+                bits: bits as u32,
+            }
+        }
         "GetHashedFeaturesAsSparseTensor" | "GetHashedFeaturesAsSparseTensorV2" => {
             let v2 = name.ends_with("V2");
             let mut keep: [IdMap<()>; 6] = Default::default();
@@ -1086,20 +1139,204 @@ fn hashed_sparse(
             }
         }
     }
-    let f = &b.features;
-    ids_and_keys(out, &rows, |at| {
-        let id = id_of(b, at.kind, at.entry);
-        match at.kind {
-            Kind::Binary | Kind::Continuous => id,
-            Kind::Discrete => mix_discrete(id, f.discrete[at.entry].1),
-            Kind::SparseContinuous if !mix_names => {
-                feature_id_bytes(name_of(b, messages, at)).unwrap_or_default()
-            }
-            _ => mix_string(id, name_of(b, messages, at)),
-        }
-    })?;
+    ids_and_keys(out, &rows, |at| hashed_key(b, messages, at, mix_names))?;
     for (o, at) in out.float(2, &[rows.len()])?.iter_mut().zip(&rows) {
         *o = float_of(b, at);
     }
+    Ok(())
+}
+
+/// twml's hashed key of a row: the id (binary, continuous), the id mixed with
+/// the value (discrete, string, sparse binary; sparse continuous with
+/// `mix_names`), else the feature id of the sparse continuous entry's name.
+fn hashed_key(b: &Batch, messages: &[&[u8]], at: &At, mix_names: bool) -> i64 {
+    let id = id_of(b, at.kind, at.entry);
+    match at.kind {
+        Kind::Binary | Kind::Continuous => id,
+        Kind::Discrete => mix_discrete(id, b.features.discrete[at.entry].1),
+        // UTF-8 was checked by the decode.
+        Kind::SparseContinuous if !mix_names => {
+            feature_id_bytes(name_of(b, messages, at)).unwrap_or_default()
+        }
+        _ => mix_string(id, name_of(b, messages, at)),
+    }
+}
+
+/// The largest `hashed_bits`: the dense shape `2**bits` must fit in an int64.
+const MAX_HASHED_BITS: i64 = 62;
+
+/// GetSparse{Binary,Continuous}AsSparseTensor: the entries of `id` as a
+/// SparseTensor [B, N] (N the most entries a record has), as
+/// `tf.io.parse_example` gives a `VarLenFeature`: record r's entries (its
+/// common record's, then its own, in wire order) at [r, 0], [r, 1], ...
+/// Outputs: indices [T, 2], the strings (set elements or map keys) [T],
+/// sparse continuous also the values [T], then dense_shape [2].
+fn sparse_tensor(
+    b: &Batch,
+    messages: &[&[u8]],
+    kind: Kind,
+    id: i64,
+    out: &mut dyn Outputs,
+) -> Result<()> {
+    let f = &b.features;
+    // Per entry of `id`: its record and its values' range. Entries, not
+    // values: usually one per record.
+    let mut runs: Vec<(usize, usize, usize)> = Vec::with_capacity(b.num_records);
+    let (mut t, mut width) = (0usize, 0usize);
+    for (record, (own, common)) in b.records.iter().enumerate() {
+        let common = common.map(|c| &b.commons[c as usize]);
+        let mut count = 0;
+        for r in common.into_iter().chain(std::iter::once(own)) {
+            for entry in r.of(kind) {
+                let (eid, s, e) = match kind {
+                    Kind::SparseBinary => f.sparse_binary[entry],
+                    _ => f.sparse_continuous[entry],
+                };
+                if eid == id && e > s {
+                    runs.push((record, s, e));
+                    count += e - s;
+                }
+            }
+        }
+        t += count;
+        width = width.max(count);
+    }
+    let indices = out.int64(0, &[t, 2])?;
+    let (mut k, mut last, mut column) = (0, usize::MAX, 0i64);
+    for &(record, s, e) in &runs {
+        if record != last {
+            (last, column) = (record, 0);
+        }
+        for _ in s..e {
+            indices[k] = record as i64;
+            indices[k + 1] = column;
+            column += 1;
+            k += 2;
+        }
+    }
+    let shape = [b.num_records as i64, width as i64];
+    match kind {
+        Kind::SparseBinary => {
+            let v = &f.sparse_binary_values;
+            let mut names = runs
+                .iter()
+                .flat_map(|&(_, s, e)| v[s..e].iter().map(|s| s.bytes(messages)));
+            out.strings(1, &[t], &mut names)?;
+            out.int64(2, &[2])?.copy_from_slice(&shape);
+        }
+        _ => {
+            let v = &f.sparse_continuous_values;
+            let mut names = runs
+                .iter()
+                .flat_map(|&(_, s, e)| v[s..e].iter().map(|e| e.0.bytes(messages)));
+            out.strings(1, &[t], &mut names)?;
+            let values = out.float(2, &[t])?;
+            for (o, e) in values
+                .iter_mut()
+                .zip(runs.iter().flat_map(|&(_, s, e)| &v[s..e]))
+            {
+                *o = f64_to_f32(e.1);
+            }
+            out.int64(3, &[2])?.copy_from_slice(&shape);
+        }
+    }
+    Ok(())
+}
+
+/// GetHashedFeaturesAsSortedSparseTensor: twml's hashed input as one
+/// SparseTensor [B, 2**bits] in row-major order. A record's rows are
+/// gathered kind by kind (binary ... sparse continuous), in each its common
+/// record's then its own in wire order; their keys keep the low `bits` bits
+/// (`twml.limit_bits`), and the rows are sorted by key, rows of one key
+/// keeping that order (what concatenating one V2 getter per kind and a
+/// stable sort by [record, key] gave). Outputs: indices [T, 2], values
+/// float [T], kinds int8 [T] (each row's DataRecord field id), dense_shape [2].
+fn hashed_sorted(
+    b: &Batch,
+    messages: &[&[u8]],
+    keep: &[IdMap<()>; 6],
+    mix_names: bool,
+    bits: u32,
+    out: &mut dyn Outputs,
+) -> Result<()> {
+    let mask = (1i64 << bits) - 1;
+    let kinds: Vec<Kind> = KINDS
+        .into_iter()
+        .filter(|k| !keep[*k as usize - 1].is_empty())
+        .collect();
+    // Per row: (key, row index, record); values and kinds by row index. The
+    // index makes the unstable sort of a record's rows a stable one.
+    let mut rows: Vec<(i64, u32, u32)> = Vec::new();
+    let mut values: Vec<f32> = Vec::new();
+    let mut types: Vec<i8> = Vec::new();
+    let record_limit = u32::MAX as usize;
+    if b.num_records > record_limit {
+        return Err(Error::invalid(format!(
+            "GetHashedFeaturesAsSortedSparseTensor: {} records; at most {record_limit}",
+            b.num_records
+        )));
+    }
+    for (record, (own, common)) in b.records.iter().enumerate() {
+        let first = rows.len();
+        let common = common.map(|c| &b.commons[c as usize]);
+        for &kind in &kinds {
+            let want = &keep[kind as usize - 1];
+            for r in common.into_iter().chain(std::iter::once(own)) {
+                for entry in r.of(kind) {
+                    let id = id_of(b, kind, entry);
+                    if !want.contains_key(&id) {
+                        continue;
+                    }
+                    let values_of = match kind {
+                        Kind::SparseBinary => {
+                            let (_, s, e) = b.features.sparse_binary[entry];
+                            s..e
+                        }
+                        Kind::SparseContinuous => {
+                            let (_, s, e) = b.features.sparse_continuous[entry];
+                            s..e
+                        }
+                        _ => 0..1,
+                    };
+                    for value in values_of {
+                        let at = At {
+                            record,
+                            entry,
+                            value,
+                            kind,
+                        };
+                        let key = hashed_key(b, messages, &at, mix_names) & mask;
+                        let index = u32::try_from(values.len()).map_err(|_| {
+                            Error::invalid(
+                                "GetHashedFeaturesAsSortedSparseTensor: more than 2**32 rows"
+                                    .to_string(),
+                            )
+                        })?;
+                        rows.push((key, index, record as u32));
+                        values.push(float_of(b, &at));
+                        types.push(kind as i8);
+                    }
+                }
+            }
+        }
+        let mine = &mut rows[first..];
+        if !mine.windows(2).all(|w| w[0].0 <= w[1].0) {
+            mine.sort_unstable();
+        }
+    }
+    let t = rows.len();
+    let indices = out.int64(0, &[t, 2])?;
+    for (o, &(key, _, record)) in indices.chunks_exact_mut(2).zip(&rows) {
+        o[0] = i64::from(record);
+        o[1] = key;
+    }
+    for (o, &(_, i, _)) in out.float(1, &[t])?.iter_mut().zip(&rows) {
+        *o = values[i as usize];
+    }
+    for (o, &(_, i, _)) in out.int8(2, &[t])?.iter_mut().zip(&rows) {
+        *o = types[i as usize];
+    }
+    out.int64(3, &[2])?
+        .copy_from_slice(&[b.num_records as i64, 1i64 << bits]);
     Ok(())
 }

@@ -549,8 +549,8 @@ def training_dataset(
       one_pass: True (default): read in file order without shuffle_buffer,
         the batches come from one op (BlockFormatFeatureDataset) that parses
         each record once, from the file's bytes into the batch's tensors,
-        with the getters' own code; shuffle_buffer > 0 or num_parallel_reads
-        > 1 read the two-step way. False: always the two-step path (records
+        with the getters' own code; shuffle_buffer > 0, num_parallel_reads
+        > 1, and ignore_errors with tensor features read the two-step way. False: always the two-step path (records
         as strings, then DecodeDataRecord and the getter ops in a map), for
         comparison or as an escape hatch. Both give the same batches.
     """
@@ -578,7 +578,11 @@ def training_dataset(
     if not isinstance(one_pass, bool):
         raise ValueError(f"training_dataset: one_pass must be a bool, got {one_pass!r}")
     in_order = num_parallel_reads is None or num_parallel_reads == 1
-    if one_pass and in_order and not shuffle_buffer:
+    # A tensor getter can refuse a batch (a declared shape the records do
+    # not have): in a map after ignore_errors (two-step) that is an error
+    # the user sees; inside the one-pass source ignore_errors would skip it.
+    refusable = ignore_errors and bool(reader._tensors or reader._sparse_tensors)
+    if one_pass and in_order and not shuffle_buffer and not refusable:
         return _one_pass_dataset(filenames, reader, batch_size, labels, weights, default_label, compression_type,
                                  buffer_size, drop_remainder, ignore_errors)
     chunk = batch_size * max(1, _DECODE_RECORDS // batch_size)

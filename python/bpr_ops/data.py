@@ -641,8 +641,14 @@ def _one_pass_dataset(filenames, reader, batch_size, labels, weights, default_la
     label_ids, _ = resolve_keys(list(labels), "training_dataset labels") if labels else ([], [])
     weight_ids, _ = resolve_keys(list(weights), "training_dataset weights") if weights else ([], [])
     calls = _one_pass_plan(reader, label_ids, weight_ids, default_label)
+    # Small batches are decoded several at a time and cut by rebatch, as on
+    # the two-step path: per decode the op runs every getter and the map its
+    # function once, which at batch 64 cost more CPU than the parse itself
+    # (bench_block.py, issue 38). rebatch gives exactly .batch()'s batches.
+    chunk = batch_size * max(1, _DECODE_RECORDS // batch_size)
+    drop_chunk = drop_remainder and chunk == batch_size
     ds = _BlockFormatFeatureDataset(filenames, tf.constant(compression_type, tf.string),
-                                    tf.constant(buffer_size, tf.int64), batch_size, drop_remainder, calls)
+                                    tf.constant(buffer_size, tf.int64), chunk, drop_chunk, calls)
     if ignore_errors:
         # The source keeps a batch's good records across an error.
         ds = ds.ignore_errors(log_warning=True)
@@ -651,4 +657,6 @@ def _one_pass_dataset(filenames, reader, batch_size, labels, weights, default_la
         num_parallel_calls=tf.data.AUTOTUNE,
         deterministic=True,
     )
+    if chunk != batch_size:
+        ds = ds.rebatch(batch_size, drop_remainder=drop_remainder)
     return ds.prefetch(tf.data.AUTOTUNE)

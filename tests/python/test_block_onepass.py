@@ -70,29 +70,8 @@ def files(tmp_path_factory):
     return {"plain": plain, "gzip": gzipped}
 
 
-class _Shape:
-    """A record-position SparseTensor's dense shape [B, width]: the width is
-    the most entries a record of the decoded records has, and the two-step
-    path decodes 1024 records at a time before cutting batches (its width is
-    that chunk's), the one-pass source each batch (the batch's own width)."""
-
-    def __init__(self, shape, indices):
-        self.batch = int(shape[0])
-        self.width = int(shape[1])
-        self.rest = tuple(int(d) for d in shape[2:])
-        self.used = int(indices[:, 1].max()) + 1 if indices.shape[0] else 0
-
-
 def _flat(batch):
-    out = []
-    for t in tf.nest.flatten(batch):
-        if isinstance(t, tf.SparseTensor):
-            out += [t.indices.numpy(), t.values.numpy()]
-            shape = t.dense_shape.numpy()
-            out.append(_Shape(shape, t.indices.numpy()) if shape.shape == (2,) and shape[1] < 2**20 else shape)
-        else:
-            out.append(t.numpy())
-    return out
+    return [t.numpy() for t in tf.nest.flatten(batch, expand_composites=True)]
 
 
 def _batches(ds):
@@ -104,11 +83,6 @@ def _same(a, b):
     for x, y in zip(a, b):
         assert len(x) == len(y)
         for u, v in zip(x, y):
-            if isinstance(u, _Shape):
-                # u: the one-pass batch's; v: the other path's (equal, or its chunk's).
-                assert (u.batch, u.rest, u.used) == (v.batch, v.rest, v.used)
-                assert u.width == u.used and v.width >= v.used
-                continue
             assert u.dtype == v.dtype and u.shape == v.shape
             np.testing.assert_array_equal(u, v)
 

@@ -24,6 +24,15 @@
 // dense features (issue 27's profile). BlockFormatBatchDataset gives exactly
 // what `.batch(batch_size, drop_remainder)` over BlockFormatDatasetV2 gives,
 // one element per batch, from the same iterator code.
+//
+// BlockFormatFeatureDataset (ours, issue 38): the batched source's batches
+// decoded in the same op, one pass per record: the records of a batch are
+// copied from the reader's buffer into one byte arena (no tstring each, no
+// DataRecord check walk), then Rust's DecodeDataRecord and the getters a
+// `plan` names (bpr_block_features_run, the getter ops' own code) write the
+// element's tensors. A record that is not a DataRecord is found by the
+// decode; the error names it (file, byte offset) and only it is dropped:
+// the other records stay in the batch in progress, as above.
 
 #include <algorithm>
 #include <cstring>
@@ -36,6 +45,8 @@
 #include "tensorflow/core/framework/common_shape_fns.h"
 #include "tensorflow/core/framework/dataset.h"
 #include "tensorflow/core/framework/model.h"
+#include "tensorflow/core/framework/op_def.pb.h"
+#include "tensorflow/core/framework/types.h"
 #include "tensorflow/core/framework/op.h"
 #include "tensorflow/core/framework/partial_tensor_shape.h"
 #include "tensorflow/core/framework/shape_inference.h"
@@ -67,6 +78,7 @@ namespace shape_inference = ::tensorflow::shape_inference;
 
 constexpr char kOp[] = "BlockFormatDatasetV2";
 constexpr char kBatchOp[] = "BlockFormatBatchDataset";
+constexpr char kFeatureOp[] = "BlockFormatFeatureDataset";
 // TensorFlow's own default for gzip buffers (TFRecordDataset's): used when
 // buffer_size is 0, which twml accepted and then read nothing with.
 constexpr int64_t kDefaultGzipBuffer = 256 << 10;
@@ -75,6 +87,9 @@ constexpr char kBlockOffset[] = "block_offset";
 constexpr char kRecordIndex[] = "record_index";
 // The batched source's records gathered before an error (a batch in progress).
 constexpr char kPending[] = "pending_records";
+// The feature source's pending records' positions ([n, 4] int64: file index,
+// block offset, index in the block, stream offset), for their errors.
+constexpr char kPendingWhere[] = "pending_where";
 
 REGISTER_OP("BlockFormatDatasetV2")
     .Input("filenames: string")
@@ -123,6 +138,34 @@ progress, which the next call completes.
 
 batch_size: records per element, >= 1.
 drop_remainder: drop a last batch of fewer than batch_size records.
+)doc");
+
+REGISTER_OP("BlockFormatFeatureDataset")
+    .Input("filenames: string")
+    .Input("compression_type: string")
+    .Input("buffer_size: int64")
+    .Input("batch_size: int64")
+    .Input("drop_remainder: bool")
+    .Input("plan: string")
+    .Output("handle: variant")
+    .Attr("output_types: list(type) >= 1")
+    .Attr("output_shapes: list(shape) >= 1")
+    .SetIsStateful()
+    .SetShapeFn([](shape_inference::InferenceContext* c) {
+      shape_inference::ShapeHandle unused;
+      TF_RETURN_IF_ERROR(c->WithRankAtMost(c->input(0), 1, &unused));
+      for (int i = 1; i < 6; ++i) TF_RETURN_IF_ERROR(c->WithRank(c->input(i), 0, &unused));
+      return shape_inference::ScalarShape(c);
+    })
+    .Doc(R"doc(
+BlockFormatBatchDataset's batches, decoded in the same op: each element is
+the outputs of the getter ops `plan` names (bpr_ops.data builds it from a
+BatchPredictionRequestReader, labels and weights) run on DecodeDataRecord of
+the batch's records, each record parsed once from the file's bytes.
+
+plan: the DecodeDataRecord op and the getters, one a line (see the header's
+  bpr_block_features_new).
+output_types, output_shapes: the getters' outputs, in plan order.
 )doc");
 
 // "", "gz" or the name's compression under "auto". Any other value was
@@ -241,18 +284,36 @@ class Dataset : public DatasetBase {
         buffer_size_(buffer_size),
         batch_size_(batch_size),
         drop_remainder_(drop_remainder),
+        dtypes_({::tensorflow::DT_STRING}),
         shapes_({batch_size == 0     ? PartialTensorShape({})
                  : drop_remainder ? PartialTensorShape({batch_size})
                                   : PartialTensorShape({-1})}) {}
 
-  const char* op() const { return batch_size_ == 0 ? kOp : kBatchOp; }
+  // BlockFormatFeatureDataset: `features` (owned here) decodes each batch.
+  Dataset(OpKernelContext* ctx, std::vector<tstring> filenames, tstring compression,
+          int64_t buffer_size, int64_t batch_size, bool drop_remainder, tstring plan,
+          bpr_block_features* features, DataTypeVector dtypes,
+          std::vector<PartialTensorShape> shapes)
+      : DatasetBase(DatasetContext(ctx)),
+        filenames_(std::move(filenames)),
+        compression_(std::move(compression)),
+        buffer_size_(buffer_size),
+        batch_size_(batch_size),
+        drop_remainder_(drop_remainder),
+        plan_(std::move(plan)),
+        features_(features),
+        dtypes_(std::move(dtypes)),
+        shapes_(std::move(shapes)) {}
+
+  ~Dataset() override { bpr_block_features_free(features_); }
+
+  const char* op() const {
+    return features_ != nullptr ? kFeatureOp : batch_size_ == 0 ? kOp : kBatchOp;
+  }
 
   std::unique_ptr<IteratorBase> MakeIteratorInternal(const std::string& prefix) const override;
 
-  const DataTypeVector& output_dtypes() const override {
-    static auto* dtypes = new DataTypeVector({::tensorflow::DT_STRING});
-    return *dtypes;
-  }
+  const DataTypeVector& output_dtypes() const override { return dtypes_; }
 
   const std::vector<PartialTensorShape>& output_shapes() const override { return shapes_; }
 
@@ -284,8 +345,19 @@ class Dataset : public DatasetBase {
     ::tensorflow::Node* drop_remainder = nullptr;
     TF_RETURN_IF_ERROR(b->AddScalar(batch_size_, &batch_size));
     TF_RETURN_IF_ERROR(b->AddScalar(drop_remainder_, &drop_remainder));
-    return b->AddDataset(this, {filenames, compression, buffer_size, batch_size, drop_remainder},
-                         output);
+    if (features_ == nullptr) {
+      return b->AddDataset(this, {filenames, compression, buffer_size, batch_size, drop_remainder},
+                           output);
+    }
+    ::tensorflow::Node* plan = nullptr;
+    TF_RETURN_IF_ERROR(b->AddScalar(plan_, &plan));
+    ::tensorflow::AttrValue types;
+    ::tensorflow::AttrValue shapes;
+    b->BuildAttrValue(dtypes_, &types);
+    b->BuildAttrValue(shapes_, &shapes);
+    return b->AddDataset(this,
+                         {filenames, compression, buffer_size, batch_size, drop_remainder, plan},
+                         {{"output_types", types}, {"output_shapes", shapes}}, output);
   }
 
  private:
@@ -295,6 +367,9 @@ class Dataset : public DatasetBase {
   const int64_t buffer_size_;
   const int64_t batch_size_;
   const bool drop_remainder_;
+  const tstring plan_;
+  bpr_block_features* const features_ = nullptr;
+  const DataTypeVector dtypes_;
   const std::vector<PartialTensorShape> shapes_;
 };
 
@@ -310,6 +385,7 @@ class Dataset::Iterator : public DatasetIterator<Dataset> {
                                bool* end_of_sequence) override {
     ::tensorflow::mutex_lock l(mu_);
     const int64_t batch = dataset()->batch_size_;
+    if (dataset()->features_ != nullptr) return GetNextFeatures(ctx, out_tensors, end_of_sequence);
     if (batch == 0) {
       Tensor record(ctx->allocator({}), ::tensorflow::DT_STRING, ::tensorflow::TensorShape({}));
       int64_t n = 0;
@@ -359,6 +435,23 @@ class Dataset::Iterator : public DatasetIterator<Dataset> {
       TF_RETURN_IF_ERROR(
           writer->WriteScalar(prefix(), kRecordIndex, static_cast<int64_t>(record_index_)));
     }
+    if (!where_.empty()) {
+      const int64_t n = static_cast<int64_t>(where_.size());
+      Tensor pending(::tensorflow::DT_STRING, ::tensorflow::TensorShape({n}));
+      Tensor where(::tensorflow::DT_INT64, ::tensorflow::TensorShape({n, 4}));
+      auto flat = pending.flat<tstring>();
+      auto w = where.matrix<int64_t>();
+      for (int64_t i = 0; i < n; ++i) {
+        const bpr_bytes v = View(i);
+        flat(i).assign(reinterpret_cast<const char*>(v.data), v.len);
+        w(i, 0) = where_[i].file;
+        w(i, 1) = where_[i].block;
+        w(i, 2) = where_[i].index;
+        w(i, 3) = where_[i].offset;
+      }
+      TF_RETURN_IF_ERROR(writer->WriteTensor(prefix(), kPending, pending));
+      TF_RETURN_IF_ERROR(writer->WriteTensor(prefix(), kPendingWhere, where));
+    }
     if (!pending_.empty()) {
       Tensor pending(::tensorflow::DT_STRING,
                      ::tensorflow::TensorShape({static_cast<int64_t>(pending_.size())}));
@@ -373,7 +466,31 @@ class Dataset::Iterator : public DatasetIterator<Dataset> {
     ::tensorflow::mutex_lock l(mu_);
     Close();
     pending_.clear();
-    if (reader->Contains(prefix(), kPending)) {
+    ClearPending();
+    if (dataset()->features_ != nullptr && reader->Contains(prefix(), kPending)) {
+      Tensor pending, where;
+      TF_RETURN_IF_ERROR(reader->ReadTensor(prefix(), kPending, &pending));
+      TF_RETURN_IF_ERROR(reader->ReadTensor(prefix(), kPendingWhere, &where));
+      if (pending.dtype() != ::tensorflow::DT_STRING || pending.dims() != 1 ||
+          pending.NumElements() >= dataset()->batch_size_ || where.dtype() != ::tensorflow::DT_INT64 ||
+          where.dims() != 2 || where.dim_size(0) != pending.NumElements() || where.dim_size(1) != 4) {
+        return errors::InvalidArgument(dataset()->op(), ": the checkpoint's pending records (",
+                                       pending.DebugString(), ", ", where.DebugString(),
+                                       ") do not fit a batch of ", dataset()->batch_size_);
+      }
+      const auto flat = pending.flat<tstring>();
+      const auto w = where.matrix<int64_t>();
+      for (int64_t i = 0; i < flat.size(); ++i) {
+        if (w(i, 0) < 0 || static_cast<uint64_t>(w(i, 0)) >= dataset()->filenames_.size()) {
+          return errors::InvalidArgument(dataset()->op(), ": the checkpoint's pending record ", i,
+                                         " names file ", w(i, 0), " of ",
+                                         dataset()->filenames_.size());
+        }
+        starts_.push_back(arena_.size());
+        arena_.append(flat(i).data(), flat(i).size());
+        where_.push_back({w(i, 0), w(i, 1), w(i, 2), w(i, 3)});
+      }
+    } else if (reader->Contains(prefix(), kPending)) {
       Tensor pending;
       TF_RETURN_IF_ERROR(reader->ReadTensor(prefix(), kPending, &pending));
       if (pending.dtype() != ::tensorflow::DT_STRING || pending.dims() != 1 ||
@@ -438,10 +555,10 @@ class Dataset::Iterator : public DatasetIterator<Dataset> {
           return e;
         }
         if (has) {
-          sink(reinterpret_cast<const char*>(record.data), record.len);
-          ++*n;
           block_offset_ = block;
           record_index_ = index + 1;
+          sink(reinterpret_cast<const char*>(record.data), record.len);
+          ++*n;
           continue;
         }
         Close();
@@ -533,8 +650,11 @@ class Dataset::Iterator : public DatasetIterator<Dataset> {
     char msg[1024];
     const bpr_bytes bname{reinterpret_cast<const uint8_t*>(filename.data()), filename.size()};
     bpr_block_reader* reader = nullptr;
-    const bpr_status st = bpr_block_reader_new(bname, &Iterator::Read, this, block, index,
-                                               /*check_records=*/1, &reader, msg, sizeof(msg));
+    // The feature source checks no record here: its decode walks each once
+    // and names the first that is not a DataRecord.
+    const int32_t check = dataset()->features_ == nullptr ? 1 : 0;
+    const bpr_status st = bpr_block_reader_new(bname, &Iterator::Read, this, block, index, check,
+                                               &reader, msg, sizeof(msg));
     if (st != BPR_OK) {
       Close();
       return ToStatus(st, msg);
@@ -542,6 +662,142 @@ class Dataset::Iterator : public DatasetIterator<Dataset> {
     reader_ = reader;
     block_offset_ = static_cast<uint64_t>(block);
     record_index_ = static_cast<uint64_t>(index);
+    return absl::OkStatus();
+  }
+
+  // Where a pending record of the feature source came from.
+  struct Where {
+    int64_t file, block, index, offset;
+  };
+
+  // The outputs bpr_block_features_run asks for, as the element's tensors.
+  struct FeatureOutputs {
+    ::tensorflow::Allocator* allocator;
+    const DataTypeVector* dtypes;
+    std::vector<Tensor> tensors;
+    std::vector<bool> made;
+    absl::Status status;
+  };
+
+  static int32_t AllocFeature(void* context, int32_t index, const int64_t* dims, size_t rank,
+                              void** data) noexcept {
+    auto* o = static_cast<FeatureOutputs*>(context);
+    if (index < 0 || static_cast<size_t>(index) >= o->tensors.size() || o->made[index]) {
+      o->status = errors::Internal(kFeatureOp, ": the plan's getters asked for output ", index,
+                                   " of ", o->tensors.size(), " twice or out of range");
+      return 1;
+    }
+    ::tensorflow::TensorShape shape;
+    o->status = ::tensorflow::TensorShape::BuildTensorShape(absl::Span<const int64_t>(dims, rank),
+                                                            &shape);
+    if (!o->status.ok()) return 1;
+    o->tensors[index] = Tensor(o->allocator, (*o->dtypes)[index], shape);
+    if (!o->tensors[index].IsInitialized()) {
+      o->status = errors::ResourceExhausted(kFeatureOp, ": cannot allocate output ", index, " of shape ",
+                                            shape.DebugString());
+      return 1;
+    }
+    o->made[index] = true;
+    *data = o->tensors[index].data();
+    return 0;
+  }
+
+  static void SetFeatureString(void* strings, int64_t element, const uint8_t* bytes,
+                               size_t len) noexcept {
+    static_cast<tstring*>(strings)[element].assign(reinterpret_cast<const char*>(bytes), len);
+  }
+
+  bpr_bytes View(size_t i) const TF_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    const size_t end = i + 1 < starts_.size() ? starts_[i + 1] : arena_.size();
+    return bpr_bytes{reinterpret_cast<const uint8_t*>(arena_.data()) + starts_[i], end - starts_[i]};
+  }
+
+  void ClearPending() TF_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    arena_.clear();
+    starts_.clear();
+    where_.clear();
+  }
+
+  // Drops pending record `bad` (not a DataRecord), keeping the others in order.
+  void ErasePending(size_t bad) TF_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    std::string arena;
+    std::vector<size_t> starts;
+    for (size_t i = 0; i < starts_.size(); ++i) {
+      if (i == bad) continue;
+      const bpr_bytes v = View(i);
+      starts.push_back(arena.size());
+      arena.append(reinterpret_cast<const char*>(v.data), v.len);
+    }
+    arena_ = std::move(arena);
+    starts_ = std::move(starts);
+    where_.erase(where_.begin() + static_cast<std::ptrdiff_t>(bad));
+  }
+
+  absl::Status GetNextFeatures(IteratorContext* ctx, std::vector<Tensor>* out_tensors,
+                               bool* end_of_sequence) TF_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    const int64_t batch = dataset()->batch_size_;
+    int64_t read = 0;
+    // As the batched source: records read before an error stay pending.
+    TF_RETURN_IF_ERROR(Fill(ctx, batch - static_cast<int64_t>(where_.size()), &read,
+                            [&](const char* data, size_t len) {
+                              starts_.push_back(arena_.size());
+                              arena_.append(data, len);
+                              where_.push_back(
+                                  {static_cast<int64_t>(file_index_),
+                                   static_cast<int64_t>(block_offset_),
+                                   static_cast<int64_t>(record_index_) - 1,
+                                   static_cast<int64_t>(bpr_block_reader_offset(reader_) - len)});
+                            }));
+    const int64_t n = static_cast<int64_t>(where_.size());
+    if (n == 0 || (n < batch && dataset()->drop_remainder_)) {
+      ClearPending();
+      *end_of_sequence = true;
+      return absl::OkStatus();
+    }
+    std::vector<bpr_bytes> views(n);
+    for (int64_t i = 0; i < n; ++i) views[i] = View(i);
+    const size_t outputs = dataset()->dtypes_.size();
+    FeatureOutputs o{ctx->allocator({}), &dataset()->dtypes_, std::vector<Tensor>(outputs),
+                     std::vector<bool>(outputs, false), absl::OkStatus()};
+    const bpr_outputs callbacks{&o, &Iterator::AllocFeature, &Iterator::SetFeatureString};
+    int64_t bad = -1;
+    char msg[2048];
+    const bpr_status st = bpr_block_features_run(dataset()->features_, views.data(), views.size(),
+                                                 &callbacks, &bad, msg, sizeof(msg));
+    if (st == BPR_HOST_ALLOC_FAILED) {
+      ClearPending();
+      return o.status.ok() ? errors::Internal(kFeatureOp, ": output allocation failed") : o.status;
+    }
+    if (st != BPR_OK) {
+      if (bad >= 0 && bad < n) {
+        // Only that record is bad: the error names it, the rest of the batch
+        // stays pending for the next call.
+        const Where w = where_[bad];
+        const tstring& name = dataset()->filenames_[w.file];
+        const bpr_bytes bname{reinterpret_cast<const uint8_t*>(name.data()), name.size()};
+        char check[2048];
+        const bpr_status c =
+            bpr_block_check_record(bname, views[bad], static_cast<uint64_t>(w.block),
+                                   static_cast<uint64_t>(w.index), static_cast<uint64_t>(w.offset),
+                                   check, sizeof(check));
+        const absl::Status e = c == BPR_OK ? ToStatus(st, msg) : ToStatus(c, check);
+        ErasePending(static_cast<size_t>(bad));
+        return e;
+      }
+      // Not one record's fault (a getter refusing the batch): the batch is
+      // dropped, so skipping the error goes on with the next one.
+      ClearPending();
+      return ToStatus(st, msg);
+    }
+    ClearPending();
+    for (size_t i = 0; i < outputs; ++i) {
+      if (!o.made[i]) {
+        return errors::Internal(kFeatureOp, ": the plan's getters wrote no output ", i, " of ",
+                                outputs);
+      }
+    }
+    *end_of_sequence = false;
+    for (auto& t : o.tensors) out_tensors->push_back(std::move(t));
     return absl::OkStatus();
   }
 
@@ -570,6 +826,11 @@ class Dataset::Iterator : public DatasetIterator<Dataset> {
   bpr_block_reader* reader_ = nullptr;
   // A batch's records while it is read (kept for its capacity).
   std::vector<tstring> pending_ TF_GUARDED_BY(mu_);
+  // The feature source's batch in progress: the records' bytes one after
+  // another (kept for its capacity), where each starts, where each was read.
+  std::string arena_ TF_GUARDED_BY(mu_);
+  std::vector<size_t> starts_ TF_GUARDED_BY(mu_);
+  std::vector<Where> where_ TF_GUARDED_BY(mu_);
   bool gzip_ = false;
   std::unique_ptr<::tensorflow::RandomAccessFile> file_;
   std::unique_ptr<GzipStream> gz_;
@@ -581,13 +842,59 @@ std::unique_ptr<IteratorBase> Dataset::MakeIteratorInternal(const std::string& p
   return std::make_unique<Iterator>(Iterator::Params{this, absl::StrCat(prefix, "::BlockFormat")});
 }
 
+// The getters a plan names must write exactly output_types: each getter's
+// registered outputs (fixed types), in plan order. Rust writes the element
+// types its getters register, so this is what keeps the buffers it is given
+// of those types.
+absl::Status CheckPlanOutputs(const std::string& op, const std::string& plan,
+                              const DataTypeVector& dtypes) {
+  DataTypeVector want;
+  size_t line_start = 0;
+  bool first = true;
+  while (line_start < plan.size()) {
+    size_t line_end = plan.find('\n', line_start);
+    if (line_end == std::string::npos) line_end = plan.size();
+    const std::string line = plan.substr(line_start, line_end - line_start);
+    line_start = line_end + 1;
+    if (line.empty()) continue;
+    const std::string name = line.substr(0, line.find('\t'));
+    const bool decode = first;
+    first = false;
+    if (decode) continue;
+    const ::tensorflow::OpDef* def = nullptr;
+    const absl::Status found = ::tensorflow::OpRegistry::Global()->LookUpOpDef(name, &def);
+    if (!found.ok()) return errors::InvalidArgument(op, ": the plan names an unknown op ", name);
+    for (const auto& arg : def->output_arg()) {
+      if (arg.type() == ::tensorflow::DT_INVALID || !arg.number_attr().empty() ||
+          !arg.type_list_attr().empty()) {
+        return errors::InvalidArgument(op, ": the plan's getter ", name,
+                                       " has an output of a variable type, which this source "
+                                       "does not read");
+      }
+      want.push_back(arg.type());
+    }
+  }
+  if (want != dtypes) {
+    return errors::InvalidArgument(op, ": output_types (", ::tensorflow::DataTypeVectorString(dtypes),
+                                   ") are not the plan's getters' outputs (",
+                                   ::tensorflow::DataTypeVectorString(want), ")");
+  }
+  return absl::OkStatus();
+}
+
 class BlockFormatDatasetOp : public ::tensorflow::data::DatasetOpKernel {
  public:
-  using DatasetOpKernel::DatasetOpKernel;
+  explicit BlockFormatDatasetOp(::tensorflow::OpKernelConstruction* ctx) : DatasetOpKernel(ctx) {
+    if (type_string() == kFeatureOp) {
+      OP_REQUIRES_OK(ctx, ctx->GetAttr("output_types", &dtypes_));
+      OP_REQUIRES_OK(ctx, ctx->GetAttr("output_shapes", &shapes_));
+    }
+  }
 
   void MakeDataset(OpKernelContext* ctx, DatasetBase** output) override {
     const std::string& op = type_string();
-    const bool batched = op == kBatchOp;
+    const bool features = op == kFeatureOp;
+    const bool batched = op == kBatchOp || features;
     const Tensor* filenames_tensor = nullptr;
     OP_REQUIRES_OK(ctx, ctx->input("filenames", &filenames_tensor));
     OP_REQUIRES(ctx, filenames_tensor->dims() <= 1,
@@ -623,14 +930,41 @@ class BlockFormatDatasetOp : public ::tensorflow::data::DatasetOpKernel {
       OP_REQUIRES_OK(ctx, ::tensorflow::data::ParseScalarArgument<bool>(ctx, "drop_remainder",
                                                                       &drop_remainder));
     }
+    if (!features) {
+      *output = new Dataset(ctx, std::move(filenames), std::move(compression), buffer_size,
+                            batch_size, drop_remainder);
+      return;
+    }
+    tstring plan;
+    OP_REQUIRES_OK(ctx, ::tensorflow::data::ParseScalarArgument<tstring>(ctx, "plan", &plan));
+    DataTypeVector dtypes = dtypes_;
+    std::vector<PartialTensorShape> shapes = shapes_;
+    OP_REQUIRES(ctx, dtypes.size() == shapes.size(),
+                errors::InvalidArgument(op, ": ", dtypes.size(), " output_types but ",
+                                        shapes.size(), " output_shapes"));
+    OP_REQUIRES_OK(ctx, CheckPlanOutputs(op, std::string(plan), dtypes));
+    bpr_block_features* decoder = nullptr;
+    char msg[2048];
+    const bpr_bytes bplan{reinterpret_cast<const uint8_t*>(plan.data()), plan.size()};
+    const bpr_status st = bpr_block_features_new(bplan, &decoder, msg, sizeof(msg));
+    OP_REQUIRES(ctx, st == BPR_OK,
+                st == BPR_INVALID_ARGUMENT ? errors::InvalidArgument(op, ": ", msg)
+                                           : errors::Internal(op, ": ", msg));
     *output = new Dataset(ctx, std::move(filenames), std::move(compression), buffer_size,
-                          batch_size, drop_remainder);
+                          batch_size, drop_remainder, std::move(plan), decoder, std::move(dtypes),
+                          std::move(shapes));
   }
+
+ private:
+  DataTypeVector dtypes_;
+  std::vector<PartialTensorShape> shapes_;
 };
 
 REGISTER_KERNEL_BUILDER(Name("BlockFormatDatasetV2").Device(::tensorflow::DEVICE_CPU),
                         BlockFormatDatasetOp);
 REGISTER_KERNEL_BUILDER(Name("BlockFormatBatchDataset").Device(::tensorflow::DEVICE_CPU),
+                        BlockFormatDatasetOp);
+REGISTER_KERNEL_BUILDER(Name("BlockFormatFeatureDataset").Device(::tensorflow::DEVICE_CPU),
                         BlockFormatDatasetOp);
 
 }  // namespace

@@ -349,6 +349,45 @@ bpr_status bpr_block_reader_next(bpr_block_reader* reader, int32_t* has_record, 
                                  uint64_t* block_offset, uint64_t* index, char* msg,
                                  size_t msg_cap);
 
+/* The stream offset of the next byte `reader` has not read: right after
+ * bpr_block_reader_next gave a record, the end of that record (so its first
+ * byte is at this minus its length). */
+uint64_t bpr_block_reader_offset(const bpr_block_reader* reader);
+
+/*
+ * Checks that `record` (read from the block file `name`, record `index` of
+ * the block at stream offset `block_offset`, its first byte at stream offset
+ * `offset`) is a Thrift-binary DataRecord: BPR_OK, or BPR_INVALID_ARGUMENT
+ * with the message bpr_block_reader_next's check gives (file, byte offset,
+ * what was expected).
+ */
+bpr_status bpr_block_check_record(bpr_bytes name, bpr_bytes record, uint64_t block_offset,
+                                  uint64_t index, uint64_t offset, char* msg, size_t msg_cap);
+
+/*
+ * The one-pass training input (BlockFormatFeatureDataset): a DecodeDataRecord
+ * op and the getter ops that read its handle, made once from `plan` (UTF-8
+ * text, one op a line: name TAB number-of-outputs TAB attr=kind:value ...,
+ * the decode op first; kinds i int, f float as its IEEE bits in decimal,
+ * s string as hex, b bool 0/1, l int list comma-separated). Bad plans are
+ * BPR_INVALID_ARGUMENT naming the op and the attr.
+ */
+typedef struct bpr_block_features bpr_block_features;
+bpr_status bpr_block_features_new(bpr_bytes plan, bpr_block_features** out, char* msg,
+                                  size_t msg_cap);
+void bpr_block_features_free(bpr_block_features* features); /* NULL is a no-op */
+
+/*
+ * Decodes `records` (serialized DataRecords) once and writes every getter's
+ * outputs through `outputs`, numbered across the getters in plan order (the
+ * decode op has none). *bad_record = -1, or, when the decode failed because
+ * record i is not a DataRecord, i (the first such record). Safe to call from
+ * several threads at once on one `features`.
+ */
+bpr_status bpr_block_features_run(const bpr_block_features* features, const bpr_bytes* records,
+                                  size_t num_records, const bpr_outputs* outputs,
+                                  int64_t* bad_record, char* msg, size_t msg_cap);
+
 /* ------------------------------------------------------------------------ *
  * twml's model ops (bpr-model): discretizers and calibration.
  * ------------------------------------------------------------------------ */

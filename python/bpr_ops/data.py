@@ -21,6 +21,7 @@ from __future__ import annotations
 import gzip
 import io
 import struct
+from typing import NamedTuple
 
 import tensorflow as tf
 from tensorflow.python.data.ops import dataset_ops
@@ -340,19 +341,11 @@ def _check_targets(filenames, compression_type, buffer_size, labels, weights, re
         )
 
 
-def decode_records(records, features, labels=(), weights=(), default_label: float = 0.0):
-    """Decodes a vector of serialized DataRecords into (features, labels,
-    weights): features as `features` (a BatchPredictionRequestReader, a
-    FeatureConfig, whose labels and weights are the default, or the reader's
-    arguments as a dict) outputs them for request bytes, through the same getter ops;
-    labels float32 [B, len(labels)] (a missing label is `default_label`);
-    weights float32 [B] (the product of the named weight features, a missing
-    one 0; all ones when `weights` is empty)."""
-    reader = _reader(features)
-    labels, weights = _targets(features, labels, weights)
-    label_ids, _ = resolve_keys(list(labels), "training_dataset labels") if labels else ([], [])
-    weight_ids, _ = resolve_keys(list(weights), "training_dataset weights") if weights else ([], [])
-    lib = load_library()
+def _decode_with(lib, records, reader, label_ids, weight_ids, default_label):
+    """(features, labels, weights) of `records` through `lib`'s decode and
+    getter ops: the op library itself (the two-step path), a recorder of the
+    ops it makes (the one-pass source's plan) or a replay of the one-pass
+    source's outputs (its element)."""
     keep = reader._keep()
     handle = lib.decode_data_record(
         input_bytes=records,
@@ -366,8 +359,142 @@ def decode_records(records, features, labels=(), weights=(), default_label: floa
     if weight_ids:
         w = tf.reduce_prod(lib.get_weights_from_data_record(handle), axis=1)
     else:
-        w = tf.ones(tf.shape(records)[:1], tf.float32)
+        # y is [B, L]: B records, also when L is 0.
+        w = tf.ones(tf.shape(y)[:1], tf.float32)
     return x, y, w
+
+
+def decode_records(records, features, labels=(), weights=(), default_label: float = 0.0):
+    """Decodes a vector of serialized DataRecords into (features, labels,
+    weights): features as `features` (a BatchPredictionRequestReader, a
+    FeatureConfig, whose labels and weights are the default, or the reader's
+    arguments as a dict) outputs them for request bytes, through the same getter ops;
+    labels float32 [B, len(labels)] (a missing label is `default_label`);
+    weights float32 [B] (the product of the named weight features, a missing
+    one 0; all ones when `weights` is empty)."""
+    reader = _reader(features)
+    labels, weights = _targets(features, labels, weights)
+    label_ids, _ = resolve_keys(list(labels), "training_dataset labels") if labels else ([], [])
+    weight_ids, _ = resolve_keys(list(weights), "training_dataset weights") if weights else ([], [])
+    return _decode_with(load_library(), records, reader, label_ids, weight_ids, default_label)
+
+
+# ---- the one-pass source --------------------------------------------------
+
+
+class _Call(NamedTuple):
+    """One op `_decode_with` made: the library function, the op, its attrs
+    (a plan line) and its outputs."""
+
+    function: str
+    op_type: str
+    plan_line: str
+    dtypes: tuple
+    shapes: tuple
+    wrap: object  # outputs -> what the library function returned
+
+
+def _plan_attr(name: str, value) -> str:
+    which = value.WhichOneof("value")
+    if which == "i":
+        return f"{name}=i:{value.i}"
+    if which == "f":
+        return f"{name}=f:{struct.unpack('<I', struct.pack('<f', value.f))[0]}"
+    if which == "s":
+        return f"{name}=s:{value.s.hex()}"
+    if which == "b":
+        return f"{name}=b:{int(value.b)}"
+    if which == "list" and not (value.list.f or value.list.s or value.list.type or value.list.shape):
+        return f"{name}=l:{','.join(str(i) for i in value.list.i)}"
+    raise ValueError(f"training_dataset: attr {name} ({which}) of a getter cannot go in the one-pass plan")
+
+
+class _Recorder:
+    """The op library, recording each decode and getter op it makes."""
+
+    def __init__(self, lib):
+        self._lib = lib
+        self.calls: list[_Call] = []
+
+    def __getattr__(self, function):
+        real = getattr(self._lib, function)
+
+        def call(*args, **kwargs):
+            result = real(*args, **kwargs)
+            tensors = list(result) if isinstance(result, tuple) else [result]
+            op = tensors[0].op
+            attrs = [_plan_attr(k, v) for k, v in sorted(op.node_def.attr.items()) if v.WhichOneof("value") != "type"]
+            n = len(op.outputs) if op.type != "DecodeDataRecord" else 0
+            line = "\t".join([op.type, str(n), *attrs])
+            if isinstance(result, tuple):
+                wrap = type(result)._make
+            else:
+                def wrap(outputs):
+                    return outputs[0]
+            self.calls.append(_Call(function, op.type, line, tuple(t.dtype for t in op.outputs),
+                                    tuple(t.shape for t in op.outputs), wrap))
+            return result
+
+        return call
+
+
+class _Replay:
+    """The op library's stand-in in the map after the one-pass source: each
+    getter call returns the source's outputs for it, in the recorded order."""
+
+    def __init__(self, calls, outputs):
+        self._calls = iter(calls)
+        self._outputs = list(outputs)
+        self._at = 0
+
+    def __getattr__(self, function):
+        def call(*args, **kwargs):
+            recorded = next(self._calls)
+            if recorded.function != function:
+                raise AssertionError(f"one-pass replay: {function} called where {recorded.function} was recorded")
+            if recorded.op_type == "DecodeDataRecord":
+                return None  # the handle: only passed to the getters, which replay
+            n = len(recorded.dtypes)
+            outputs = self._outputs[self._at:self._at + n]
+            self._at += n
+            return recorded.wrap(outputs)
+
+        return call
+
+
+def _one_pass_plan(reader, label_ids, weight_ids, default_label) -> list[_Call]:
+    """The ops `_decode_with` makes for this reader, labels and weights,
+    recorded once in a scratch graph."""
+    recorder = _Recorder(load_library())
+    with tf.Graph().as_default():
+        records = tf.compat.v1.placeholder(tf.string, [None])
+        _decode_with(recorder, records, reader, label_ids, weight_ids, default_label)
+    return recorder.calls
+
+
+class _BlockFormatFeatureDataset(dataset_ops.DatasetSource):
+    """The op BlockFormatFeatureDataset (ours): BlockFormatBatchDataset's
+    batches decoded by the getters of `calls` in the same op, each record
+    parsed once; elements are the getters' outputs, flat."""
+
+    def __init__(self, filenames, compression_type, buffer_size, batch_size: int, drop_remainder: bool, calls):
+        getters = [c for c in calls if c.op_type != "DecodeDataRecord"]
+        self._spec = tuple(tf.TensorSpec(shape, dtype) for c in getters for dtype, shape in zip(c.dtypes, c.shapes))
+        variant = load_library().block_format_feature_dataset(
+            filenames=filenames,
+            compression_type=compression_type,
+            buffer_size=buffer_size,
+            batch_size=tf.constant(batch_size, tf.int64),
+            drop_remainder=tf.constant(drop_remainder, tf.bool),
+            plan=tf.constant("\n".join(c.plan_line for c in calls)),
+            output_types=[s.dtype for s in self._spec],
+            output_shapes=[s.shape for s in self._spec],
+        )
+        super().__init__(variant)
+
+    @property
+    def element_spec(self):
+        return self._spec
 
 
 def training_dataset(
@@ -385,6 +512,7 @@ def training_dataset(
     drop_remainder: bool = False,
     check_records: int = 1024,
     ignore_errors: bool = False,
+    one_pass: bool = True,
 ) -> tf.data.Dataset:
     """Block files -> batches of `(features, labels, weights)` for `model.fit`.
 
@@ -418,6 +546,13 @@ def training_dataset(
         reading in file order without shuffle_buffer, with check_records=0
         if the first files are damaged: the check reads them now; elsewhere
         a shuffled or interleaved batch cut short by an error is lost.)
+      one_pass: True (default): read in file order without shuffle_buffer,
+        the batches come from one op (BlockFormatFeatureDataset) that parses
+        each record once, from the file's bytes into the batch's tensors,
+        with the getters' own code; shuffle_buffer > 0, num_parallel_reads
+        > 1, and ignore_errors with tensor features read the two-step way. False: always the two-step path (records
+        as strings, then DecodeDataRecord and the getter ops in a map), for
+        comparison or as an escape hatch. Both give the same batches.
     """
     if not isinstance(ignore_errors, bool):
         raise ValueError(f"training_dataset: ignore_errors must be a bool, got {ignore_errors!r}")
@@ -440,9 +575,18 @@ def training_dataset(
     # 1.4x -> 1.9x parse_example's rate at batch 64). rebatch gives exactly
     # .batch(batch_size)'s batches; a chunk that is a multiple of batch_size
     # only spares it concatenating across chunks.
+    if not isinstance(one_pass, bool):
+        raise ValueError(f"training_dataset: one_pass must be a bool, got {one_pass!r}")
+    in_order = num_parallel_reads is None or num_parallel_reads == 1
+    # A tensor getter can refuse a batch (a declared shape the records do
+    # not have): in a map after ignore_errors (two-step) that is an error
+    # the user sees; inside the one-pass source ignore_errors would skip it.
+    refusable = ignore_errors and bool(reader._tensors or reader._sparse_tensors)
+    if one_pass and in_order and not shuffle_buffer and not refusable:
+        return _one_pass_dataset(filenames, reader, batch_size, labels, weights, default_label, compression_type,
+                                 buffer_size, drop_remainder, ignore_errors)
     chunk = batch_size * max(1, _DECODE_RECORDS // batch_size)
     drop_chunk = drop_remainder and chunk == batch_size
-    in_order = num_parallel_reads is None or num_parallel_reads == 1
     if shuffle_buffer or (ignore_errors and not in_order):
         # Shuffling moves records one by one, so they are read one by one.
         # Interleaved files are batched by .batch(), which loses a batch an
@@ -476,3 +620,43 @@ def training_dataset(
     options = tf.data.Options()
     options.experimental_external_state_policy = tf.data.experimental.ExternalStatePolicy.IGNORE
     return ds.prefetch(tf.data.AUTOTUNE).with_options(options)
+
+
+def _one_pass_dataset(filenames, reader, batch_size, labels, weights, default_label, compression_type, buffer_size,
+                      drop_remainder, ignore_errors) -> tf.data.Dataset:
+    """training_dataset read by BlockFormatFeatureDataset: each record parsed
+    once; a map rebuilds the reader's output structure from the getters'
+    outputs with the reader's own code (`_decode_with` on a replay)."""
+    where = "training_dataset"
+    compression_type = _check_compression(compression_type, where)
+    if isinstance(buffer_size, bool) or not isinstance(buffer_size, int) or buffer_size < 0:
+        raise ValueError(f"{where}: buffer_size must be an int >= 0, got {buffer_size!r}")
+    if isinstance(filenames, (str, bytes)):
+        filenames = [filenames]
+    filenames = tf.convert_to_tensor(filenames, dtype=tf.string, name="filenames")
+    if filenames.shape.rank is not None and filenames.shape.rank > 1:
+        raise ValueError(f"{where}: filenames must be a scalar or a vector, got shape {filenames.shape}")
+    if not isinstance(drop_remainder, bool):
+        raise ValueError(f"{where}: drop_remainder must be a bool, got {drop_remainder!r}")
+    label_ids, _ = resolve_keys(list(labels), "training_dataset labels") if labels else ([], [])
+    weight_ids, _ = resolve_keys(list(weights), "training_dataset weights") if weights else ([], [])
+    calls = _one_pass_plan(reader, label_ids, weight_ids, default_label)
+    # Small batches are decoded several at a time and cut by rebatch, as on
+    # the two-step path: per decode the op runs every getter and the map its
+    # function once, which at batch 64 cost more CPU than the parse itself
+    # (bench_block.py, issue 38). rebatch gives exactly .batch()'s batches.
+    chunk = batch_size * max(1, _DECODE_RECORDS // batch_size)
+    drop_chunk = drop_remainder and chunk == batch_size
+    ds = _BlockFormatFeatureDataset(filenames, tf.constant(compression_type, tf.string),
+                                    tf.constant(buffer_size, tf.int64), chunk, drop_chunk, calls)
+    if ignore_errors:
+        # The source keeps a batch's good records across an error.
+        ds = ds.ignore_errors(log_warning=True)
+    ds = ds.map(
+        lambda *outputs: _decode_with(_Replay(calls, outputs), None, reader, label_ids, weight_ids, default_label),
+        num_parallel_calls=tf.data.AUTOTUNE,
+        deterministic=True,
+    )
+    if chunk != batch_size:
+        ds = ds.rebatch(batch_size, drop_remainder=drop_remainder)
+    return ds.prefetch(tf.data.AUTOTUNE)

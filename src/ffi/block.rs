@@ -45,6 +45,12 @@ pub struct Reader {
 
 // The header's opaque struct is this Rust type.
 impl Reader {
+    /// The stream offset of the next unread byte (the one-pass source's
+    /// record positions).
+    pub(super) fn offset(&self) -> u64 {
+        self.inner.offset()
+    }
+
     fn into_raw(self: Box<Self>) -> *mut bpr_block_reader {
         Box::into_raw(self).cast()
     }
@@ -178,7 +184,7 @@ pub unsafe extern "C" fn bpr_block_reader_next(
 }
 
 /// The record must be a DataRecord.
-fn check_record(name: &str, rec: &bpr_protocol::block::Record<'_>) -> Result<()> {
+pub(super) fn check_record(name: &str, rec: &bpr_protocol::block::Record<'_>) -> Result<()> {
     check_data_record(rec.bytes).map_err(|(at, what)| {
         let start = rec.offset;
         Error::invalid(format!(

@@ -10,6 +10,8 @@ use std::ffi::{c_char, c_void};
 use std::panic::{self, AssertUnwindSafe};
 
 mod block;
+/// The one-pass training input: block records -> getter outputs (issue 38).
+mod block_features;
 mod feature_id;
 /// twml's model ops (bpr-model): discretizers and calibration.
 mod model_discretize;
@@ -53,6 +55,7 @@ fn definitions_match_header() {
         (@ $arg:tt) => { _ };
     }
     use block::*;
+    use block_features::*;
     use feature_id::*;
     use model_discretize::*;
     use model_sparse::*;
@@ -83,6 +86,11 @@ fn definitions_match_header() {
         bpr_block_reader_new: (a, b, c, d, e, f, g, h, i),
         bpr_block_reader_free: (a),
         bpr_block_reader_next: (a, b, c, d, e, f, g),
+        bpr_block_reader_offset: (a),
+        bpr_block_check_record: (a, b, c, d, e, f, g),
+        bpr_block_features_new: (a, b, c, d),
+        bpr_block_features_free: (a),
+        bpr_block_features_run: (a, b, c, d, e, f, g),
         // twml's sparse matmul, norms and partitioning (model_sparse.rs).
         bpr_binary_matmul_shape: (a, b, c, d),
         bpr_binary_matmul: (a, b, c, d, e),

@@ -16,7 +16,7 @@ use sys::{bpr_attr, bpr_outputs};
 ///
 /// # Safety
 /// `inputs` points to `n` views, each of `len` readable bytes (or NULL/0).
-unsafe fn messages<'a>(inputs: *const bpr_bytes, n: usize) -> Vec<&'a [u8]> {
+pub(super) unsafe fn messages<'a>(inputs: *const bpr_bytes, n: usize) -> Vec<&'a [u8]> {
     // SAFETY: the caller's contract, per view.
     unsafe {
         slice(inputs, n)
@@ -118,9 +118,9 @@ pub unsafe extern "C" fn bpr_request_batch_free(batch: *mut sys::bpr_request_bat
 }
 
 /// The host's outputs, through its callbacks.
-struct HostOutputs<'h> {
-    host: &'h bpr_outputs,
-    alloc_failed: bool,
+pub(super) struct HostOutputs<'h> {
+    pub(super) host: &'h bpr_outputs,
+    pub(super) alloc_failed: bool,
 }
 
 impl HostOutputs<'_> {

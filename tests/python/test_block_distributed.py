@@ -164,3 +164,21 @@ def test_mirrored_strategy_on_two_cpus(tmp_path):
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=240)
     assert out.returncode == 0 and "OK 60" in out.stdout, out.stderr[-3000:]
+
+
+def test_data_service_one_pass_training_dataset(tmp_path, service):
+    """training_dataset's one-pass source (BlockFormatFeatureDataset, its plan
+    an input) goes to the workers serialized; DATA shards its batches: every
+    record's features exactly once."""
+    import bpr_ops
+
+    target, _ = service
+    names = _files(tmp_path)
+    reader = bpr_ops.BatchPredictionRequestReader(continuous=["a"])
+    ds = data.training_dataset(names, reader, batch_size=7, labels=["label"], check_records=0)
+    assert "BlockFormatFeatureDataset" in bf.dataset_ops(ds)
+    svc = tf.data.experimental.service
+    ds = ds.apply(svc.distribute(processing_mode=svc.ShardingPolicy.DATA, service=target,
+                                 job_name="exactly-once-one-pass"))
+    got = sorted(v for x, _, _ in ds for v in x["continuous"][:, 0].numpy().tolist())
+    assert got == [float(i) for i in range(len(RECORDS))]

@@ -115,8 +115,9 @@ def test_training_batches_are_those_of_batch(tmp_path, monkeypatch):
 
 
 def test_training_read_paths(tmp_path):
-    """In file order the records come batched from BlockFormatBatchDataset (no
-    tf.data element per record); shuffling and num_parallel_reads read them
+    """In file order the batches come from BlockFormatFeatureDataset (one
+    pass per record, issue 38), or with one_pass=False batched from
+    BlockFormatBatchDataset (no tf.data element per record); shuffling and num_parallel_reads read them
     one by one (BlockFormatDatasetV2). Every path gives every record once,
     shuffled ones in a seeded, reproducible order."""
     paths = []
@@ -132,8 +133,12 @@ def test_training_read_paths(tmp_path):
 
     in_order = data.training_dataset(paths, reader, batch_size=8)
     ops = bf.dataset_ops(in_order)
-    assert "BlockFormatBatchDataset" in ops and "BlockFormatDatasetV2" not in ops, ops
+    assert "BlockFormatFeatureDataset" in ops and "BlockFormatDatasetV2" not in ops, ops
     assert values(in_order) == [float(i) for k in range(3) for i in range(k, N, 3)]
+    two_step = data.training_dataset(paths, reader, batch_size=8, one_pass=False)
+    ops = bf.dataset_ops(two_step)
+    assert "BlockFormatBatchDataset" in ops and "BlockFormatFeatureDataset" not in ops, ops
+    assert values(two_step) == values(in_order)
 
     shuffled = data.training_dataset(paths, reader, batch_size=8, shuffle_buffer=50, seed=7)
     ops = bf.dataset_ops(shuffled)

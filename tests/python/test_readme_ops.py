@@ -70,7 +70,7 @@ def test_every_twml_op_is_marked_as_twmls():
     ours = {n for n, (origin, _) in rows.items() if origin == "bpr_ops"}
     assert ours == {"GetRequestSplitsFromDataRecord", "GetRequestSplitsFromHashedDataRecord",
                     "BatchPredictionResponsesWriter", "BatchPredictionTensorResponsesWriter",
-                    "GetFeatureSourcesFromDataRecord", "BlockFormatBatchDataset",
+                    "GetFeatureSourcesFromDataRecord", "BlockFormatBatchDataset", "BlockFormatFeatureDataset",
                     "BprHashingDiscretizer", "GetSparseBinaryAsSparseTensor",
                     "GetSparseContinuousAsSparseTensor", "GetHashedFeaturesAsSortedSparseTensor"}
     assert {origin for origin, _ in rows.values()} == {"twml", "bpr_ops"}

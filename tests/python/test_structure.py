@@ -30,9 +30,9 @@ LIMITED = ("src", "host/src", "model/src", "protocol/src")
 DOCUMENTED = ("src", "protocol/src", "model/src", "host/src")
 # Over the line before this check existed: ceilings at their length then.
 PROTOCOL_OVER = {
-    "protocol/src/request/ops.rs": 1105,
+    "protocol/src/request/ops.rs": 723,
     "protocol/src/tensor.rs": 928,
-    "protocol/src/request/batch.rs": 921,
+    "protocol/src/request/batch.rs": 805,
 }
 
 # Split so that this file's own text carries no generator header.
@@ -51,8 +51,10 @@ LAYERS = {
     "tensors": 0,
     "check": 0,
     "encode": 0,
+    "merge": 0,
     "batch": 1,
     "ops": 2,
+    "getters": 2,
     "tensor_getters": 2,
 }
 LEAF = {"outputs", "read"}

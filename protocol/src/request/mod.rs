@@ -29,6 +29,8 @@
 mod batch;
 mod check;
 mod encode;
+mod getters;
+mod merge;
 mod ops;
 mod outputs;
 mod read;

@@ -87,7 +87,8 @@ def ref_v2(ids, vals, bin_ids, bin_vals, offsets, bits, feature_ids, feature_ind
     return np.array(keys, np.int64), np.array(out, vals.dtype)
 
 
-def ref_mdl_layer(cols, vals, n_feature, n_bin, out_bits, bin_values, hash_keys, hash_values, bin_ids, offsets):
+def ref_mdl_layer(cols, vals, n_feature, n_bin, out_bits, bin_values, hash_keys, hash_values, bin_ids,
+                  feature_offsets):
     """twml's MDL layer: hash-table lookup, the MDL op on found keys, floormod
     (Python's %) + len(bin_ids) on the others."""
     index = dict(zip(map(int, hash_keys), map(int, hash_values)))
@@ -99,8 +100,8 @@ def ref_mdl_layer(cols, vals, n_feature, n_bin, out_bits, bin_values, hash_keys,
             keys.append(int(c) % ((1 << out_bits) - size) + size)
             out.append(v)
             continue
-        start = offsets[k]
-        end = offsets[k + 1] if k + 1 < len(offsets) else size
+        start = feature_offsets[k]
+        end = feature_offsets[k + 1] if k + 1 < len(feature_offsets) else size
         keys.append(int(bin_ids[start + ref_search(bin_values[start:end], v)]))
         out.append(1.0)
     return np.array(keys, np.int64), np.array(out, vals.dtype)
@@ -347,7 +348,7 @@ def test_layer_mistakes_are_value_errors_at_construction():
         bpr_ops.MDL(**{**args, "hash_keys": [1, 1, 2]})
     with pytest.raises(ValueError, match=r"feature_offsets\[1\] = 5 starts a run of bins ending at 5"):
         bpr_ops.MDL(**{**args, "feature_offsets": [0, 5, 5]})
-    with pytest.raises(ValueError, match="hash_keys is required"):
+    with pytest.raises(ValueError, match="bin_values is required"):
         bpr_ops.PercentileDiscretizer(3, 4, 12)
     layer = bpr_ops.MDL(**args)
     with pytest.raises(ValueError, match="expects a rank-2 sparse tensor"):

@@ -70,7 +70,7 @@ def test_every_twml_op_is_marked_as_twmls():
     assert ours == {"GetRequestSplitsFromDataRecord", "GetRequestSplitsFromHashedDataRecord",
                     "BatchPredictionResponsesWriter", "BatchPredictionTensorResponsesWriter",
                     "GetFeatureSourcesFromDataRecord", "BlockFormatBatchDataset",
-                    "BprHashingDiscretizer"}
+                    "BprHashingDiscretizer", "BprPercentileDiscretizer"}
     assert {origin for origin, _ in rows.values()} == {"twml", "bpr_ops"}
     assert len(TWML_OPS) == 37
     assert set(TWML_OPS) | set(TWML_TENSOR_OPS) <= {n for n, (origin, _) in rows.items() if origin == "twml"}

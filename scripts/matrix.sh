@@ -7,7 +7,7 @@
 #     per minor, with that TensorFlow only (and once with the full `tensorflow`
 #     distribution, which must not bring tensorflow-cpu along); run both ops, the request reader
 #     and bpr-decode there (scripts/wheel_smoke.py).
-#  3. Write the results as a table into README.md (scripts/matrix_table.py).
+#  3. Write the results as a table into docs/reference/install.md (scripts/matrix_table.py).
 # Keeps going after a failure so the table shows every row; exits 1 if any failed.
 #
 # Not in the per-minor harness: test_serving_host.py (builds the Rust serving

@@ -1,5 +1,5 @@
-"""Writes `make matrix`'s results (build/matrix/) as a table into README.md,
-between the matrix markers. Run by scripts/matrix.sh; usage:
+"""Writes `make matrix`'s results (build/matrix/) as a table into
+docs/reference/install.md ("Tested TensorFlow versions"), between the matrix markers. Run by scripts/matrix.sh; usage:
 matrix_table.py RESULTS_DIR WHEEL_TAG."""
 
 import json
@@ -52,17 +52,17 @@ def main(out: Path, tag: str):
     note = (f"Measured by `make matrix` with `bpr_ops-0.1.0-{tag}.whl`. Keras and numpy are the "
             "versions pip chose for each TensorFlow and Python (Keras 3.13 and later need Python 3.11). "
             "The 11 skipped tests: `test_large_output.py`'s 4 over-2-GiB cases (`make test-slow`), and 7 "
-            "that build bpr-host or run the README's serving commands against .venv's TensorFlow "
+            "that build bpr-host or run the serving guide's commands against .venv's TensorFlow "
             "(`make test` runs them).")
-    readme = Path("README.md")
-    text = readme.read_text()
+    page = Path("docs/reference/install.md")
+    text = page.read_text()
     start, end = "<!-- matrix:start -->", "<!-- matrix:end -->"
     if start not in text:
-        sys.exit("README.md has no matrix markers")
+        sys.exit(f"{page} has no matrix markers")
     table = "\n".join(rows)
     text = re.sub(re.escape(start) + ".*?" + re.escape(end), lambda _: f"{start}\n{table}\n\n{note}\n{end}", text,
                   flags=re.S)
-    readme.write_text(text)
+    page.write_text(text)
     print(table)
 
 

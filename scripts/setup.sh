@@ -202,6 +202,17 @@ if ! { command -v pkg-config >/dev/null && pkg-config --exists openssl; }; then
   need libssl-dev openssl-devel "OpenSSL headers and openssl.pc, for openssl-sys"
 fi
 
+# --- Apache Thrift's compiler: the Rust tests decode our bytes with the structs it generates ------
+# from thrift/*.thrift (protocol/thrift-gen/build.rs, when the tests build). It must be 0.17, the
+# version of the `thrift` crate that generated code calls; Debian 12's thrift-compiler is 0.17.
+THRIFT_WANT=0.17
+thrift_version() { "${THRIFT:-thrift}" --version 2>/dev/null | head -n 1 | awk '{print $NF}'; }
+if ! command -v "${THRIFT:-thrift}" >/dev/null; then
+  need thrift-compiler thrift "Apache Thrift's compiler $THRIFT_WANT, for the structs the Rust tests decode with"
+elif [[ "$(thrift_version)" != "$THRIFT_WANT".* ]]; then
+  manual+=("Apache Thrift's compiler $THRIFT_WANT (\`${THRIFT:-thrift} --version\` says '$(thrift_version)', at $(command -v "${THRIFT:-thrift}")): the generated code must match the \`thrift\` crate 0.17; put a 0.17 compiler first on PATH or name it in THRIFT")
+fi
+
 # --- For make memcheck: valgrind. -----------------------------------------------------------------
 [ "$want_memcheck" = 0 ] || command -v valgrind >/dev/null || need valgrind valgrind "valgrind, for make memcheck"
 
@@ -226,7 +237,7 @@ cannot() { # the one message: everything missing, and how to install it
   exit 1
 }
 # Rust is not the distribution's to install (Debian's is too old): nothing else helps without it.
-[ "${#manual[@]}" -eq 0 ] || cannot "setup does not install Rust"
+[ "${#manual[@]}" -eq 0 ] || cannot "setup cannot install some of it (no package of this system does)"
 
 if [ "${#deb[@]}" -gt 0 ]; then
   command -v apt-get >/dev/null || cannot "setup installs with apt-get only, which is not here"
@@ -251,6 +262,12 @@ if [ "${#deb[@]}" -gt 0 ]; then
   fi
   command -v pkg-config >/dev/null && pkg-config --exists openssl || die "libssl-dev and pkg-config installed, but \`pkg-config --exists openssl\` fails"
   command -v c++ >/dev/null || die "g++ installed but no c++ on PATH"
+  if command -v "${THRIFT:-thrift}" >/dev/null; then
+    [[ "$(thrift_version)" == "$THRIFT_WANT".* ]] ||
+      die "Apache Thrift's compiler installed, but \`${THRIFT:-thrift} --version\` says '$(thrift_version)', not $THRIFT_WANT (the \`thrift\` crate's version)"
+  else
+    die "thrift-compiler installed but no \`${THRIFT:-thrift}\` on PATH"
+  fi
 fi
 
 # --- rustfmt and clippy for make lint (rustup's minimal profile has neither). ----------------------
@@ -262,23 +279,27 @@ if [ "$want_lint" = 1 ] && ! { cargo fmt --version && cargo clippy --version; } 
 fi
 
 # --- .venv with the pinned packages. ---------------------------------------------------------------
+# requirements.txt (TensorFlow, the test packages) and requirements-docs.txt (MkDocs for make docs),
+# installed again whenever either file changes.
 stamp=.venv/.requirements
+wanted_requirements=$(cat requirements.txt requirements-docs.txt)
 if [ -e .venv ] && ! venv_works; then
   # A failed `python3 -m venv` leaves .venv/bin/python without pip; start it again.
   say "removing a half-made .venv (no working pip in it)"
   rm -rf .venv
 fi
-if [ ! -x .venv/bin/python ] || ! cmp -s requirements.txt "$stamp"; then
-  say "creating .venv with $("$PY_BOOT" --version 2>&1) and requirements.txt"
+if [ ! -x .venv/bin/python ] || [ "$wanted_requirements" != "$(cat "$stamp" 2>/dev/null)" ]; then
+  say "creating .venv with $("$PY_BOOT" --version 2>&1), requirements.txt and requirements-docs.txt"
   if [ ! -x .venv/bin/python ]; then
     "$PY_BOOT" -m venv .venv || { rm -rf .venv; die "\`$PY_BOOT -m venv .venv\` failed (output above)"; }
   fi
   # tf_keras without its dependencies: it requires the `tensorflow` distribution,
   # which would land next to tensorflow-cpu (one import package, two installs).
   grep -v -E '^\s*tf_keras' requirements.txt >.venv/.requirements-with-deps
-  .venv/bin/python -m pip install -q --disable-pip-version-check -r .venv/.requirements-with-deps &&
+  .venv/bin/python -m pip install -q --disable-pip-version-check -r .venv/.requirements-with-deps \
+    -r requirements-docs.txt &&
     .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps \
       $(grep -E '^\s*tf_keras' requirements.txt) ||
-    die "pip could not install requirements.txt into .venv (output above); run make again to retry"
-  cp requirements.txt "$stamp"
+    die "pip could not install requirements.txt and requirements-docs.txt into .venv (output above); run make again to retry"
+  printf '%s' "$wanted_requirements" >"$stamp"
 fi

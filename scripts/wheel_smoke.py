@@ -2,7 +2,7 @@
 TensorFlow are installed, from a directory outside the source tree: both ops
 and the request reader through the installed package (and the library built for the running
 TensorFlow minor), then the bpr-decode console script on their output. Prints
-one JSON line of what ran (versions) for the README's table."""
+one JSON line of what ran (versions) for the table in docs/reference/install.md."""
 
 import json
 import platform

@@ -14,7 +14,8 @@
 //! - [`sparse`]: `BinarySparseTensorDenseMatMul` (`FullSparse`), the
 //!   sparse-normalisation ops, `PartitionSparseTensorMod`;
 //! - [`tensors`]: `FeatureMask`, `Hashmap`, sample-id compression, fixed- and
-//!   var-length tensors, `FeatureExtractor`, `GetSubstrings`.
+//!   var-length tensors, `FeatureExtractor`, `GetSubstrings`;
+//! - [`idhash`]: the hasher of the int64-keyed tables these ops look ids up in.
 
 #![deny(unsafe_code)]
 
@@ -22,5 +23,6 @@ mod error;
 pub use error::{Error, Result};
 
 pub mod discretize;
+pub mod idhash;
 pub mod sparse;
 pub mod tensors;

@@ -9,15 +9,16 @@
 //! out of bounds or drops values silently, these return an [`Error`] that
 //! names the op, the input and what was expected (README, "twml's model ops").
 
-use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
+
+use crate::idhash::{IdMap, IdSet};
 
 pub use crate::error::{Error, Result};
 
 /// `FeatureMask`: whether each element of `keep` is one of `list_keep`.
 #[derive(Debug, Clone)]
 pub struct FeatureMask {
-    keep: HashSet<i64>,
+    keep: IdSet,
 }
 
 impl FeatureMask {
@@ -43,7 +44,7 @@ impl FeatureMask {
 pub struct HashTable {
     keys: Vec<i64>,
     values: Vec<i64>,
-    map: HashMap<i64, i64>,
+    map: IdMap<i64>,
 }
 
 impl HashTable {
@@ -57,7 +58,7 @@ impl HashTable {
                 hash_values.len()
             )));
         }
-        let mut map = HashMap::with_capacity(hash_keys.len());
+        let mut map = IdMap::with_capacity_and_hasher(hash_keys.len(), Default::default());
         for (&k, &v) in hash_keys.iter().zip(hash_values) {
             map.insert(k, v);
         }
@@ -359,9 +360,25 @@ impl FixedLength {
         pad: T,
         out: &mut [T],
     ) {
-        self.fill(segment_ids, |k, from| {
-            out[k] = from.map_or(pad, |i| values[i]);
-        });
+        // The walk of `fill` by whole runs: a segment is one copy and the
+        // padding one fill, instead of a call and a branch per element.
+        debug_assert_eq!(out.len(), self.batch_size * self.max_length);
+        let width = self.max_length;
+        let (mut k, mut n) = (0, 0);
+        while n < segment_ids.len() {
+            let start = n;
+            let id: i64 = segment_ids[start].into();
+            while n < segment_ids.len() && segment_ids[n].into() == id {
+                n += 1;
+            }
+            let row_start = id as usize * width;
+            let take = (n - start).min(width);
+            out[k..row_start].fill(pad);
+            out[row_start..row_start + take].copy_from_slice(&values[start..start + take]);
+            out[row_start + take..row_start + width].fill(pad);
+            k = row_start + width;
+        }
+        out[k..].fill(pad);
     }
 }
 
@@ -383,13 +400,20 @@ pub fn extracted_len(mask: &[bool], sizes: &[(&str, usize)]) -> Result<usize> {
 }
 
 /// `FeatureExtractor`: the elements of `input` where `mask` is true, in order.
+/// `out` has as many elements as `mask` has trues.
 pub fn extract<T: Copy>(mask: &[bool], input: &[T], out: &mut [T]) {
+    // Without a branch on the mask (a random mask mispredicts half the
+    // time): every element is written to the next free slot, which advances
+    // only for a kept one, so a dropped element is overwritten by the next
+    // kept one. The loop ends when the last slot holds a kept element.
+    let n = out.len();
     let mut j = 0;
     for (&m, &v) in mask.iter().zip(input) {
-        if m {
-            out[j] = v;
-            j += 1;
+        if j == n {
+            break;
         }
+        out[j] = v;
+        j += usize::from(m);
     }
 }
 

@@ -84,27 +84,11 @@ fn main() -> Result<()> {
 }
 
 #[cfg(test)]
-#[allow(dead_code, clippy::all)]
-#[path = "../tests/gen/data.rs"]
-mod data;
-#[cfg(test)]
-#[allow(dead_code, clippy::all)]
-#[path = "../tests/gen/prediction_service.rs"]
-mod prediction_service;
-#[cfg(test)]
-#[allow(dead_code, clippy::all)]
-#[path = "../tests/gen/tensor.rs"]
-mod tensor;
-#[cfg(test)]
-mod bpr_ops_idl {
-    pub(crate) use crate::{data, tensor};
-}
-
-#[cfg(test)]
 mod tests {
     use super::*;
-    use crate::prediction_service::BatchPredictionResponse;
-    use crate::tensor::{DataType, GeneralTensor};
+    // Apache's compiler makes these from thrift/*.thrift when the example's tests build.
+    use bpr_thrift_gen::prediction_service::BatchPredictionResponse;
+    use bpr_thrift_gen::tensor::{DataType, GeneralTensor};
     use thrift::protocol::{TBinaryInputProtocol, TSerializable};
 
     /// Decoded by Apache Thrift's generated code, as a consumer would.

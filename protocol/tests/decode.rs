@@ -1,19 +1,7 @@
 // bpr_protocol::decode against bytes written by Apache Thrift's Rust crate: every DataRecord
 // field and GeneralTensor variant, unknown fields skipped, truncation and corruption as errors.
 
-#[allow(dead_code, clippy::all)]
-#[path = "gen/data.rs"]
-mod data;
-#[allow(dead_code, clippy::all)]
-#[path = "gen/prediction_service.rs"]
-mod prediction_service;
-#[allow(dead_code, clippy::all)]
-#[path = "gen/tensor.rs"]
-mod tensor;
-
-mod bpr_ops_idl {
-    pub(crate) use crate::{data, tensor};
-}
+use bpr_thrift_gen::{data, prediction_service, tensor};
 
 use std::collections::{BTreeMap, BTreeSet};
 

@@ -6,19 +6,7 @@
 // DataRecords) and reads as one: pinned here, documented in the README.
 #![allow(clippy::field_reassign_with_default)] // the generated structs have nine optional fields
 
-#[allow(dead_code, clippy::all)]
-#[path = "gen/data.rs"]
-mod data;
-#[allow(dead_code, clippy::all)]
-#[path = "gen/prediction_service.rs"]
-mod prediction_service;
-#[allow(dead_code, clippy::all)]
-#[path = "gen/tensor.rs"]
-mod tensor;
-
-mod bpr_ops_idl {
-    pub(crate) use crate::{data, tensor};
-}
+use bpr_thrift_gen::{data, prediction_service};
 
 use std::collections::{BTreeMap, BTreeSet};
 

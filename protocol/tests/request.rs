@@ -1,22 +1,10 @@
 // The request readers, judged against requests written by Apache Thrift's
-// Rust crate (tests/gen, generated code used unmodified): every getter's
+// Rust crate (bpr_thrift_gen, generated at build, used unmodified): every getter's
 // outputs against values computed here from the same structs, and every
 // malformed input an error (never a panic).
 #![allow(clippy::field_reassign_with_default)] // the generated structs have nine optional fields
 
-#[allow(dead_code, clippy::all)]
-#[path = "gen/data.rs"]
-mod data;
-#[allow(dead_code, clippy::all)]
-#[path = "gen/prediction_service.rs"]
-mod prediction_service;
-#[allow(dead_code, clippy::all)]
-#[path = "gen/tensor.rs"]
-mod tensor;
-
-mod bpr_ops_idl {
-    pub(crate) use crate::{data, tensor};
-}
+use bpr_thrift_gen::{data, prediction_service};
 
 use std::collections::{BTreeMap, BTreeSet};
 

@@ -1,22 +1,10 @@
 // The tensor getters and DataRecordTensorWriter, judged by Apache Thrift's
-// Rust crate (tests/gen, generated code used unmodified): records written by
+// Rust crate (bpr_thrift_gen, generated at build, used unmodified): records written by
 // Apache's encoder are read by the getters (outputs compared with the values
 // put in), and the writer's records are read by Apache's decoder.
 #![allow(clippy::field_reassign_with_default)]
 
-#[allow(dead_code, clippy::all)]
-#[path = "gen/data.rs"]
-mod data;
-#[allow(dead_code, clippy::all)]
-#[path = "gen/prediction_service.rs"]
-mod prediction_service;
-#[allow(dead_code, clippy::all)]
-#[path = "gen/tensor.rs"]
-mod tensor;
-
-mod bpr_ops_idl {
-    pub(crate) use crate::{data, tensor};
-}
+use bpr_thrift_gen::{data, prediction_service, tensor};
 
 use std::collections::BTreeMap;
 

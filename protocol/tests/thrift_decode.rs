@@ -1,21 +1,8 @@
 // Decodes our bytes with Apache Thrift's Rust crate (generated structs and the raw protocol API) on random inputs, and compares with Apache's own encoder.
 
-// tests/gen/ is Apache Thrift 0.17's output for thrift/*.thrift (scripts/gen-thrift-rs.sh),
-// used unmodified. It imports its siblings as `crate::bpr_ops_idl::{data, tensor}`
-// (from `namespace rs bpr_ops_idl`), which the module below provides.
-#[allow(dead_code, clippy::all)]
-#[path = "gen/data.rs"]
-mod data;
-#[allow(dead_code, clippy::all)]
-#[path = "gen/prediction_service.rs"]
-mod prediction_service;
-#[allow(dead_code, clippy::all)]
-#[path = "gen/tensor.rs"]
-mod tensor;
-
-mod bpr_ops_idl {
-    pub(crate) use crate::{data, tensor};
-}
+// bpr_thrift_gen (protocol/thrift-gen) is Apache Thrift 0.17's output for thrift/*.thrift,
+// generated when the tests build and used unmodified.
+use bpr_thrift_gen::{data, prediction_service, tensor};
 
 mod common;
 

@@ -67,26 +67,26 @@ class _RequestReader:
       tensors: {key: (dtype, shape)}: tensor features (the records' `tensors`
         map, read with GetTensorsWithMissingMaskFromDataRecord), each a dense
         [B, *shape] tensor of dtype (float32, float64, int32, int64, uint8,
-        int8 or bool) under out["tensors"][key], zeros where a record (and its
-        commonFeatures) lacks it, with out["tensors_found"][key] a bool [B]
+        int8 or bool) under `out["tensors"][key]`, zeros where a record (and its
+        commonFeatures) lacks it, with `out["tensors_found"][key]` a bool [B]
         mask. A tensor of another dtype or shape is an InvalidArgumentError.
       sparse_tensors: {key: (dtype, dense_shape)}: sparse tensor features (the
         records' `sparseTensors` map of COOSparseTensors, read with
         GetSparseTensorsFromDataRecord), each one tf.SparseTensor of dense
-        shape [B, *dense_shape] under out["sparse_tensors"][key], the record's
+        shape [B, *dense_shape] under `out["sparse_tensors"][key]`, the record's
         index prepended to each value's indices; a record (and its
         commonFeatures) lacking it adds no values. dtype as for tensors. A
         sparse tensor of another dtype or dense shape is an InvalidArgumentError.
       sparse_binary: keys of sparse binary features (a set of strings per
         record), each one tf.SparseTensor of strings [B, N] under
-        out["sparse_binary"][key] (N the most strings a record has): row b
+        `out["sparse_binary"][key]` (N the most strings a record has): row b
         holds record b's strings at columns 0, 1, ... (its request's
         commonFeatures' strings, then its own, in wire order), as
         tf.io.parse_example gives a VarLenFeature.
       sparse_continuous: keys of sparse continuous features (a map string ->
         double per record): the values as tf.SparseTensor float32 [B, N]
-        under out["sparse_continuous"][key] and their names, the same
-        indices, as strings under out["sparse_continuous_names"][key].
+        under `out["sparse_continuous"][key]` and their names, the same
+        indices, as strings under `out["sparse_continuous_names"][key]`.
       hashed: {kind: keys} (kinds: binary, continuous, discrete, strings,
         sparse_binary, sparse_continuous): features read as twml's hashed
         sparse input (GetHashedFeaturesAsSparseTensorV2, what twml's

@@ -7,6 +7,11 @@ import importlib.util
 import subprocess
 from pathlib import Path
 
+import pytest
+
+# Plain C libraries and the checker script: the same under every TensorFlow.
+pytestmark = pytest.mark.no_library
+
 ROOT = Path(__file__).resolve().parents[2]
 spec = importlib.util.spec_from_file_location("check_wheel", ROOT / "scripts" / "check_wheel.py")
 check_wheel = importlib.util.module_from_spec(spec)

@@ -98,4 +98,4 @@ def test_avx2_and_portable_paths_write_the_same_exact_bytes(tmp_path):
 
 
 def test_the_portable_switch_is_documented():
-    assert "BPR_OPS_PORTABLE" in (ROOT / "README.md").read_text()
+    assert "BPR_OPS_PORTABLE" in (ROOT / "docs" / "reference" / "install.md").read_text()

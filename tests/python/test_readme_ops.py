@@ -1,5 +1,5 @@
-"""README's list of every op ("## Every op in libbpr_ops.so") is exactly the
-ops libbpr_ops.so registers, each row's interface exactly its OpDef (inputs,
+"""The list of every op (docs/reference/ops.md, once README's "## Every op in
+libbpr_ops.so") is exactly the ops libbpr_ops.so registers, each row's interface exactly its OpDef (inputs,
 attrs, outputs with their types), so the list cannot rot. The ops come from
 the library's own OpList (TF_GetOpList), not from a list kept here."""
 
@@ -14,7 +14,8 @@ from tensorflow.python.framework import dtypes
 import bpr_ops
 from thrift_check import ROOT
 
-SECTION = "## Every op in libbpr_ops.so"
+PAGE = ROOT / "docs" / "reference" / "ops.md"
+TITLE = "# Every op in libbpr_ops.so"
 
 
 def registered() -> dict:
@@ -25,7 +26,7 @@ def registered() -> dict:
 
 
 def interface(op) -> str:
-    """An OpDef as the README's interface cell writes it."""
+    """An OpDef as the op table's interface cell writes it."""
     def arg(a):
         if a.type_attr or a.type_list_attr:
             t = a.type_attr or a.type_list_attr
@@ -42,9 +43,9 @@ def interface(op) -> str:
 
 
 def readme_rows() -> dict:
-    text = (ROOT / "README.md").read_text()
-    assert SECTION in text, f"README has no section {SECTION!r}"
-    body = text.split(SECTION, 1)[1].split("\n## ", 1)[0]
+    text = PAGE.read_text()
+    assert text.startswith(TITLE + "\n"), f"{PAGE} does not start with {TITLE!r}"
+    body = text
     rows = {}
     for line in body.splitlines():
         m = re.match(r"^\| `(\w+)` \| (\w+) \| (.*?) \| ", line)
@@ -56,8 +57,8 @@ def readme_rows() -> dict:
 
 def test_readme_lists_exactly_the_registered_ops_with_their_interfaces():
     ops, rows = registered(), readme_rows()
-    assert sorted(set(ops) - set(rows)) == [], "registered but not in the README"
-    assert sorted(set(rows) - set(ops)) == [], "in the README but not registered"
+    assert sorted(set(ops) - set(rows)) == [], "registered but not in docs/reference/ops.md"
+    assert sorted(set(rows) - set(ops)) == [], "in docs/reference/ops.md but not registered"
     for name, op in ops.items():
         assert rows[name][1] == interface(op), name
 

@@ -1,8 +1,10 @@
-"""The README's Serving commands, run as written (issue 29: `cargo build
---release -p bpr-host` then `--ops target/release/libbpr_ops.so` failed on a
-fresh checkout: no PYTHON, and -p bpr-host does not build the op library).
+"""The serving commands of the docs (docs/guides/serving.md, "Loading the ops
+in a server"; README's "Serving" section before the docs moved there), run as
+written (issue 29: `cargo build --release -p bpr-host` then `--ops
+target/release/libbpr_ops.so` failed on a fresh checkout: no PYTHON, and -p
+bpr-host does not build the op library).
 
-The commands are read from README.md, so a README that drifts fails here; only
+The commands are read from that page, so a page that drifts fails here; only
 the user's two files, `exported/` and `batch.npy`, are pointed at this test's
 own. The host's table is checked against the model's own scores."""
 
@@ -23,22 +25,27 @@ ROOT = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.skipif(
     bool(os.environ.get("BPR_OPS_LIBRARY")),
-    reason="the README's commands build against .venv's TensorFlow into target/release; a run pointed at "
+    reason="the serving guide's commands build against .venv's TensorFlow into target/release; a run pointed at "
     "another build (BPR_OPS_LIBRARY, make test-python-oldest-tf) does not test them",
 )
 
 
+GUIDE = ROOT / "docs" / "guides" / "serving.md"
+SECTION = "\n## Loading the ops in a server\n"
+
+
 def serving_section() -> str:
-    text = (ROOT / "README.md").read_text()
-    section = text[text.index("\n## Serving\n"):]
+    text = GUIDE.read_text()
+    assert SECTION in text, f"{GUIDE} has no section {SECTION.strip()!r}"
+    section = text[text.index(SECTION):]
     return section[: section.index("\n## ", 1)]
 
 
 def readme_serving_commands() -> list[str]:
-    """The shell lines of the first ```sh block of README.md's "## Serving" section."""
+    """The shell lines of the first ```sh block of the serving guide's section."""
     section = serving_section()
     block = re.search(r"```sh\n(.*?)```", section, re.S)
-    assert block, "README.md's Serving section has no ```sh block"
+    assert block, f"{GUIDE}'s section {SECTION.strip()!r} has no ```sh block"
     return [line.strip() for line in block[1].splitlines() if line.strip()]
 
 
@@ -51,13 +58,13 @@ def test_the_readme_names_every_step():
 
 def test_the_readme_serving_commands_run_as_written(tmp_path):
     if not (ROOT / ".venv" / "bin" / "python").exists():
-        pytest.skip("no .venv in the checkout (make setup makes it): the README's commands start from it")
-    # The model of the README's "Use" section, and a batch of its input.
+        pytest.skip("no .venv in the checkout (make setup makes it): the guide's commands start from it")
+    # The model of the "Use" section of docs/getting-started.md, and a batch of its input.
     features = keras.Input((4,))
     scores = keras.layers.Dense(2, activation="sigmoid")(features)
     model = keras.Model(features, bpr_ops.BatchPredictionWriter(keys=[1001, 1002])(scores))
     model.export(str(tmp_path / "exported"), format="tf_saved_model", verbose=False)
-    # batch.npy as the README says to make it (its float64 default was refused by the host).
+    # batch.npy as the guide says to make it (its float64 default was refused by the host).
     (make_batch,) = re.findall(r"`(np\.save\(\"batch\.npy\", .*?\))`", serving_section().replace("\n", " "))
     np.random.seed(29)
     exec(make_batch.replace('"batch.npy"', repr(str(tmp_path / "batch.npy"))), {"np": np})

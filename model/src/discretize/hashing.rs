@@ -3,9 +3,8 @@
 //! feature id into a new id with value 1; an uncalibrated feature keeps its
 //! value and its id is masked to `output_bits`.
 
-use std::collections::HashMap;
-
 use super::{Error, Real, Result};
+use crate::idhash::IdMap;
 
 /// How to find a value's bin (bits 1:0 of twml's `options`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -76,17 +75,16 @@ pub fn hash_id(id: i64, bucket: i64, output_bits: i64, hash: Hash) -> i64 {
 
 /// libstdc++'s `std::lower_bound`, step for step, so unsorted or NaN
 /// boundaries give twml's bin too.
+/// The steps are selects, not branches (a value's bin is a coin toss for
+/// the branch predictor): the same comparisons in the same order.
 fn lower_bound<T: Real>(bins: &[T], value: T) -> usize {
     let (mut first, mut len) = (0usize, bins.len());
     while len > 0 {
         let half = len >> 1;
         let middle = first + half;
-        if bins[middle] < value {
-            first = middle + 1;
-            len = len - half - 1;
-        } else {
-            len = half;
-        }
+        let below = bins[middle] < value;
+        first = if below { middle + 1 } else { first };
+        len = if below { len - half - 1 } else { half };
     }
     first
 }
@@ -97,12 +95,9 @@ fn upper_bound<T: Real>(bins: &[T], value: T) -> usize {
     while len > 0 {
         let half = len >> 1;
         let middle = first + half;
-        if value < bins[middle] {
-            len = half;
-        } else {
-            first = middle + 1;
-            len = len - half - 1;
-        }
+        let above = value < bins[middle];
+        first = if above { first } else { middle + 1 };
+        len = if above { half } else { len - half - 1 };
     }
     first
 }
@@ -126,7 +121,7 @@ pub fn bucket<T: Real>(bins: &[T], value: T, search: Search) -> usize {
 /// id takes its last position, as twml's map assignment does.
 #[derive(Clone, Debug)]
 pub struct Calibration {
-    index: HashMap<i64, usize>,
+    index: IdMap<usize>,
     num_features: usize,
     n_bin: usize,
 }
@@ -139,7 +134,7 @@ impl Calibration {
                 "HashingDiscretizer: n_bin must be > 0, got {n_bin}"
             )));
         }
-        let mut index = HashMap::with_capacity(feature_ids.len());
+        let mut index = IdMap::with_capacity_and_hasher(feature_ids.len(), Default::default());
         for (i, &id) in feature_ids.iter().enumerate() {
             index.insert(id, i);
         }
@@ -230,6 +225,51 @@ pub fn check_inputs(ids_dims: &[i64], vals_dims: &[i64]) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// libstdc++'s `__lower_bound` / `__upper_bound` loops as written there
+    /// (with branches), to hold the select form to the same steps on any
+    /// boundaries, sorted or not.
+    fn libstdcxx(bins: &[f32], value: f32, upper: bool) -> usize {
+        let (mut first, mut len) = (0usize, bins.len());
+        while len > 0 {
+            let half = len / 2;
+            let middle = first + half;
+            let go_right = if upper {
+                value.partial_cmp(&bins[middle]) != Some(std::cmp::Ordering::Less)
+            } else {
+                bins[middle] < value
+            };
+            if go_right {
+                first = middle + 1;
+                len = len - half - 1;
+            } else {
+                len = half;
+            }
+        }
+        first
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn searches_take_libstdcxx_steps(
+            bins in proptest::collection::vec(-3i8..3, 0..24),
+            sorted in proptest::bool::ANY,
+            value in -4i8..4,
+        ) {
+            let mut bins: Vec<f32> = bins.into_iter().map(f32::from).collect();
+            if sorted {
+                bins.sort_by(f32::total_cmp);
+            }
+            for v in [f32::from(value), f32::from(value) + 0.5, f32::NAN] {
+                proptest::prop_assert_eq!(lower_bound(&bins, v), libstdcxx(&bins, v, false));
+                proptest::prop_assert_eq!(upper_bound(&bins, v), libstdcxx(&bins, v, true));
+                if sorted && !v.is_nan() {
+                    proptest::prop_assert_eq!(lower_bound(&bins, v), bins.partition_point(|&b| b < v));
+                    proptest::prop_assert_eq!(upper_bound(&bins, v), bins.partition_point(|&b| b <= v));
+                }
+            }
+        }
+    }
 
     #[test]
     fn masks_are_twmls_32_bit_int_arithmetic() {

@@ -32,6 +32,19 @@ fn check_indices(
     size: usize,
     size_text: &str,
 ) -> Result<()> {
+    check_lengths(op, indices, values, out_len)?;
+    if let Some((i, &idx)) = indices
+        .iter()
+        .enumerate()
+        .find(|&(_, &idx)| idx < 0 || idx as u64 >= size as u64)
+    {
+        return Err(out_of_bounds(op, i, idx, size, size_text));
+    }
+    Ok(())
+}
+
+/// The length checks of [`check_indices`].
+fn check_lengths(op: &str, indices: &[i64], values: &[f32], out_len: usize) -> Result<()> {
     if indices.len() != values.len() {
         return Err(Error::new(format!(
             "{op}: indices has {} elements but values has {}; they must match (one feature index per value)",
@@ -45,16 +58,13 @@ fn check_indices(
             values.len()
         )));
     }
-    if let Some((i, &idx)) = indices
-        .iter()
-        .enumerate()
-        .find(|&(_, &idx)| idx < 0 || idx as u64 >= size as u64)
-    {
-        return Err(Error::new(format!(
-            "{op}: indices[{i}] = {idx} is out of bounds: feature indices must be in [0, {size}) ({size_text})"
-        )));
-    }
     Ok(())
+}
+
+fn out_of_bounds(op: &str, i: usize, idx: i64, size: usize, size_text: &str) -> Error {
+    Error::new(format!(
+        "{op}: indices[{i}] = {idx} is out of bounds: feature indices must be in [0, {size}) ({size_text})"
+    ))
 }
 
 fn normalize(value: f32, max_value: f32, epsilon: f32) -> f32 {
@@ -70,17 +80,18 @@ pub fn max_norm_inference(
     epsilon: f32,
     out: &mut [f32],
 ) -> Result<()> {
-    check_indices(
-        "SparseMaxNormInference",
-        indices,
-        values,
-        out.len(),
-        max_values.len(),
-        &format!("max_values has {} elements", max_values.len()),
-    )?;
-    for ((o, &idx), &value) in out.iter_mut().zip(indices).zip(values) {
-        let max_value = cpp_max(max_values[idx as usize], value.abs());
-        *o = normalize(value, max_value, epsilon);
+    const OP: &str = "SparseMaxNormInference";
+    // The lengths first; the indices are checked in the loop itself (one
+    // pass over them, not two): nothing but `out`, a fresh output that an
+    // error discards, is written before a bad index is found.
+    check_lengths(OP, indices, values, out.len())?;
+    for (i, ((o, &idx), &value)) in out.iter_mut().zip(indices).zip(values).enumerate() {
+        let Some(&stored) = usize::try_from(idx).ok().and_then(|k| max_values.get(k)) else {
+            let size = max_values.len();
+            let text = format!("max_values has {size} elements");
+            return Err(out_of_bounds(OP, i, idx, size, &text));
+        };
+        *o = normalize(value, cpp_max(stored, value.abs()), epsilon);
     }
     Ok(())
 }
@@ -299,6 +310,21 @@ mod tests {
         assert!(updated[0].is_nan(), "a NaN maximum stays");
         assert_eq!(updated[1], 3.0, "a NaN value does not update the maximum");
         assert!(out[0].is_nan() && out[1].is_nan());
+    }
+
+    #[test]
+    fn inference_names_the_first_bad_index() {
+        let max = [1.0f32, 2.0];
+        let mut out = [0.0f32; 3];
+        for (indices, want) in [
+            ([0i64, 2, -1], "indices[1] = 2 is out of bounds: feature indices must be in [0, 2) (max_values has 2 elements)"),
+            ([1, -1, 5], "indices[1] = -1 is out of bounds"),
+        ] {
+            let e = max_norm_inference(&max, &indices, &[1.0; 3], 1e-5, &mut out).unwrap_err();
+            assert!(e.message().contains(want), "{e}");
+        }
+        max_norm_inference(&max, &[1, 0, 1], &[1.0, -4.0, 1.0], 1e-5, &mut out).unwrap();
+        assert_eq!(out, [0.5, -1.0, 0.5]);
     }
 
     #[test]

@@ -92,6 +92,15 @@ proptest! {
     }
 
     #[test]
+    fn extract_keeps_the_masked_elements_in_order(mask in prop::collection::vec(any::<bool>(), 0..40)) {
+        let input: Vec<i64> = (0..mask.len() as i64).map(|v| v * 3 + 1).collect();
+        let want: Vec<i64> = input.iter().zip(&mask).filter(|(_, &m)| m).map(|(&v, _)| v).collect();
+        let mut out = vec![-9; want.len()];
+        extract(&mask, &input, &mut out);
+        prop_assert_eq!(out, want);
+    }
+
+    #[test]
     fn substrings_are_sorted_distinct_and_cover_every_ngram(word in prop::collection::vec(any::<u8>(), 0..12), min_n in 0i64..4, span in 0i64..4) {
         let s = Substrings::new(min_n, min_n + span).unwrap();
         let mut out = Vec::new();

@@ -1,5 +1,6 @@
 // twml's discretizers and calibration: registrations with twml's interfaces
-// (twml/libtwml/src/ops/hashing_discretizer.cpp, isotonic_calibration.cpp:
+// (twml/libtwml/src/ops/hashing_discretizer.cpp, isotonic_calibration.cpp,
+// discretizer.cpp, percentile_discretizer_v2.cpp:
 // names, inputs, attrs with their types and defaults, outputs) and thin
 // kernels; the math is model/src/discretize/. Beside them, ops of ours where
 // twml's interface cannot work in TF2's eager mode (tensor-valued attrs).
@@ -263,6 +264,157 @@ absl::Status IsotonicShape(InferenceContext* c) {
   return absl::OkStatus();
 }
 
+using PercentileIndex = std::shared_ptr<bpr_percentile_index>;
+
+absl::Status NewPercentileIndex(const std::string& op, const Tensor& ids, const Tensor& indices,
+                                PercentileIndex* out) {
+  for (const Tensor* t : {&ids, &indices}) {
+    if (t->dtype() != tensorflow::DT_INT64) {
+      return tensorflow::errors::InvalidArgument(
+          op, ": feature_ids and feature_indices must be int64, got ",
+          tensorflow::DataTypeString(t->dtype()));
+    }
+  }
+  if (ids.dims() != 1 || ids.shape() != indices.shape()) {
+    return tensorflow::errors::InvalidArgument(
+        op, ": feature_ids and feature_indices must be vectors of one length, got shapes ",
+        ids.shape().DebugString(), " and ", indices.shape().DebugString());
+  }
+  char msg[kMessageCapacity] = {0};
+  bpr_percentile_index* raw = nullptr;
+  TF_RETURN_IF_ERROR(ToStatus(
+      bpr_percentile_index_new(op.c_str(), ids.flat<int64_t>().data(),
+                               static_cast<size_t>(ids.NumElements()),
+                               indices.flat<int64_t>().data(),
+                               static_cast<size_t>(indices.NumElements()), &raw, msg, sizeof msg),
+      msg));
+  out->reset(raw, bpr_percentile_index_free);
+  return absl::OkStatus();
+}
+
+// Inputs 0-4 of both percentile ops (input_ids, input_vals, bin_ids,
+// bin_vals, feature_offsets) handed to Rust with an index.
+void PercentileDiscretize(OpKernelContext* ctx, const std::string& op,
+                          const bpr_percentile_index* index, int64_t output_bits) {
+  Dims dims[5];
+  bpr_tensor views[5];
+  for (int i = 0; i < 5; ++i) OP_REQUIRES_OK(ctx, View(ctx->input(i), &dims[i], &views[i]));
+  const Tensor& ids = ctx->input(0);
+  Tensor* keys = nullptr;
+  Tensor* vals = nullptr;
+  // input_ids' shape; Rust checks it is a vector with input_vals' before writing.
+  OP_REQUIRES_OK(ctx, ctx->allocate_output(0, ids.shape(), &keys));
+  OP_REQUIRES_OK(ctx, ctx->allocate_output(1, ids.shape(), &vals));
+  const bpr_runner runner = IntraOpRunner(ctx);
+  char msg[kMessageCapacity] = {0};
+  const bpr_status status = bpr_percentile_discretize(
+      op.c_str(), index, &views[0], &views[1], &views[2], &views[3], &views[4], output_bits,
+      keys->flat<int64_t>().data(), const_cast<char*>(vals->tensor_data().data()), &runner, msg,
+      sizeof msg);
+  OP_REQUIRES_OK(ctx, ToStatus(status, msg));
+}
+
+// twml's PercentileDiscretizerV2: the id -> index map comes from the tensor
+// attrs and is built once, when the kernel is. start_compute, end_compute and
+// cost_per_unit are read by nobody (twml's kernel ignores the first two too).
+class PercentileDiscretizerV2Op : public OpKernel {
+ public:
+  explicit PercentileDiscretizerV2Op(OpKernelConstruction* ctx) : OpKernel(ctx) {
+    int output_bits = 0, cost_per_unit = 0;
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("output_bits", &output_bits));
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("cost_per_unit", &cost_per_unit));
+    OP_REQUIRES(ctx, cost_per_unit >= 0,
+                tensorflow::errors::InvalidArgument(
+                    "PercentileDiscretizerV2: cost_per_unit must be >= 0, got ", cost_per_unit));
+    Tensor ids, indices;
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("feature_ids", &ids));
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("feature_indices", &indices));
+    OP_REQUIRES_OK(ctx, NewPercentileIndex("PercentileDiscretizerV2", ids, indices, &index_));
+    output_bits_ = output_bits;
+  }
+
+  void Compute(OpKernelContext* ctx) override {
+    PercentileDiscretize(ctx, "PercentileDiscretizerV2", index_.get(), output_bits_);
+  }
+
+ private:
+  PercentileIndex index_;
+  int64_t output_bits_ = 0;
+};
+
+// Ours: feature_ids and feature_indices are inputs (5 and 6), so the op runs
+// eagerly. The kernel keeps the index of the last pair it saw and rebuilds it
+// only when they change (a layer's constants: never).
+class PercentileDiscretizerFromInputsOp : public OpKernel {
+ public:
+  explicit PercentileDiscretizerFromInputsOp(OpKernelConstruction* ctx) : OpKernel(ctx) {
+    int output_bits = 0;
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("output_bits", &output_bits));
+    output_bits_ = output_bits;
+  }
+
+  void Compute(OpKernelContext* ctx) override {
+    const Tensor& ids = ctx->input(5);
+    const Tensor& indices = ctx->input(6);
+    OP_REQUIRES(ctx, ids.dims() == 1 && ids.shape() == indices.shape(),
+                tensorflow::errors::InvalidArgument(
+                    "BprPercentileDiscretizer: feature_ids and feature_indices must be vectors of "
+                    "one length, got shapes ",
+                    ids.shape().DebugString(), " and ", indices.shape().DebugString()));
+    const size_t n = static_cast<size_t>(ids.NumElements());
+    const int64_t* id_data = ids.flat<int64_t>().data();
+    const int64_t* index_data = indices.flat<int64_t>().data();
+    PercentileIndex index;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (!cached_ || cached_ids_.size() != n ||
+          (n > 0 && (std::memcmp(cached_ids_.data(), id_data, n * sizeof(int64_t)) != 0 ||
+                     std::memcmp(cached_indices_.data(), index_data, n * sizeof(int64_t)) != 0))) {
+        PercentileIndex fresh;
+        OP_REQUIRES_OK(ctx, NewPercentileIndex("BprPercentileDiscretizer", ids, indices, &fresh));
+        cached_ids_.assign(id_data, id_data + n);
+        cached_indices_.assign(index_data, index_data + n);
+        cached_ = std::move(fresh);
+      }
+      index = cached_;
+    }
+    PercentileDiscretize(ctx, "BprPercentileDiscretizer", index.get(), output_bits_);
+  }
+
+ private:
+  int64_t output_bits_ = 0;
+  std::mutex mu_;
+  std::vector<int64_t> cached_ids_;
+  std::vector<int64_t> cached_indices_;
+  PercentileIndex cached_;
+};
+
+// input_ids, input_vals [N]; bin_ids, bin_vals [M]; feature_offsets [F];
+// both outputs [N]. twml's set input_ids' shape and checked nothing.
+absl::Status PercentileShape(InferenceContext* c) {
+  ShapeHandle ids, vals, bin_ids, bin_vals, bins, offsets;
+  TF_RETURN_IF_ERROR(c->WithRank(c->input(0), 1, &ids));
+  TF_RETURN_IF_ERROR(c->WithRank(c->input(1), 1, &vals));
+  DimensionHandle n;
+  TF_RETURN_IF_ERROR(c->Merge(c->Dim(ids, 0), c->Dim(vals, 0), &n));
+  TF_RETURN_IF_ERROR(c->WithRank(c->input(2), 1, &bin_ids));
+  TF_RETURN_IF_ERROR(c->WithRank(c->input(3), 1, &bin_vals));
+  TF_RETURN_IF_ERROR(c->Merge(bin_ids, bin_vals, &bins));
+  TF_RETURN_IF_ERROR(c->WithRank(c->input(4), 1, &offsets));
+  c->set_output(0, c->Vector(n));
+  c->set_output(1, c->Vector(n));
+  return absl::OkStatus();
+}
+
+// As PercentileShape, and feature_ids, feature_indices [K].
+absl::Status PercentileFromInputsShape(InferenceContext* c) {
+  ShapeHandle ids, indices, merged;
+  TF_RETURN_IF_ERROR(c->WithRank(c->input(5), 1, &ids));
+  TF_RETURN_IF_ERROR(c->WithRank(c->input(6), 1, &indices));
+  TF_RETURN_IF_ERROR(c->Merge(ids, indices, &merged));
+  return PercentileShape(c);
+}
+
 }  // namespace
 }  // namespace bpr_ops
 
@@ -367,3 +519,59 @@ BPR_REGISTER_MDL(double);
 
 BPR_REGISTER_DISCRETIZE(float);
 BPR_REGISTER_DISCRETIZE(double);
+
+REGISTER_OP("PercentileDiscretizerV2")
+    .Attr("T: {float, double}")
+    .Input("input_ids: int64")
+    .Input("input_vals: T")
+    .Input("bin_ids: int64")
+    .Input("bin_vals: T")
+    .Input("feature_offsets: int64")
+    .Input("start_compute: int64")
+    .Input("end_compute: int64")
+    .Attr("output_bits: int")
+    .Attr("feature_ids: tensor = { dtype: DT_INT64 }")
+    .Attr("feature_indices: tensor = { dtype: DT_INT64 }")
+    .Attr("cost_per_unit: int")
+    .Output("new_keys: int64")
+    .Output("new_vals: T")
+    .SetShapeFn(bpr_ops::PercentileShape)
+    .Doc(R"doc(
+twml's percentile discretizer. An id of feature_ids (mapped to feature index
+k by feature_indices) becomes (the bin_ids entry of the boundary its value
+stops at in bin_vals[feature_offsets[k]:feature_offsets[k + 1]], 1); other
+ids keep their value and become id % ((1 << output_bits) - len(bin_ids)) +
+len(bin_ids), unsigned as twml. start_compute and end_compute are ignored, as
+twml did. feature_ids and feature_indices are tensor attrs: the op runs in
+graphs (tf.function, v1); eagerly use BprPercentileDiscretizer.
+)doc");
+
+REGISTER_OP("BprPercentileDiscretizer")
+    .Attr("T: {float, double}")
+    .Input("input_ids: int64")
+    .Input("input_vals: T")
+    .Input("bin_ids: int64")
+    .Input("bin_vals: T")
+    .Input("feature_offsets: int64")
+    .Input("feature_ids: int64")
+    .Input("feature_indices: int64")
+    .Attr("output_bits: int")
+    .Output("new_keys: int64")
+    .Output("new_vals: T")
+    .SetShapeFn(bpr_ops::PercentileFromInputsShape)
+    .Doc(R"doc(
+PercentileDiscretizerV2 with feature_ids and feature_indices as inputs
+instead of tensor attrs, so it runs eagerly too; same results as twml's op.
+)doc");
+
+#define BPR_REGISTER_PERCENTILE(T)                                                           \
+  REGISTER_KERNEL_BUILDER(                                                                    \
+      Name("PercentileDiscretizerV2").Device(::tensorflow::DEVICE_CPU).TypeConstraint<T>("T"), \
+      bpr_ops::PercentileDiscretizerV2Op);                                                    \
+  REGISTER_KERNEL_BUILDER(Name("BprPercentileDiscretizer")                                    \
+                              .Device(::tensorflow::DEVICE_CPU)                               \
+                              .TypeConstraint<T>("T"),                                        \
+                          bpr_ops::PercentileDiscretizerFromInputsOp);
+
+BPR_REGISTER_PERCENTILE(float);
+BPR_REGISTER_PERCENTILE(double);

@@ -434,6 +434,30 @@ bpr_status bpr_mdl(const char* op, int32_t bin_indices, const bpr_tensor* keys,
                    const bpr_tensor* feature_offsets, int64_t* out_keys, void* out_vals, char* msg,
                    size_t msg_cap);
 
+/* PercentileDiscretizerV2's id -> feature index map (feature_ids[i] ->
+ * feature_indices[i], a repeated id keeps its last index), built once per
+ * kernel from the attrs or per change of the inputs. Owned by the caller;
+ * freed with bpr_percentile_index_free. Lengths that differ are
+ * BPR_INVALID_ARGUMENT. `op` names the op in messages (NUL-terminated). */
+typedef struct bpr_percentile_index bpr_percentile_index;
+bpr_status bpr_percentile_index_new(const char* op, const int64_t* feature_ids, size_t num_ids,
+                                    const int64_t* feature_indices, size_t num_indices,
+                                    bpr_percentile_index** out, char* msg, size_t msg_cap);
+void bpr_percentile_index_free(bpr_percentile_index* index); /* NULL is a no-op */
+
+/*
+ * PercentileDiscretizerV2 (and BprPercentileDiscretizer): input_ids int64
+ * [N], input_vals [N] float or double; bin_ids int64 [M], bin_vals [M] of
+ * input_vals' dtype, feature_offsets int64 [F]. Writes N keys and N values
+ * (input_vals' dtype). Everything is checked before anything is written.
+ */
+bpr_status bpr_percentile_discretize(const char* op, const bpr_percentile_index* index,
+                                     const bpr_tensor* input_ids, const bpr_tensor* input_vals,
+                                     const bpr_tensor* bin_ids, const bpr_tensor* bin_vals,
+                                     const bpr_tensor* feature_offsets, int64_t output_bits,
+                                     int64_t* out_keys, void* out_vals, const bpr_runner* runner,
+                                     char* msg, size_t msg_cap);
+
 /* ------------------------------------------------------------------------ *
  * twml's model ops (bpr-model): sparse matmul, norms, partitioning.
  * ------------------------------------------------------------------------ */

@@ -8,6 +8,7 @@
 pub mod hashing;
 pub mod interpolate;
 pub mod mdl;
+pub mod percentile;
 
 use std::fmt;
 

@@ -52,6 +52,12 @@ _NEEDS_TENSORFLOW = {
     "Isotonic": "discretizers",
     "HashingDiscretizerCalibrator": "calibrators",
     "IsotonicCalibrator": "calibrators",
+    "PercentileDiscretizer": "discretizers",
+    "MDL": "discretizers",
+    "PercentileDiscretizerCalibrator": "calibrators",
+    "MDLCalibrator": "calibrators",
+    "percentile_discretizer": "discretizers",
+    "mdl": "discretizers",
     "hashing_discretizer": "discretizers",
     "isotonic_calibration": "discretizers",
     # twml's model ops (issue 37): sparse matmul (FullSparse), norms, partition/stitch.
@@ -80,7 +86,8 @@ _NEEDS_TENSORFLOW = {
 }
 
 # Layers outside layers.py that tf_keras_layers also makes.
-_TF_KERAS_TOO = ("HashingDiscretizer", "Isotonic", "FullSparse", "SparseMaxNorm", "Partition", "Stitch")
+_TF_KERAS_TOO = ("HashingDiscretizer", "Isotonic", "PercentileDiscretizer", "MDL", "FullSparse", "SparseMaxNorm",
+                 "Partition", "Stitch")
 
 _HAS_TENSORFLOW = importlib.util.find_spec("tensorflow") is not None
 

@@ -1,5 +1,9 @@
-"""Calibrators: fit the HashingDiscretizer's bins and the Isotonic layer's
-curve from data, as twml's `contrib/calibrators` do, and return the layer.
+"""Calibrators: fit the HashingDiscretizer's, PercentileDiscretizer's and
+MDL's bins and the Isotonic layer's curve from data, as twml's
+`contrib/calibrators` do, and return the layer. twml's MDLCalibrator is its
+PercentileDiscretizerCalibrator (the same weighted-percentile bins) with an
+MDL layer at the end, and so is ours: no minimum-description-length search
+is involved, whatever the name says.
 
 Streaming: batches are accumulated one at a time (`accumulate*`, or `fit`
 over a tf.data dataset). Memory is bounded by `max_values_per_feature`: up to
@@ -117,15 +121,18 @@ class HashingDiscretizerCalibrator:
       seed: the reservoir's seed.
     """
 
+    _max_out_bits = 62
+
     def __init__(self, n_bin, out_bits, max_values_per_feature=_DEFAULT_MAX_VALUES,
                  allow_empty_calibration=False, seed=0):
         if not isinstance(n_bin, int) or n_bin < 1:
-            raise ValueError(f"HashingDiscretizerCalibrator: n_bin must be an int >= 1, got {n_bin!r}")
-        if not isinstance(out_bits, int) or not 1 <= out_bits <= 62:
-            raise ValueError(f"HashingDiscretizerCalibrator: out_bits must be an int in [1, 62], got {out_bits!r}")
+            raise ValueError(f"{type(self).__name__}: n_bin must be an int >= 1, got {n_bin!r}")
+        if not isinstance(out_bits, int) or not 1 <= out_bits <= self._max_out_bits:
+            raise ValueError(f"{type(self).__name__}: out_bits must be an int in [1, {self._max_out_bits}], "
+                             f"got {out_bits!r}")
         if max_values_per_feature is not None and (not isinstance(max_values_per_feature, int)
                                                    or max_values_per_feature < n_bin + 1):
-            raise ValueError("HashingDiscretizerCalibrator: max_values_per_feature must be None or an int "
+            raise ValueError(f"{type(self).__name__}: max_values_per_feature must be None or an int "
                              f">= n_bin + 1 = {n_bin + 1}, got {max_values_per_feature!r}")
         self.n_bin, self.out_bits = n_bin, out_bits
         self.max_values_per_feature = max_values_per_feature
@@ -145,16 +152,16 @@ class HashingDiscretizerCalibrator:
         keys = _numpy(feature_keys)
         vals = _numpy(feature_vals)
         if keys.ndim != 1 or vals.ndim != 1 or keys.size != vals.size:
-            raise ValueError("HashingDiscretizerCalibrator.accumulate: feature_keys and feature_vals must be "
+            raise ValueError(f"{type(self).__name__}.accumulate: feature_keys and feature_vals must be "
                              f"vectors of one length, got shapes {keys.shape} and {vals.shape}")
         if weights is None:
             weights = np.ones(keys.size, np.float32)
         weights = np.squeeze(_numpy(weights)).astype(np.float32).reshape(-1)
         if weights.size != keys.size:
-            raise ValueError("HashingDiscretizerCalibrator.accumulate: weights must have one weight per value "
+            raise ValueError(f"{type(self).__name__}.accumulate: weights must have one weight per value "
                              f"({keys.size}), got shape {weights.shape}")
         if not np.all(np.isfinite(weights)) or (weights < 0).any():
-            raise ValueError("HashingDiscretizerCalibrator.accumulate: weights must be finite and >= 0 "
+            raise ValueError(f"{type(self).__name__}.accumulate: weights must be finite and >= 0 "
                              "(twml's percentile search never ends on a NaN weight)")
         vals = vals.astype(np.float32)
         # twml's order: a batch's new features in ascending id order.
@@ -190,7 +197,7 @@ class HashingDiscretizerCalibrator:
 
     def calibrate(self):
         if not self._features and not self.allow_empty_calibration:
-            raise RuntimeError("HashingDiscretizerCalibrator: no feature was accumulated (empty calibration "
+            raise RuntimeError(f"{type(self).__name__}: no feature was accumulated (empty calibration "
                                "data); pass allow_empty_calibration=True to allow a pass-through layer")
         ids, rows = [], []
         for fid, feat in self._features.items():
@@ -204,14 +211,77 @@ class HashingDiscretizerCalibrator:
     def to_layer(self, name=None, keras_module=None):
         """A HashingDiscretizer layer (Keras 3; tf_keras with keras_module=tf_keras)."""
         if self.bin_vals is None:
-            raise RuntimeError("HashingDiscretizerCalibrator: call calibrate() (or fit) before to_layer()")
+            raise RuntimeError(f"{type(self).__name__}: call calibrate() (or fit) before to_layer()")
         new_ids = len(self.feature_ids) * (self.n_bin + 1)
         if 2 ** self.out_bits <= new_ids:
-            raise ValueError(f"HashingDiscretizerCalibrator: the discretizer makes up to {new_ids} new ids but "
+            raise ValueError(f"{type(self).__name__}: the discretizer makes up to {new_ids} new ids but "
                              f"out_bits={self.out_bits} allows {2 ** self.out_bits}; raise out_bits")
         layers = _layers(keras_module)
         return layers["HashingDiscretizer"](feature_ids=self.feature_ids, bin_vals=self.bin_vals.reshape(-1),
                                             n_bin=self.n_bin + 1, out_bits=self.out_bits, name=name)
+
+
+class PercentileDiscretizerCalibrator(HashingDiscretizerCalibrator):
+    """twml's PercentileDiscretizerCalibrator: accumulates (feature id,
+    value, weight) triples as HashingDiscretizerCalibrator (the same streaming
+    and memory bound), calibrates n_bin + 1 weighted-percentile boundaries per
+    feature with twml's algorithm (`percentile_bins`), and returns a
+    `bpr_ops.PercentileDiscretizer` layer with twml's layout: feature i (in
+    first-seen order, ascending within a batch) has index i, bins
+    bin_values[i * (n_bin + 1):(i + 1) * (n_bin + 1)] and new ids
+    1 + i * (n_bin + 1) ... (i + 1) * (n_bin + 1) (bin_ids start at 1, as twml's).
+
+    Args:
+      n_bin: as twml's (each feature gets n_bin + 1 boundaries and ids).
+      out_bits: the layer's output bits, 1 to 30 (twml's op computes
+        1 << out_bits in a 32-bit int); 2 ** out_bits must exceed the
+        features x (n_bin + 1) new ids (checked by to_layer, as twml's).
+      max_values_per_feature, allow_empty_calibration, seed: as
+        HashingDiscretizerCalibrator's.
+    """
+
+    _max_out_bits = 30
+    _layer = "PercentileDiscretizer"
+
+    @property
+    def hash_keys(self):
+        """The calibrated feature ids, in index order (twml's hash map keys)."""
+        return self.feature_ids
+
+    @property
+    def bin_ids(self):
+        """[features, n_bin + 1] new ids, 1 to features x (n_bin + 1) (twml's)."""
+        if self.bin_vals is None:
+            return None
+        n = len(self.feature_ids)
+        return np.arange(1, n * (self.n_bin + 1) + 1, dtype=np.int64).reshape(n, self.n_bin + 1)
+
+    def layer_args(self):
+        """The layer's arguments (twml's names): the calibration as arrays."""
+        if self.bin_vals is None:
+            raise RuntimeError(f"{type(self).__name__}: call calibrate() (or fit) before to_layer()")
+        n = len(self.feature_ids)
+        size = n * (self.n_bin + 1)
+        if 2 ** self.out_bits <= size:
+            raise ValueError(f"{type(self).__name__}: the discretizer makes up to {size} new ids but "
+                             f"out_bits={self.out_bits} allows {2 ** self.out_bits}; raise out_bits")
+        return {"n_feature": n, "n_bin": self.n_bin, "out_bits": self.out_bits,
+                "bin_values": self.bin_vals.reshape(-1), "hash_keys": self.feature_ids,
+                "hash_values": np.arange(n, dtype=np.int64), "bin_ids": self.bin_ids.reshape(-1),
+                "feature_offsets": np.arange(0, size, self.n_bin + 1, dtype=np.int64)}
+
+    def to_layer(self, name=None, keras_module=None):
+        """A PercentileDiscretizer layer (Keras 3; tf_keras with keras_module=tf_keras)."""
+        return _layers(keras_module)[self._layer](**self.layer_args(), name=name)
+
+
+class MDLCalibrator(PercentileDiscretizerCalibrator):
+    """twml's MDLCalibrator: PercentileDiscretizerCalibrator (the same bins:
+    twml's MDLCalibrator subclasses it and only changes to_layer) returning a
+    `bpr_ops.MDL` layer. out_bits 1 to 62 (the MDL layer computes in 64 bits)."""
+
+    _max_out_bits = 62
+    _layer = "MDL"
 
 
 def isotonic_regression(y, w):
@@ -314,10 +384,11 @@ class IsotonicCalibrator:
 
 
 def _layers(keras_module):
+    names = ("HashingDiscretizer", "Isotonic", "PercentileDiscretizer", "MDL")
     if keras_module is None or keras_module.__name__ == "keras":
         from . import discretizers
 
-        return {"HashingDiscretizer": discretizers.HashingDiscretizer, "Isotonic": discretizers.Isotonic}
+        return {n: getattr(discretizers, n) for n in names}
     from . import tf_keras_layers
 
-    return {"HashingDiscretizer": tf_keras_layers.HashingDiscretizer, "Isotonic": tf_keras_layers.Isotonic}
+    return {n: getattr(tf_keras_layers, n) for n in names}

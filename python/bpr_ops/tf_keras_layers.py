@@ -83,6 +83,8 @@ from .discretizers import discretizer_layers  # noqa: E402
 _DISCRETIZERS = discretizer_layers(tf_keras, __name__)
 HashingDiscretizer = _DISCRETIZERS["HashingDiscretizer"]
 Isotonic = _DISCRETIZERS["Isotonic"]
+PercentileDiscretizer = _DISCRETIZERS["PercentileDiscretizer"]
+MDL = _DISCRETIZERS["MDL"]
 
 __all__ = [
     "BatchPredictionRequestReader",
@@ -91,6 +93,8 @@ __all__ = [
     "DataRecordTensorWriter",
     "HashingDiscretizer",
     "Isotonic",
+    "MDL",
+    "PercentileDiscretizer",
     "FullSparse",
     "Partition",
     "SparseMaxNorm",

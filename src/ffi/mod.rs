@@ -110,6 +110,12 @@ fn definitions_match_header() {
         bpr_isotonic_calibration: (a, b, c, d, e, f),
         bpr_mdl: (a, b, c, d, e, f, g, h, i, j, k),
     }
+    // twml's PercentileDiscretizerV2 (model_discretize.rs).
+    same! {
+        bpr_percentile_index_new: (a, b, c, d, e, f, g, h),
+        bpr_percentile_index_free: (a),
+        bpr_percentile_discretize: (a, b, c, d, e, f, g, h, i, j, k, l, m),
+    }
     // twml's model ops (bpr-model): the small tensor ops.
     {
         use model_tensors::*;

@@ -3,6 +3,7 @@
 
 use bpr_model::discretize::hashing::{self, Calibration, Options};
 use bpr_model::discretize::mdl::{Output, Table};
+use bpr_model::discretize::percentile::{Discretizer, IdIndex};
 use bpr_model::discretize::{interpolate, Real};
 use bpr_protocol::{Error, Result, Runner};
 use std::ffi::{c_char, c_void};
@@ -10,7 +11,9 @@ use std::sync::Mutex;
 
 use super::guarded;
 use super::runner::with_runner;
-use super::sys::{self, bpr_hashing_calibration, bpr_runner, bpr_status, bpr_tensor};
+use super::sys::{
+    self, bpr_hashing_calibration, bpr_percentile_index, bpr_runner, bpr_status, bpr_tensor,
+};
 use super::views::{self, dtype_name, slice, slice_mut};
 
 /// What the header's opaque `bpr_hashing_calibration` points to.
@@ -374,6 +377,222 @@ pub unsafe extern "C" fn bpr_mdl(
                     "{op}: vals has dtype code {other}; expected float or double"
                 ))),
             }
+        }
+    })
+}
+
+/// `op` as a string for messages (`default` when NULL).
+///
+/// # Safety
+/// `op` is NULL or NUL-terminated.
+unsafe fn op_name(op: *const c_char, default: &str) -> String {
+    if op.is_null() {
+        default.to_string()
+    } else {
+        // SAFETY: NUL-terminated per the contract.
+        unsafe { std::ffi::CStr::from_ptr(op) }
+            .to_string_lossy()
+            .into_owned()
+    }
+}
+
+/// # Safety
+/// `op` is NULL or NUL-terminated; `feature_ids` and `feature_indices` point
+/// to their counts of int64s (or are NULL when 0); `out` is writable; `msg`
+/// is NULL or `msg_cap` writable bytes.
+#[no_mangle]
+#[allow(clippy::too_many_arguments)]
+pub unsafe extern "C" fn bpr_percentile_index_new(
+    op: *const c_char,
+    feature_ids: *const i64,
+    num_ids: usize,
+    feature_indices: *const i64,
+    num_indices: usize,
+    out: *mut *mut bpr_percentile_index,
+    msg: *mut c_char,
+    msg_cap: usize,
+) -> bpr_status {
+    guarded(msg, msg_cap, || {
+        // SAFETY: per the contract.
+        let op = unsafe { op_name(op, "PercentileDiscretizerV2") };
+        if out.is_null() {
+            return Err(Error::internal(format!("{op}: NULL output pointer")));
+        }
+        // SAFETY: per the contract.
+        let ids = unsafe { slice::<i64>(feature_ids.cast(), num_ids, "feature_ids")? };
+        // SAFETY: per the contract.
+        let indices =
+            unsafe { slice::<i64>(feature_indices.cast(), num_indices, "feature_indices")? };
+        let index = IdIndex::new(&op, ids, indices).map_err(invalid)?;
+        // SAFETY: `out` is non-null and writable; ownership passes to the caller.
+        unsafe { *out = Box::into_raw(Box::new(index)).cast() };
+        Ok(())
+    })
+}
+
+/// # Safety
+/// `index` is NULL or came from `bpr_percentile_index_new` and is not used
+/// after this call.
+#[no_mangle]
+pub unsafe extern "C" fn bpr_percentile_index_free(index: *mut bpr_percentile_index) {
+    if !index.is_null() {
+        // SAFETY: made by Box::into_raw in bpr_percentile_index_new, freed once.
+        drop(unsafe { Box::from_raw(index.cast::<IdIndex>()) });
+    }
+}
+
+/// The checked call split over the runner's threads when it is large.
+fn percentile_on<T: Real>(
+    runner: &dyn Runner,
+    d: &Discretizer<'_, T>,
+    ids: &[i64],
+    vals: &[T],
+    keys: &mut [i64],
+    out: &mut [T],
+) {
+    let threads = runner.threads();
+    if threads <= 1 || ids.len() < PARALLEL_MIN {
+        return d.run(ids, vals, keys, out);
+    }
+    let chunk = ids.len().div_ceil(threads * 4);
+    // Each task takes its own disjoint pair of output chunks.
+    let parts: Vec<Mutex<(&mut [i64], &mut [T])>> = keys
+        .chunks_mut(chunk)
+        .zip(out.chunks_mut(chunk))
+        .map(Mutex::new)
+        .collect();
+    runner.run(parts.len(), &|i| {
+        let mut part = parts[i].lock().unwrap_or_else(|e| e.into_inner());
+        let (k, o) = &mut *part;
+        let range = i * chunk..i * chunk + k.len();
+        d.run(&ids[range.clone()], &vals[range], k, o);
+    });
+}
+
+#[allow(clippy::too_many_arguments)]
+fn percentile_typed<T: Real>(
+    op: &str,
+    runner: &dyn Runner,
+    index: &IdIndex,
+    ids: &[i64],
+    vals: &[T],
+    bin_ids: &[i64],
+    bin_vals: &[T],
+    offsets: &[i64],
+    output_bits: i64,
+    keys: &mut [i64],
+    out: &mut [T],
+) -> Result<()> {
+    let d = Discretizer::new(op, index, bin_ids, bin_vals, offsets, output_bits, ids)
+        .map_err(invalid)?;
+    percentile_on(runner, &d, ids, vals, keys, out);
+    Ok(())
+}
+
+/// # Safety
+/// `op` is NULL or NUL-terminated; `index` came from
+/// `bpr_percentile_index_new`; the views are valid; `out_keys` and
+/// `out_vals` hold N writable elements (N = input_ids' length, out_vals of
+/// input_vals' dtype); `runner` is NULL or valid; `msg` is NULL or `msg_cap`
+/// writable bytes.
+#[no_mangle]
+#[allow(clippy::too_many_arguments)]
+pub unsafe extern "C" fn bpr_percentile_discretize(
+    op: *const c_char,
+    index: *const bpr_percentile_index,
+    input_ids: *const bpr_tensor,
+    input_vals: *const bpr_tensor,
+    bin_ids: *const bpr_tensor,
+    bin_vals: *const bpr_tensor,
+    feature_offsets: *const bpr_tensor,
+    output_bits: i64,
+    out_keys: *mut i64,
+    out_vals: *mut c_void,
+    runner: *const bpr_runner,
+    msg: *mut c_char,
+    msg_cap: usize,
+) -> bpr_status {
+    guarded(msg, msg_cap, || {
+        // SAFETY: per the contract.
+        let op = unsafe { op_name(op, "PercentileDiscretizerV2") };
+        let op = op.as_str();
+        if index.is_null() {
+            return Err(Error::internal(format!("{op}: NULL feature index")));
+        }
+        // SAFETY: made by bpr_percentile_index_new, alive for the call.
+        let index = unsafe { &*index.cast::<IdIndex>() };
+        // SAFETY (the five views): valid per the contract.
+        let (id_dims, id_type, n, id_data) = unsafe { parts(input_ids, "input_ids")? };
+        let (val_dims, val_type, _, val_data) = unsafe { parts(input_vals, "input_vals")? };
+        let (bid_dims, bid_type, m, bid_data) = unsafe { parts(bin_ids, "bin_ids")? };
+        let (bv_dims, bv_type, mv, bv_data) = unsafe { parts(bin_vals, "bin_vals")? };
+        let (off_dims, off_type, f, off_data) =
+            unsafe { parts(feature_offsets, "feature_offsets")? };
+        if id_type != sys::BPR_DTYPE_INT64
+            || bid_type != sys::BPR_DTYPE_INT64
+            || off_type != sys::BPR_DTYPE_INT64
+        {
+            return Err(Error::internal(format!(
+                "{op}: input_ids, bin_ids and feature_offsets must be int64"
+            )));
+        }
+        if id_dims.len() != 1 || id_dims != val_dims {
+            return Err(Error::invalid(format!(
+                "{op}: input_ids and input_vals must be vectors of one length, got shapes \
+                 {id_dims:?} and {val_dims:?}"
+            )));
+        }
+        if bid_dims.len() != 1 || bv_dims.len() != 1 || off_dims.len() != 1 {
+            return Err(Error::invalid(format!(
+                "{op}: bin_ids, bin_vals and feature_offsets must be vectors, got shapes \
+                 {bid_dims:?}, {bv_dims:?} and {off_dims:?}"
+            )));
+        }
+        if bv_type != val_type {
+            return Err(Error::invalid(format!(
+                "{op}: bin_vals is {} but input_vals is {}; they must match",
+                dtype_name(bv_type),
+                dtype_name(val_type)
+            )));
+        }
+        // SAFETY (below): each view holds its count of the dtype its code
+        // names; the outputs hold n elements per the contract.
+        unsafe {
+            let ids = slice::<i64>(id_data, n, "input_ids")?;
+            let bids = slice::<i64>(bid_data, m, "bin_ids")?;
+            let offsets = slice::<i64>(off_data, f, "feature_offsets")?;
+            let keys = slice_mut::<i64>(out_keys.cast(), n, "new_keys")?;
+            with_runner(runner, |r| match val_type {
+                sys::BPR_DTYPE_FLOAT => percentile_typed(
+                    op,
+                    r,
+                    index,
+                    ids,
+                    slice::<f32>(val_data, n, "input_vals")?,
+                    bids,
+                    slice::<f32>(bv_data, mv, "bin_vals")?,
+                    offsets,
+                    output_bits,
+                    keys,
+                    slice_mut::<f32>(out_vals, n, "new_vals")?,
+                ),
+                sys::BPR_DTYPE_DOUBLE => percentile_typed(
+                    op,
+                    r,
+                    index,
+                    ids,
+                    slice::<f64>(val_data, n, "input_vals")?,
+                    bids,
+                    slice::<f64>(bv_data, mv, "bin_vals")?,
+                    offsets,
+                    output_bits,
+                    keys,
+                    slice_mut::<f64>(out_vals, n, "new_vals")?,
+                ),
+                other => Err(Error::internal(format!(
+                    "{op}: input_vals has dtype code {other}; expected float or double"
+                ))),
+            })
         }
     })
 }

@@ -71,7 +71,7 @@ def test_every_twml_op_is_marked_as_twmls():
     assert ours == {"GetRequestSplitsFromDataRecord", "GetRequestSplitsFromHashedDataRecord",
                     "BatchPredictionResponsesWriter", "BatchPredictionTensorResponsesWriter",
                     "GetFeatureSourcesFromDataRecord", "BlockFormatBatchDataset", "BlockFormatFeatureDataset",
-                    "BprHashingDiscretizer", "GetSparseBinaryAsSparseTensor",
+                    "BprHashingDiscretizer", "BprPercentileDiscretizer", "GetSparseBinaryAsSparseTensor",
                     "GetSparseContinuousAsSparseTensor", "GetHashedFeaturesAsSortedSparseTensor"}
     assert {origin for origin, _ in rows.values()} == {"twml", "bpr_ops"}
     assert len(TWML_OPS) == 37

@@ -62,6 +62,18 @@ impl<'a, T: Real> Table<'a, T> {
         })
     }
 
+    /// The `bin_ids` entry of the boundary twml's search stops at for `val`
+    /// in feature `k`'s run (`k` < the number of offsets, checked by the caller).
+    pub fn nearest_id(&self, k: usize, val: T) -> i64 {
+        let start = self.offsets[k] as usize;
+        let end = self
+            .offsets
+            .get(k + 1)
+            .map_or(self.bin_vals.len(), |&e| e as usize);
+        let (left, _) = search(&self.bin_vals[start..end], val, false);
+        self.bin_ids[start + left]
+    }
+
     /// Discretizes `keys`/`vals` into `out_keys`/`out_vals` (one length).
     pub fn discretize(
         &self,
